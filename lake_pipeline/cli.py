@@ -1,0 +1,200 @@
+"""`lake`: generate a landing zone, ingest it through Dagster, query the tables.
+
+`lake ingest` runs the very assets the sensor triggers (`ingest_job`), in-process,
+against the Dagster instance in DAGSTER_HOME (default ./dagster_home), so every
+CLI batch shows up in the UI.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import UTC, datetime
+
+import click
+
+from lake_pipeline.lake.storage import StorageError, normalize_uri, open_storage
+from lake_pipeline.settings import dagster_home, load_settings
+
+
+def _fail(message: str, code: int = 2) -> None:
+    click.echo(click.style("error: ", fg="red", bold=True) + message, err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Event lakehouse: Firehose landing zone → Dagster → Delta Lake."""
+
+
+def _parse_hour(value: str | None) -> datetime:
+    if not value:
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        return now
+    dt = datetime.fromisoformat(value)
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+@main.command()
+@click.option("--out", "out", required=True, help="Landing zone URI: a directory or s3://bucket/prefix.")
+@click.option("--events", type=int, required=True, help="Unique events to generate.")
+@click.option("--duplicates", type=float, default=0.05, show_default=True, help="Share of events sent twice.")
+@click.option("--malformed", type=float, default=0.01, show_default=True, help="Share of extra malformed records.")
+@click.option("--late", type=float, default=0.02, show_default=True, help="Share of events created hours to days earlier.")
+@click.option("--redeliver", type=float, default=0.0, show_default=True,
+              help="Share of records already in the landing zone to deliver again (cross-batch duplicates).")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--start", default=None, help="First arrival hour, ISO 8601 (default: the current UTC hour).")
+@click.option("--hours", type=float, default=1.0, show_default=True, help="Arrival span in hours.")
+@click.option("--object-seconds", type=int, default=60, show_default=True, help="Arrival seconds per object.")
+@click.option("--stream", default="events", show_default=True, help="Delivery stream name used in object keys.")
+def generate(out, events, duplicates, malformed, late, redeliver, seed, start, hours, object_seconds, stream):
+    """Write a synthetic Firehose landing zone (gzip, concatenated JSON, Firehose keys)."""
+    from tqdm import tqdm
+
+    from lake_pipeline.synthetic import generate as run_generate
+    from lake_pipeline.synthetic import sample_records
+
+    storage = open_storage(out)
+    again = sample_records(storage, redeliver, seed=seed + 1) if redeliver > 0 else None
+    with tqdm(total=events, unit="ev", unit_scale=True, desc="generate", disable=events < 50_000) as bar:
+        try:
+            res = run_generate(
+                storage, events, start=_parse_hour(start), duplicates=duplicates, malformed=malformed, late=late,
+                seed=seed, object_seconds=object_seconds, span_seconds=int(hours * 3600), stream=stream,
+                redeliver=again, progress=bar.update,
+            )
+        except StorageError as exc:
+            _fail(str(exc))
+    click.echo(
+        f"wrote {res.objects} objects to {storage.uri}: {res.records} records = {res.events} events "
+        f"+ {res.duplicates} duplicates + {res.redelivered} redelivered + {res.malformed} malformed "
+        f"({res.late} late)"
+    )
+
+
+def _instance():
+    from dagster import DagsterInstance
+
+    from lake_pipeline.lake.instance import ensure_dagster_home
+
+    home = ensure_dagster_home(dagster_home())
+    os.environ["DAGSTER_HOME"] = str(home)
+    return DagsterInstance.get()
+
+
+def _ingest_job():
+    from lake_pipeline.definitions import defs
+
+    return defs().resolve_job_def("ingest_job")
+
+
+def _run_batches(settings, batches, instance, job, echo=True, log_level="WARNING"):
+    """Run each batch as one Dagster run of ingest_job; return the summed metadata."""
+    from tqdm import tqdm
+
+    totals = {k: 0 for k in ("objects", "records", "inserted", "duplicates", "quarantined")}
+    from lake_pipeline.defs.resources import LakeResource
+
+    resources = {"lake": LakeResource.run_config(settings)}
+    with tqdm(total=sum(len(b) for b in batches), unit="obj", desc="ingest", disable=not echo) as bar:
+        for batch in batches:
+            keys = [o.key for o in batch]
+            result = job.execute_in_process(
+                run_config={
+                    "resources": resources,
+                    "ops": {"ingest_batch": {"config": {"source_keys": keys}}},
+                    "loggers": {"console": {"config": {"log_level": log_level}}},
+                },
+                instance=instance,
+                raise_on_error=False,
+                tags={"lake/objects": str(len(keys)), "lake/trigger": "cli"},
+            )
+            if not result.success:
+                _fail(_failure_message(result))
+            for mat in result.asset_materializations_for_node("ingest_batch"):
+                if mat.asset_key.to_user_string() == "events":
+                    for k in totals:
+                        totals[k] += int(mat.metadata[k].value)
+            bar.update(len(keys))
+    return totals
+
+
+def _failure_message(result) -> str:
+    for event in result.all_events:
+        if event.is_step_failure:
+            err = event.step_failure_data.error
+            while err is not None:
+                if err.cls_name == "StorageError":
+                    return err.message.split(": ", 1)[-1].strip()
+                err = err.cause
+            return f"run {result.run_id} failed: {event.step_failure_data.error.message.strip()}"
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            data = event.event_specific_data
+            if not data.passed and data.blocking if hasattr(data, "blocking") else False:
+                return f"blocking check {data.check_name} failed"
+    return f"run {result.run_id} failed; see the Dagster UI (make dev) for details"
+
+
+@main.command()
+@click.option("--raw", default=None, help="Landing zone URI (default: LAKE_RAW_URI or data/raw).")
+@click.option("--lake", default=None, help="Lake URI (default: LAKE_URI or data/lake).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(raw, lake, quiet):
+    """Ingest every raw object not yet in the lake's ledger, in bounded micro-batches."""
+    from lake_pipeline.lake.delta import Lake
+    from lake_pipeline.lake.ingest import list_pending, plan_batches
+    from lake_pipeline.lake.ledger import unfinished_plans
+
+    started = time.perf_counter()
+    settings = load_settings(raw_uri=raw, lake_uri=lake)
+    settings = settings.with_overrides(raw_uri=normalize_uri(settings.raw_uri), lake_uri=normalize_uri(settings.lake_uri))
+    try:
+        open_storage(settings.raw_uri).check_readable()
+        lake_ = Lake.from_settings(settings)
+        lake_.check_writable()
+        pending = list_pending(settings, lake_)
+        recover = unfinished_plans(lake_)
+    except StorageError as exc:
+        _fail(str(exc))
+    batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes)
+    if not batches and recover:
+        batches = [[]]  # one run to finish the crashed batch
+    if not batches:
+        click.echo(f"nothing to ingest: every object in {settings.raw_uri} is already in the ledger")
+        return
+    click.echo(f"{len(pending)} new object(s) in {settings.raw_uri} -> {len(batches)} batch(es) into {settings.lake_uri}")
+    instance = _instance()
+    totals = _run_batches(settings, batches, instance, _ingest_job(), echo=not quiet)
+    seconds = time.perf_counter() - started
+    click.echo(
+        f"objects={totals['objects']} records={totals['records']} inserted={totals['inserted']} "
+        f"duplicates={totals['duplicates']} quarantined={totals['quarantined']} "
+        f"seconds={seconds:.2f} events/s={totals['records'] / seconds if seconds else 0:,.0f}"
+    )
+
+
+
+
+@main.command()
+@click.option("--lake", default=None, help="Lake URI (default: LAKE_URI or data/lake).")
+@click.option("--max-rows", type=int, default=50, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.argument("sql")
+def query(lake, max_rows, fmt, sql):
+    """Run DuckDB SQL over the lake. Views: events, quarantine, ingest_ledger, hourly_event_counts."""
+    from lake_pipeline.lake.query import run_query
+
+    settings = load_settings(lake_uri=lake)
+    try:
+        relation_text = run_query(settings, sql, max_rows=max_rows, fmt=fmt)
+    except StorageError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # DuckDB parser/binder errors: show them plainly
+        _fail(str(exc).strip(), code=1)
+    click.echo(relation_text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The curated tables, written together by one micro-batch run."""
+
+
+import dagster as dg
+
+from lake_pipeline.defs.resources import LakeResource
+from lake_pipeline.lake.ingest import IngestSummary, ingest_keys, list_pending, plan_batches
+from lake_pipeline.lake.storage import join
+from lake_pipeline.settings import EVENTS_TABLE, QUARANTINE_TABLE, WRITER_POOL
+
+RAW_LANDING_ZONE = dg.AssetKey("raw_landing_zone")
+EVENTS = dg.AssetKey(EVENTS_TABLE)
+QUARANTINE = dg.AssetKey(QUARANTINE_TABLE)
+
+
+class IngestConfig(dg.Config):
+    """Which raw objects this batch ingests. Empty: the oldest pending objects, one batch's worth."""
+
+    source_keys: list[str] = []
+
+
+def _metadata(summary: IngestSummary, table_uri: str) -> dict[str, dg.MetadataValue]:
+    return {
+        "table_uri": dg.MetadataValue.path(table_uri),
+        "batch_ids": dg.MetadataValue.json(summary.batch_ids),
+        "objects": dg.MetadataValue.int(summary.total("objects")),
+        "records": dg.MetadataValue.int(summary.total("records")),
+        "inserted": dg.MetadataValue.int(summary.total("inserted")),
+        "duplicates": dg.MetadataValue.int(summary.total("duplicates")),
+        "quarantined": dg.MetadataValue.int(summary.total("quarantined")),
+        "events_per_second": dg.MetadataValue.float(round(summary.events_per_second, 1)),
+        "resumed_batches": dg.MetadataValue.int(sum(1 for b in summary.batches if b.resumed)),
+    }
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            EVENTS,
+            deps=[RAW_LANDING_ZONE],
+            description="Curated events: validated, enriched, deduplicated; Delta, partitioned by event_date/event_type.",
+            group_name="curated",
+            kinds={"delta", "polars"},
+            metadata={"partition_columns": "event_date, event_type"},
+        ),
+        dg.AssetSpec(
+            QUARANTINE,
+            deps=[RAW_LANDING_ZONE],
+            description="Records and objects that broke the data contract, with the reason and source key.",
+            group_name="curated",
+            kinds={"delta"},
+        ),
+    ],
+    pool=WRITER_POOL,
+    can_subset=False,
+)
+def ingest_batch(context: dg.AssetExecutionContext, config: IngestConfig, lake: LakeResource):
+    """Parse, validate, enrich and deduplicate one micro-batch of raw objects, then commit it."""
+    settings = lake.settings()
+    keys = list(config.source_keys)
+    if not keys:
+        pending = list_pending(settings)
+        batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes)
+        keys = [o.key for o in batches[0]] if batches else []
+    context.log.info(f"ingesting {len(keys)} raw object(s) from {settings.raw_uri}")
+    summary = ingest_keys(settings, keys, run_id=context.run_id)
+    for b in summary.batches:
+        context.log.info(
+            f"batch {b.batch_id}{' (resumed)' if b.resumed else ''}: {b.objects} objects, {b.records} records, "
+            f"{b.inserted} inserted, {b.duplicates} duplicates, {b.quarantined} quarantined in {b.seconds:.2f}s"
+        )
+    yield dg.MaterializeResult(asset_key=EVENTS, metadata=_metadata(summary, join(settings.lake_uri, EVENTS_TABLE)))
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE, metadata=_metadata(summary, join(settings.lake_uri, QUARANTINE_TABLE))
+    )
+
+
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.assets(EVENTS, QUARANTINE),
+    description="One micro-batch of raw Firehose objects into the curated tables (what the sensor and `lake ingest` run).",
+    tags={"lake/kind": "ingest"},
+)

@@ -1,0 +1,16 @@
+"""The raw landing zone: Firehose objects that Dagster observes but does not write."""
+
+
+import dagster as dg
+
+from lake_pipeline.defs.curated.assets import RAW_LANDING_ZONE
+
+raw_landing_zone = dg.AssetSpec(
+    RAW_LANDING_ZONE,
+    description=(
+        "Immutable gzip/JSON objects delivered by Kinesis Data Firehose under "
+        "YYYY/MM/dd/HH/<stream>-1-<timestamp>-<uuid>.gz (raw URI: LAKE_RAW_URI)."
+    ),
+    group_name="landing",
+    kinds={"s3", "json"},
+)

@@ -1,0 +1,129 @@
+"""Data-quality rules behind the asset checks (no Dagster here: tests call them directly).
+
+Each function returns a :class:`CheckOutcome` with counts a person can act on.
+``batch_ids`` scopes a check to the batches of one run; None checks the whole table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from lake_pipeline.contract import BATCH_ID, EVENT_UUID, REQUIRED_EVENT_COLUMNS
+from lake_pipeline.lake.delta import Lake
+from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE
+from lake_pipeline.transforms.enrich import derived_columns
+
+
+@dataclass
+class CheckOutcome:
+    passed: bool
+    description: str
+    metadata: dict[str, object] = field(default_factory=dict)
+
+
+def _scoped(lake: Lake, table: str, batch_ids: Sequence[int] | None) -> pl.LazyFrame | None:
+    scan = lake.scan(table)
+    if scan is None:
+        return None
+    if batch_ids is not None:
+        scan = scan.filter(pl.col(BATCH_ID).is_in(list(batch_ids)))
+    return scan
+
+
+def unique_uuid(lake: Lake) -> CheckOutcome:
+    """Every event_uuid appears once in the whole table."""
+    scan = lake.scan(EVENTS_TABLE)
+    if scan is None:
+        return CheckOutcome(True, "events table is empty", {"rows": 0, "duplicated_uuids": 0})
+    counts = scan.group_by(EVENT_UUID).agg(pl.len().alias("n"))
+    dups = counts.filter(pl.col("n") > 1).sort("n", descending=True).collect()
+    rows = scan.select(pl.len()).collect().item()
+    sample = dups.head(10).get_column(EVENT_UUID).to_list()
+    extra = int((dups.get_column("n") - 1).sum()) if dups.height else 0
+    return CheckOutcome(
+        dups.height == 0,
+        f"{dups.height} event_uuid value(s) appear more than once ({extra} extra rows)"
+        if dups.height
+        else "every event_uuid is unique",
+        {"rows": rows, "duplicated_uuids": dups.height, "extra_rows": extra, "sample": ", ".join(sample)},
+    )
+
+
+def required_columns(lake: Lake, batch_ids: Sequence[int] | None = None) -> CheckOutcome:
+    scan = _scoped(lake, EVENTS_TABLE, batch_ids)
+    if scan is None:
+        return CheckOutcome(True, "events table is empty", {"rows": 0})
+    nulls = scan.select(
+        pl.len().alias("__rows"), *[pl.col(c).null_count().alias(c) for c in REQUIRED_EVENT_COLUMNS]
+    ).collect().row(0, named=True)
+    rows = nulls.pop("__rows")
+    bad = {c: n for c, n in nulls.items() if n}
+    return CheckOutcome(
+        not bad,
+        "nulls in required columns: " + ", ".join(f"{c}={n}" for c, n in bad.items())
+        if bad
+        else "required columns are non-null",
+        {"rows": rows, "null_values": sum(bad.values()), **{f"nulls_{c}": n for c, n in bad.items()}},
+    )
+
+
+def derived_consistent(lake: Lake, batch_ids: Sequence[int] | None = None) -> CheckOutcome:
+    """created_datetime, event_type, event_subtype and event_date match event_name and created_at."""
+    scan = _scoped(lake, EVENTS_TABLE, batch_ids)
+    if scan is None:
+        return CheckOutcome(True, "events table is empty", {"rows": 0})
+    names = ["created_datetime", "event_type", "event_subtype", "event_date"]
+    expected = scan.with_columns([e.name.suffix("__expected") for e in derived_columns()])
+    mismatch = expected.select(
+        pl.len().alias("__rows"),
+        *[(~pl.col(c).eq_missing(pl.col(f"{c}__expected"))).sum().alias(c) for c in names],
+    ).collect().row(0, named=True)
+    rows = mismatch.pop("__rows")
+    bad = {c: n for c, n in mismatch.items() if n}
+    return CheckOutcome(
+        not bad,
+        "derived columns disagree with event_name/created_at: " + ", ".join(f"{c}={n}" for c, n in bad.items())
+        if bad
+        else "derived columns match event_name and created_at",
+        {"rows": rows, "mismatched_values": sum(bad.values()), **{f"mismatch_{c}": n for c, n in bad.items()}},
+    )
+
+
+def conservation(lake: Lake, batch_ids: Sequence[int] | None = None) -> CheckOutcome:
+    """records read = inserted + duplicates + quarantined, and the tables hold what the ledger says."""
+    ledger = _scoped(lake, LEDGER_TABLE, batch_ids)
+    if ledger is None:
+        return CheckOutcome(True, "no batch in the ledger yet", {"batches": 0})
+    per_batch = (
+        ledger.group_by(BATCH_ID)
+        .agg(pl.col("records", "inserted", "duplicates", "quarantined").sum())
+        .collect()
+    )
+    ids = per_batch.get_column(BATCH_ID).to_list()
+
+    def table_counts(table: str) -> dict[int, int]:
+        scan = lake.scan(table)
+        if scan is None or not ids:
+            return {}
+        df = scan.filter(pl.col(BATCH_ID).is_in(ids)).group_by(BATCH_ID).agg(pl.len()).collect()
+        return dict(df.iter_rows())
+
+    in_events = table_counts(EVENTS_TABLE)
+    in_quarantine = table_counts(QUARANTINE_TABLE)
+    problems = []
+    for b, records, inserted, dups, quarantined in per_batch.iter_rows():
+        if records != inserted + dups + quarantined:
+            problems.append(f"batch {b}: {records} read != {inserted}+{dups}+{quarantined}")
+        if in_events.get(b, 0) != inserted:
+            problems.append(f"batch {b}: events holds {in_events.get(b, 0)} rows, ledger says {inserted}")
+        if in_quarantine.get(b, 0) != quarantined:
+            problems.append(f"batch {b}: quarantine holds {in_quarantine.get(b, 0)} rows, ledger says {quarantined}")
+    totals = per_batch.select(pl.col("records", "inserted", "duplicates", "quarantined").sum()).row(0, named=True)
+    return CheckOutcome(
+        not problems,
+        "; ".join(problems[:5]) if problems else "records read = inserted + duplicates + quarantined",
+        {"batches": len(ids), **{k: int(v or 0) for k, v in totals.items()}, "problems": len(problems)},
+    )

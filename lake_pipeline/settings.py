@@ -1,0 +1,127 @@
+"""The one place configuration is read.
+
+Every setting has an environment variable and a default that works on a laptop
+with no AWS (the *embedded default*: local directories stand in for buckets).
+Nothing here runs at import time; call :func:`load_settings`.
+
+The same names are used by Terraform (``terraform/``) for the AWS deployment, and
+tests parse the HCL to assert the two agree.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+# --- Names shared with the AWS deployment (terraform/ must agree; tests check) ---
+PROJECT = "lakehouse"
+# Firehose writes raw objects under this prefix of the raw bucket, then YYYY/MM/dd/HH/.
+FIREHOSE_RAW_PREFIX = "raw/"
+FIREHOSE_ERROR_PREFIX = "errors/"
+# Lake layout: tables live directly under the lake URI.
+EVENTS_TABLE = "events"
+QUARANTINE_TABLE = "quarantine"
+LEDGER_TABLE = "_ingest_ledger"
+PLANS_TABLE = "_ingest_plans"
+HOURLY_COUNTS_TABLE = "hourly_event_counts"
+CATALOG_TABLES = (EVENTS_TABLE, QUARANTINE_TABLE, HOURLY_COUNTS_TABLE)
+# Dagster concurrency pool that makes each batch the only writer of the lake tables.
+WRITER_POOL = "lake_writer"
+
+
+def bucket_names(env: str, project: str = PROJECT) -> dict[str, str]:
+    """Bucket names of one deployment environment (Terraform uses the same pattern)."""
+    return {
+        "raw": f"{project}-{env}-raw",
+        "lake": f"{project}-{env}-lake",
+    }
+
+
+def stream_names(env: str, project: str = PROJECT) -> dict[str, str]:
+    """Kinesis stream and Firehose delivery stream names of one environment."""
+    return {
+        "kinesis": f"{project}-{env}-events",
+        "firehose": f"{project}-{env}-events-to-raw",
+    }
+
+
+# --- Runtime settings ---
+ENV_PREFIX = "LAKE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Field ``x`` is read from env var ``LAKE_X`` (``lake_uri``: ``LAKE_URI``)."""
+
+    # Where Firehose objects land (local dir or s3://bucket/prefix), and the lake root.
+    raw_uri: str = "data/raw"
+    lake_uri: str = "data/lake"
+    # A record is a duplicate of an accepted one with the same event_uuid whose
+    # created_at is within this many seconds.
+    dedupe_horizon_seconds: float = 3600.0
+    # A micro-batch (one Dagster run) holds at most this many objects / raw bytes.
+    batch_max_objects: int = 500
+    batch_max_bytes: int = 256 * 1024 * 1024
+    # Enrichment: when false, the no-transform mode keeps only the contract columns
+    # computed from the record itself and skips derived columns beyond partitioning.
+    enrich: bool = True
+    # Landing sensor: hour prefixes looked at on every tick, and how often
+    # (in ticks) a full catch-up listing of the landing zone is done.
+    sensor_lookback_hours: int = 3
+    sensor_catchup_every_ticks: int = 20
+    sensor_interval_seconds: int = 30
+    # Firehose/Kinesis names used by `lake produce` and `make bootstrap`.
+    stream_name: str = f"{PROJECT}-local-events"
+    delivery_stream_name: str = f"{PROJECT}-local-events-to-raw"
+    # Delta commits on S3: "conditional_put" (S3 If-None-Match) or "dynamodb" lock.
+    s3_locking: str = "conditional_put"
+    dynamodb_lock_table: str = ""
+    # Compaction target and vacuum retention.
+    compact_target_file_bytes: int = 128 * 1024 * 1024
+    vacuum_retention_hours: int = 168
+    # Alerts on run failure: "sns:<topic-arn>" or "https://hooks..." or "" for none.
+    alert_destination: str = ""
+
+    @classmethod
+    def env_var(cls, field_name: str) -> str:
+        if field_name == "lake_uri":
+            return "LAKE_URI"
+        return ENV_PREFIX + field_name.upper()
+
+    def with_overrides(self, **overrides: object) -> Settings:
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self, **clean)
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _coerce(raw: str, typ: type) -> object:
+    if typ is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return typ(raw)
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from the environment (``LAKE_*``), then apply explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    defaults = Settings()
+    for f in fields(Settings):
+        name = Settings.env_var(f.name)
+        if name in env and env[name] != "":
+            values[f.name] = _coerce(env[name], type(getattr(defaults, f.name)))
+    return Settings(**values).with_overrides(**overrides)
+
+
+def env_vars_set(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Settings fields given by the environment, mapped to their variable names."""
+    env = os.environ if environ is None else environ
+    return {f.name: Settings.env_var(f.name) for f in fields(Settings) if env.get(Settings.env_var(f.name))}
+
+
+def dagster_home(environ: dict[str, str] | None = None) -> Path:
+    """DAGSTER_HOME, defaulting to ./dagster_home of the working directory."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("DAGSTER_HOME") or "dagster_home").resolve()
