@@ -28,7 +28,7 @@ demo: ## Generate an hour of events (plus a redelivery batch), ingest both, prin
 	$(LAKE) generate --out $(DATA)/demo/raw --events 20000 --redeliver 0.05 --seed 8 --start 2025-11-20T14
 	$(LAKE) ingest --raw $(DATA)/demo/raw --lake $(DATA)/demo/lake
 	$(LAKE) ingest --raw $(DATA)/demo/raw --lake $(DATA)/demo/lake
-	$(LAKE) query --lake $(DATA)/demo/lake "SELECT _batch_id AS batch, sum(records) AS records, sum(inserted) AS inserted, sum(duplicates) AS duplicates, sum(quarantined) AS quarantined FROM ingest_ledger GROUP BY 1 ORDER BY 1"
+	$(LAKE) query --lake $(DATA)/demo/lake "SELECT _batch_id AS batch, sum(records)::BIGINT AS records, sum(inserted)::BIGINT AS inserted, sum(duplicates)::BIGINT AS duplicates, sum(quarantined)::BIGINT AS quarantined FROM ingest_ledger GROUP BY 1 ORDER BY 1"
 	$(LAKE) query --lake $(DATA)/demo/lake "SELECT event_type, count(*) AS events, count(DISTINCT json_extract_string(payload, '$$.user_id')) AS users, min(created_datetime) AS first, max(created_datetime) AS last FROM events GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
 	$(LAKE) query --lake $(DATA)/demo/lake "SELECT reason, count(*) AS records FROM quarantine GROUP BY 1 ORDER BY 2 DESC"
 

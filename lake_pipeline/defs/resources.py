@@ -24,6 +24,8 @@ class LakeResource(dg.ConfigurableResource):
 
     def settings(self) -> Settings:
         own = {name: getattr(self, name) for name in type(self).model_fields}
+        # Outside a run (e.g. a script holding the resource), EnvVar fields are not resolved yet.
+        own = {k: v.get_value() if isinstance(v, dg.EnvVar) else v for k, v in own.items()}
         own["raw_uri"] = normalize_uri(own["raw_uri"])
         own["lake_uri"] = normalize_uri(own["lake_uri"])
         return load_settings().with_overrides(**own)

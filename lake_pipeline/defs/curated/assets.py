@@ -63,7 +63,7 @@ def ingest_batch(context: dg.AssetExecutionContext, config: IngestConfig, lake: 
         batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes)
         keys = [o.key for o in batches[0]] if batches else []
     context.log.info(f"ingesting {len(keys)} raw object(s) from {settings.raw_uri}")
-    summary = ingest_keys(settings, keys, run_id=context.run_id)
+    summary = ingest_keys(settings, keys, run_id=context.run.run_id)
     for b in summary.batches:
         context.log.info(
             f"batch {b.batch_id}{' (resumed)' if b.resumed else ''}: {b.objects} objects, {b.records} records, "
