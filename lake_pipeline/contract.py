@@ -100,6 +100,8 @@ class Reason:
     CREATED_AT_RANGE = "created_at {value!r} is outside 0 <= created_at < 4102444800 (year 2100)"
     UNENCODABLE = "record contains an unpaired UTF-16 surrogate in {field}, which UTF-8 cannot store"
     NON_FINITE_PAYLOAD = "payload contains NaN or Infinity, which JSON cannot represent"
+    TOO_DEEP = "record is nested too deeply for the JSON decoder (about 1000 levels); flatten it at the producer"
+    NUMBER_TOO_LONG = "record contains an integer longer than {limit} digits, which the JSON decoder refuses"
 
 
 _MISSING = object()

@@ -51,12 +51,46 @@ def quarantine_frame(parsed: ParsedRecords, batch_id: int, now: pl.Expr | object
     )
 
 
+# Veltkamp's splitter: c = hi + lo with at most 26 and 27 significant bits, so that
+# hi * 1e6 and lo * 1e6 are exact (1e6 = 15625 * 2**6 has 14 significant bits).
+_SPLIT = 134217729.0  # 2**27 + 1
+
+
+def created_micros(c: pl.Expr) -> pl.Expr:
+    """created_at in whole microseconds since the epoch, truncated from the value *as received*.
+
+    A JSON encoder writes a float as the shortest decimal that reads back as the same
+    float (1616940109.267459, not its binary value 1616940109.2674589157...), so that is
+    the decimal to truncate: the answer is the largest m with float(m / 1e6) <= c. The
+    binary product below can be a unit off either way, so its neighbours are checked.
+    m / 1e6 rounds to a float <= c exactly when m - c * 1e6 < 1e6 * (half the gap from c
+    to the next float up); m - c * 1e6 is computed exactly (no division: Polars divides
+    by a scalar through its reciprocal, which is not correctly rounded). m / 1e6 can't be
+    a midpoint between floats below 2**47 s, so there are no ties. Since float(m / 1e6)
+    <= c < floor(c) + 1, m never reaches the next second, let alone the next day.
+    """
+    seconds = c.floor()
+    guess = seconds.cast(pl.Int64) * 1_000_000 + ((c - seconds) * 1_000_000).floor().cast(pl.Int64)
+    t = c * _SPLIT
+    hi = t - (t - c)
+    p1 = hi * 1_000_000.0
+    p2 = (c - hi) * 1_000_000.0
+    two = pl.lit(2.0, pl.Float64)
+    e = c.log(2).floor()  # the binade of c, fixed up where log2 rounds across a power of two
+    e = pl.when(two.pow(e) > c).then(e - 1).when(two.pow(e + 1) <= c).then(e + 1).otherwise(e)
+    half_gap_micros = two.pow(e - 52) * 500_000.0
+
+    def reached(m: pl.Expr) -> pl.Expr:
+        diff = (m.cast(pl.Float64) - p1) - p2  # m - c * 1e6, exactly
+        return (diff < half_gap_micros) | (diff <= 0)
+
+    up = guess + 1
+    return pl.when(reached(up)).then(up).when(reached(guess)).then(guess).otherwise(guess - 1)
+
+
 def derived_columns() -> list[pl.Expr]:
     """Derived columns, always computed from event_name and created_at."""
-    c = pl.col(CREATED_AT)
-    seconds = c.floor()
-    micros = ((c - seconds) * 1_000_000).floor()
-    ts = (seconds.cast(pl.Int64) * 1_000_000 + micros.cast(pl.Int64)).cast(pl.Datetime("us", "UTC"))
+    ts = created_micros(pl.col(CREATED_AT)).cast(pl.Datetime("us", "UTC"))
     parts = pl.col(EVENT_NAME).str.split_exact(":", 2)
     subtype = parts.struct.field("field_1")
     return [

@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import sys
 import zlib
 from dataclasses import dataclass, field
 
@@ -94,62 +95,135 @@ def parse_object(key: str, data: bytes, out: ParsedRecords) -> int:
         out.quarantine(key, None, Reason.UNREADABLE_OBJECT.format(detail=exc), None)
         out.records_per_object[key] = 1
         return 1
-    n = _parse_fast(key, body, out)
-    if n is None:
-        n = _parse_careful(key, body, out)
+    n = _parse_body(key, body, out)
     out.records_per_object[key] = n
     return n
 
 
+_RS = b"\x1e"  # never valid in JSON text outside strings, nor raw inside them
+
+
 def _parse_fast(key: str, body: bytes, out: ParsedRecords) -> int | None:
-    if _WIDE_INT.search(body):
+    """The fast path alone: None (and ``out`` untouched) when any line needs the careful path."""
+    scratch = ParsedRecords()
+    n = _parse_body(key, body, scratch, careful=False)
+    if n is None:
         return None
+    _extend(out, scratch)
+    return n
+
+
+def _extend(out: ParsedRecords, part: ParsedRecords) -> None:
+    out.uuid += part.uuid
+    out.name += part.name
+    out.created_at += part.created_at
+    out.payload += part.payload
+    out.source_key += part.source_key
+    out.ordinal += part.ordinal
+    out.q_raw += part.q_raw
+    out.q_reason += part.q_reason
+    out.q_source_key += part.q_source_key
+    out.q_ordinal += part.q_ordinal
+
+
+def _units(body: bytes) -> tuple[list[bytes], list[bytes]]:
+    """Split an object into candidate records and the separator that followed each
+    (``b"\\n"`` for a line break, ``b""`` where ``}{`` was split), so any run of
+    units can be put back together byte for byte."""
+    units: list[bytes] = []
+    seps: list[bytes] = []
+    for line in body.split(b"\n"):
+        if b"}{" in line:
+            parts = line.replace(b"}{", b"}" + _RS + b"{").split(_RS)
+            units += parts
+            seps += [b""] * (len(parts) - 1)
+            seps.append(b"\n")
+        else:
+            units.append(line)
+            seps.append(b"\n")
+    seps[-1] = b""
+    return units, seps
+
+
+def _parse_body(key: str, body: bytes, out: ParsedRecords, careful: bool = True) -> int | None:
+    """Fast path unit by unit; a unit the fast path can't take is handed, with as
+    many following units as it needs, to the careful parser."""
     loads, dumps = orjson.loads, orjson.dumps
-    uuids: list[str] = []
-    names: list[str] = []
-    created: list[float] = []
-    payloads: list[str] = []
-    ordinals: list[int] = []
-    bad: list[tuple[str, str, int]] = []
-    i = 0
-    try:
-        for line in body.replace(b"}{", b"}\n{").splitlines():
-            if not line:
+    uuids, names, created, payloads, ordinals = out.uuid, out.name, out.created_at, out.payload, out.ordinal
+    first_good = len(uuids)
+    units, seps = _units(body)
+    n_units = len(units)
+    i = 0  # record ordinal within the object
+    k = 0
+    while k < n_units:
+        piece = units[k]
+        try:
+            d = loads(piece)
+            if type(d) is dict and piece[:1] == b"{":
+                u = d.pop("event_uuid", MISSING)
+                nm = d.pop("event_name", MISSING)
+                c = d.pop("created_at", MISSING)
+                reason = validate_fields(u, nm, c)
+                if reason is None:
+                    pj = dumps(d)
+                    if b"e+" not in pj or not _WIDE_INT.search(piece):
+                        uuids.append(u)
+                        names.append(nm)
+                        created.append(c)
+                        payloads.append(pj.decode())
+                        ordinals.append(i)
+                        i += 1
+                        k += 1
+                        continue
+                    # else: an integer wider than 64 bits, which orjson would round
+                elif not _WIDE_INT.search(piece):
+                    out.quarantine(key, piece.decode().rstrip("\r"), reason, i)
+                    i += 1
+                    k += 1
+                    continue
+            # else: a non-object or an indented (pretty-printed) line
+        except orjson.JSONDecodeError:
+            if not piece.strip(b" \t\r"):  # JSON whitespace only (not \x0b, \x0c)
+                k += 1  # blank line
                 continue
-            d = loads(line)
-            if type(d) is not dict:
-                bad.append((line.decode(), not_object_reason(d), i))
-                i += 1
-                continue
-            u = d.pop("event_uuid", MISSING)
-            nm = d.pop("event_name", MISSING)
-            c = d.pop("created_at", MISSING)
-            reason = validate_fields(u, nm, c)
-            if reason is None:
-                uuids.append(u)
-                names.append(nm)
-                created.append(c)
-                payloads.append(dumps(d).decode())
-                ordinals.append(i)
-            else:
-                bad.append((line.decode(), reason, i))
-            i += 1
-    except orjson.JSONDecodeError:
-        return None
-    out.uuid += uuids
-    out.name += names
-    out.created_at += created
-    out.payload += payloads
-    out.source_key += [key] * len(uuids)
-    out.ordinal += ordinals
-    for raw, reason, ordinal in bad:
-        out.quarantine(key, raw, reason, ordinal)
+        except orjson.JSONEncodeError:
+            pass  # orjson.dumps refuses nesting deeper than 254 levels
+        if not careful:
+            return None
+        out.source_key.extend([key] * (len(uuids) - first_good))
+        k, i = _careful_window(key, units, seps, k, i, out)
+        first_good = len(uuids)
+    out.source_key.extend([key] * (len(uuids) - first_good))
     return i
+
+
+def _careful_window(
+    key: str, units: list[bytes], seps: list[bytes], k: int, i: int, out: ParsedRecords
+) -> tuple[int, int]:
+    """Parse units[k:...] carefully, widening the window while its last record runs
+    past the window's end. Returns (next unit index, next ordinal)."""
+    width = 1
+    n_units = len(units)
+    while True:
+        hi = min(n_units, k + width)
+        window = b"".join([u + s for u, s in zip(units[k:hi], seps[k:hi])])
+        scratch = ParsedRecords()
+        n, needs_more = _careful_scan(
+            key, window, scratch, i, at_end=hi >= n_units, at_line_end=seps[hi - 1] == b"\n"
+        )
+        if not needs_more:
+            break
+        width *= 2
+    _extend(out, scratch)
+    return hi, i + n
+
+
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 def _has_escaped_bytes(text: str) -> bool:
     # surrogateescape maps each invalid byte to U+DC80..U+DCFF; valid UTF-8 never decodes to those.
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return _ESCAPED_BYTE.search(text) is not None
 
 
 _DECODER = json.JSONDecoder()
@@ -181,16 +255,23 @@ def _record_end(text: str, start: int, err_pos: int) -> int:
         nl = text.find("\n", err_pos)
         limit = n if nl == -1 else nl + 1
     q = start
-    for _ in range(_RESYNC_ATTEMPTS):
+    attempts = 0
+    while attempts < _RESYNC_ATTEMPTS:
         q = text.find("{", q + 1, limit)
         if q == -1:
             break
-        nested = text[start:q].rstrip(_WS)[-1:] in (":", ",", "[")
+        # Skipping a nested "{" is cheap and doesn't use up an attempt: a broken record
+        # can hold any number of nested objects, and the records after it must still arrive.
+        p = q - 1
+        while p > start and text[p] in _WS:
+            p -= 1
+        nested = text[p] in ":,["
         if nested and not text.startswith('{"event_uuid"', q):
             continue
+        attempts += 1
         try:
             value, end = _DECODER.raw_decode(text, q)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
             continue
         after = text[end:end + 1]
         while after in (" ", "\t"):
@@ -221,6 +302,26 @@ def _encodable(value: str) -> bool:
 
 
 def _parse_careful(key: str, body: bytes, out: ParsedRecords) -> int:
+    """The careful path over a whole object (the reference the fast path must agree with)."""
+    n, _ = _careful_scan(key, body, out)
+    return n
+
+
+def _careful_scan(
+    key: str,
+    body: bytes,
+    out: ParsedRecords,
+    first_ordinal: int = 0,
+    at_end: bool = True,
+    at_line_end: bool = True,
+) -> tuple[int, bool]:
+    """Parse ``body`` record by record, tracking positions; return (records, needs_more).
+
+    ``needs_more`` is True when ``body`` is a window of a larger object that ends
+    inside a record (the error is at the very end), or whose last malformed record
+    runs to the window's end in mid-line: the caller widens it, so the result is
+    the same as for the whole object.
+    """
     try:
         text = body.decode("utf-8")
         dirty = False
@@ -228,8 +329,9 @@ def _parse_careful(key: str, body: bytes, out: ParsedRecords) -> int:
         text = body.decode("utf-8", "surrogateescape")
         dirty = True
     n = len(text)
+    content_end = len(text.rstrip(_WS))
     pos = 0
-    i = 0
+    i = first_ordinal
     while True:
         while pos < n and text[pos] in _WS:
             pos += 1
@@ -237,13 +339,26 @@ def _parse_careful(key: str, body: bytes, out: ParsedRecords) -> int:
             break
         try:
             value, end = _DECODER.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            end = _record_end(text, pos, exc.pos)
+        except (ValueError, RecursionError) as exc:
+            if not at_end and isinstance(exc, json.JSONDecodeError) and (
+                exc.pos >= content_end or (not at_line_end and exc.msg.startswith("Unterminated string"))
+            ):
+                # The window ends inside this record (possibly inside a string holding "}{").
+                return i - first_ordinal, True
+            # Besides malformed JSON, the decoder raises RecursionError for deep nesting and
+            # ValueError for integers longer than sys.get_int_max_str_digits(): quarantine those too.
+            end = _record_end(text, pos, exc.pos if isinstance(exc, json.JSONDecodeError) else pos)
+            if end >= n and not at_end and not at_line_end:
+                return i - first_ordinal, True
             span = text[pos:end].rstrip(_WS)
             if dirty and _has_escaped_bytes(span):
                 reason = Reason.NOT_UTF8
-            else:
+            elif isinstance(exc, json.JSONDecodeError):
                 reason = Reason.MALFORMED_JSON.format(detail=exc.msg)
+            elif isinstance(exc, RecursionError):
+                reason = Reason.TOO_DEEP
+            else:
+                reason = Reason.NUMBER_TOO_LONG.format(limit=sys.get_int_max_str_digits())
             out.quarantine(key, _readable(span), reason, i)
             i += 1
             pos = end
@@ -272,6 +387,8 @@ def _parse_careful(key: str, body: bytes, out: ParsedRecords) -> int:
                 payload = _payload_json(value)
             except ValueError:
                 reason = Reason.NON_FINITE_PAYLOAD
+            except RecursionError:
+                reason = Reason.TOO_DEEP
         if reason is not None:
             out.quarantine(key, _readable(span), reason, ordinal)
             continue
@@ -281,7 +398,7 @@ def _parse_careful(key: str, body: bytes, out: ParsedRecords) -> int:
         out.payload.append(payload)
         out.source_key.append(key)
         out.ordinal.append(ordinal)
-    return i
+    return i - first_ordinal, False
 
 
 def _readable(span: str) -> str:

@@ -68,8 +68,7 @@ def test_job_materializes_tables_with_counts_and_passing_checks(defs, settings, 
     assert (meta["records"].value, meta["inserted"].value, meta["duplicates"].value, meta["quarantined"].value) == (
         4, 2, 1, 1,
     )
-    assert _checks(result) == {
-        "events_unique_uuid_check": True,
+    assert _checks(result) == {  # the whole-table uniqueness check runs on its schedule instead
         "events_required_columns_check": True,
         "events_derived_columns_check": True,
         "events_conservation_check": True,
@@ -185,3 +184,15 @@ def test_lake_resource_reads_env_vars(monkeypatch, tmp_path):
     res = LakeResource.from_settings(load_settings())
     s = res.settings()
     assert (s.raw_uri, s.lake_uri, s.dedupe_horizon_seconds) == (str(tmp_path / "r"), str(tmp_path / "l"), 120.0)
+
+
+def test_uniqueness_check_runs_on_a_schedule_over_the_whole_table(defs, settings, raw_dir, lake_dir, instance):
+    assert defs.resolve_schedule_def("events_uniqueness_schedule").job_name == "events_uniqueness_job"
+    key = write_object(raw_dir, [event("a", at=T0), event("a", at=T0 + 5 * 3600)], minute=1)  # beyond the horizon
+    assert _run(defs, settings, instance, [key]).success
+    result = defs.resolve_job_def("events_uniqueness_job").execute_in_process(
+        run_config={"resources": {"lake": LakeResource.run_config(settings)}}, instance=instance, raise_on_error=False
+    )
+    evaluation = result.get_asset_check_evaluations()[0]
+    assert evaluation.check_name == "events_unique_uuid_check" and evaluation.passed is False
+    assert evaluation.metadata["sample"].value == "a"

@@ -77,7 +77,11 @@ def ingest_batch(context: dg.AssetExecutionContext, config: IngestConfig, lake: 
 
 ingest_job = dg.define_asset_job(
     "ingest_job",
-    selection=dg.AssetSelection.assets(EVENTS, QUARANTINE),
+    # The whole-table uniqueness check runs on its own schedule, not in every batch.
+    selection=dg.AssetSelection.assets(EVENTS, QUARANTINE)
+    - dg.AssetSelection.checks(dg.AssetCheckKey(EVENTS, "events_unique_uuid_check")),
     description="One micro-batch of raw Firehose objects into the curated tables (what the sensor and `lake ingest` run).",
     tags={"lake/kind": "ingest"},
+    # One process per run: the step and its checks share it (no subprocess start-up per check).
+    executor_def=dg.in_process_executor,
 )
