@@ -62,7 +62,9 @@ class Settings:
     dedupe_horizon_seconds: float = 3600.0
     # A micro-batch (one Dagster run) holds at most this many objects / raw bytes.
     batch_max_objects: int = 500
-    batch_max_bytes: int = 256 * 1024 * 1024
+    batch_max_bytes: int = 64 * 1024 * 1024
+    # Processes that read and parse a batch's objects (0: one per core).
+    parse_workers: int = 0
     # Enrichment: when false, the no-transform mode keeps only the contract columns
     # computed from the record itself and skips derived columns beyond partitioning.
     enrich: bool = True

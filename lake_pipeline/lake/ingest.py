@@ -26,7 +26,7 @@ from lake_pipeline.lake.storage import ObjectInfo, Storage, open_storage
 from lake_pipeline.settings import EVENTS_TABLE, QUARANTINE_TABLE, Settings
 from lake_pipeline.transforms.dedupe import duplicate_mask, history_window
 from lake_pipeline.transforms.enrich import enrich, quarantine_frame, records_frame, to_events_arrow
-from lake_pipeline.transforms.parse import ParsedRecords, parse_object
+from lake_pipeline.lake.reader import read_and_parse
 
 Progress = Callable[[str, int], None]
 
@@ -156,6 +156,14 @@ def load_history(lake: Lake, batch: pl.DataFrame, horizon: float, batch_id: int)
     )
 
 
+def _object_infos(raw: Storage, keys: list[str]) -> list[ObjectInfo]:
+    """Sizes for balancing parse work (a local stat, or one listing of the keys' hour prefixes)."""
+    wanted = set(keys)
+    prefixes = sorted({k.rsplit("/", 1)[0] + "/" if "/" in k else "" for k in keys})
+    found = {o.key: o for p in prefixes for o in raw.list(p) if o.key in wanted}
+    return [found.get(k) or ObjectInfo(k, 0) for k in keys]
+
+
 def run_batch(
     settings: Settings,
     lake: Lake,
@@ -169,21 +177,18 @@ def run_batch(
     started = time.perf_counter()
     result = BatchResult(batch_id=plan.batch_id, resumed=resumed)
     keys = sorted(plan.source_keys)  # key order is arrival order
-    parsed = ParsedRecords()
-    sizes: dict[str, int] = {}
-    for key in keys:
-        data = raw.read(key)
-        sizes[key] = len(data)
-        parse_object(key, data, parsed)
-        if progress:
-            progress(key, len(data))
+    objects = _object_infos(raw, keys)
+    parsed = read_and_parse(settings.raw_uri, objects, settings.parse_workers or None)
+    sizes = parsed.sizes
+    if progress:
+        progress(f"parsed {len(keys)} objects", sum(sizes.values()))
 
-    events = enrich(records_frame(parsed), plan.batch_id)
+    events = enrich(records_frame(parsed.records), plan.batch_id)
     history = load_history(lake, events, settings.dedupe_horizon_seconds, plan.batch_id)
     dup = duplicate_mask(events, history, settings.dedupe_horizon_seconds)
     kept = events.filter(~dup)
     now = datetime.now(UTC)
-    quarantine = quarantine_frame(parsed, plan.batch_id, now)
+    quarantine = quarantine_frame(parsed.quarantine, plan.batch_id, now)
 
     # Per-object counts for the ledger.
     per_object = pl.DataFrame(
@@ -216,7 +221,7 @@ def run_batch(
 
     result.objects = len(keys)
     result.object_bytes = sum(sizes.values())
-    result.records = parsed.records
+    result.records = parsed.records_read
     result.inserted = kept.height
     result.duplicates = int(dup.sum())
     result.quarantined = quarantine.num_rows

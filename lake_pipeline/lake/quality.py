@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 
 import polars as pl
 
@@ -24,10 +25,15 @@ class CheckOutcome:
     metadata: dict[str, object] = field(default_factory=dict)
 
 
-def _scoped(lake: Lake, table: str, batch_ids: Sequence[int] | None) -> pl.LazyFrame | None:
+def _scoped(
+    lake: Lake, table: str, batch_ids: Sequence[int] | None, dates: Sequence[str] | None = None
+) -> pl.LazyFrame | None:
+    """The rows of ``batch_ids``; ``dates`` (the batches' event_date partitions) prunes the scan."""
     scan = lake.scan(table)
     if scan is None:
         return None
+    if dates is not None and table == EVENTS_TABLE:
+        scan = scan.filter(pl.col("event_date").is_in([date.fromisoformat(d) for d in dates]))
     if batch_ids is not None:
         scan = scan.filter(pl.col(BATCH_ID).is_in(list(batch_ids)))
     return scan
@@ -52,8 +58,10 @@ def unique_uuid(lake: Lake) -> CheckOutcome:
     )
 
 
-def required_columns(lake: Lake, batch_ids: Sequence[int] | None = None) -> CheckOutcome:
-    scan = _scoped(lake, EVENTS_TABLE, batch_ids)
+def required_columns(
+    lake: Lake, batch_ids: Sequence[int] | None = None, dates: Sequence[str] | None = None
+) -> CheckOutcome:
+    scan = _scoped(lake, EVENTS_TABLE, batch_ids, dates)
     if scan is None:
         return CheckOutcome(True, "events table is empty", {"rows": 0})
     nulls = scan.select(
@@ -70,9 +78,11 @@ def required_columns(lake: Lake, batch_ids: Sequence[int] | None = None) -> Chec
     )
 
 
-def derived_consistent(lake: Lake, batch_ids: Sequence[int] | None = None) -> CheckOutcome:
+def derived_consistent(
+    lake: Lake, batch_ids: Sequence[int] | None = None, dates: Sequence[str] | None = None
+) -> CheckOutcome:
     """created_datetime, event_type, event_subtype and event_date match event_name and created_at."""
-    scan = _scoped(lake, EVENTS_TABLE, batch_ids)
+    scan = _scoped(lake, EVENTS_TABLE, batch_ids, dates)
     if scan is None:
         return CheckOutcome(True, "events table is empty", {"rows": 0})
     names = ["created_datetime", "event_type", "event_subtype", "event_date"]
@@ -92,7 +102,9 @@ def derived_consistent(lake: Lake, batch_ids: Sequence[int] | None = None) -> Ch
     )
 
 
-def conservation(lake: Lake, batch_ids: Sequence[int] | None = None) -> CheckOutcome:
+def conservation(
+    lake: Lake, batch_ids: Sequence[int] | None = None, dates: Sequence[str] | None = None
+) -> CheckOutcome:
     """records read = inserted + duplicates + quarantined, and the tables hold what the ledger says."""
     ledger = _scoped(lake, LEDGER_TABLE, batch_ids)
     if ledger is None:
@@ -105,10 +117,10 @@ def conservation(lake: Lake, batch_ids: Sequence[int] | None = None) -> CheckOut
     ids = per_batch.get_column(BATCH_ID).to_list()
 
     def table_counts(table: str) -> dict[int, int]:
-        scan = lake.scan(table)
+        scan = _scoped(lake, table, ids, dates)
         if scan is None or not ids:
             return {}
-        df = scan.filter(pl.col(BATCH_ID).is_in(ids)).group_by(BATCH_ID).agg(pl.len()).collect()
+        df = scan.group_by(BATCH_ID).agg(pl.len()).collect()
         return dict(df.iter_rows())
 
     in_events = table_counts(EVENTS_TABLE)

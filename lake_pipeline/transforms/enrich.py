@@ -21,30 +21,23 @@ from lake_pipeline.transforms.parse import ParsedRecords
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 
 
-def records_frame(parsed: ParsedRecords) -> pl.DataFrame:
+def records_frame(parsed: ParsedRecords | pa.Table) -> pl.DataFrame:
     """The valid records as a frame in arrival order (key order, then position)."""
-    return pl.DataFrame(
-        {
-            EVENT_UUID: pl.Series(parsed.uuid, dtype=pl.String),
-            EVENT_NAME: pl.Series(parsed.name, dtype=pl.String),
-            CREATED_AT: pl.Series(parsed.created_at, dtype=pl.Float64, strict=False),
-            "payload": pl.Series(parsed.payload, dtype=pl.String),
-            SOURCE_KEY: pl.Series(parsed.source_key, dtype=pl.String),
-            ORDINAL: pl.Series(parsed.ordinal, dtype=pl.Int64),
-        }
-    )
+    table = parsed.records_arrow() if isinstance(parsed, ParsedRecords) else parsed
+    return pl.from_arrow(table)
 
 
-def quarantine_frame(parsed: ParsedRecords, batch_id: int, now: pl.Expr | object) -> pa.Table:
+def quarantine_frame(parsed: ParsedRecords | pa.Table, batch_id: int, now: object) -> pa.Table:
     """Quarantined records as an Arrow table in the contract's quarantine schema."""
-    n = len(parsed.q_reason)
+    table = parsed.quarantine_arrow() if isinstance(parsed, ParsedRecords) else parsed
+    n = table.num_rows
     return pa.table(
         {
-            "raw_record": pa.array(parsed.q_raw, pa.string()),
-            "reason": pa.array(parsed.q_reason, pa.string()),
-            "source_key": pa.array(parsed.q_source_key, pa.string()),
+            "raw_record": table.column("raw_record"),
+            "reason": table.column("reason"),
+            "source_key": table.column("source_key"),
             "quarantined_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
-            ORDINAL: pa.array(parsed.q_ordinal, pa.int64()),
+            ORDINAL: table.column(ORDINAL),
             BATCH_ID: pa.array([batch_id] * n, pa.int64()),
         },
         schema=QUARANTINE_SCHEMA,

@@ -25,9 +25,15 @@ import zlib
 from dataclasses import dataclass, field
 
 import orjson
+import pyarrow as pa
 
 from lake_pipeline.contract import (
+    CREATED_AT,
+    EVENT_NAME,
+    EVENT_UUID,
     MISSING,
+    ORDINAL,
+    SOURCE_KEY,
     Reason,
     not_object_reason,
     validate_fields,
@@ -75,6 +81,30 @@ class ParsedRecords:
     @property
     def records(self) -> int:
         return sum(self.records_per_object.values())
+
+    def records_arrow(self) -> pa.Table:
+        """The valid records as Arrow, in arrival order."""
+        return pa.table(
+            {
+                EVENT_UUID: pa.array(self.uuid, pa.string()),
+                EVENT_NAME: pa.array(self.name, pa.string()),
+                CREATED_AT: pa.array(self.created_at, pa.float64()),
+                "payload": pa.array(self.payload, pa.string()),
+                SOURCE_KEY: pa.array(self.source_key, pa.string()),
+                ORDINAL: pa.array(self.ordinal, pa.int64()),
+            }
+        )
+
+    def quarantine_arrow(self) -> pa.Table:
+        """The quarantined records as Arrow (without batch id and time, added at commit)."""
+        return pa.table(
+            {
+                "raw_record": pa.array(self.q_raw, pa.string()),
+                "reason": pa.array(self.q_reason, pa.string()),
+                "source_key": pa.array(self.q_source_key, pa.string()),
+                ORDINAL: pa.array(self.q_ordinal, pa.int64()),
+            }
+        )
 
     def quarantine(self, key: str, raw: str | None, reason: str, ordinal: int | None) -> None:
         self.q_raw.append(raw)
@@ -177,7 +207,7 @@ def _parse_body(key: str, body: bytes, out: ParsedRecords, careful: bool = True)
                         continue
                     # else: an integer wider than 64 bits, which orjson would round
                 elif not _WIDE_INT.search(piece):
-                    out.quarantine(key, piece.decode().rstrip("\r"), reason, i)
+                    out.quarantine(key, piece.decode().rstrip(" \t\r"), reason, i)
                     i += 1
                     k += 1
                     continue

@@ -23,6 +23,7 @@ def _metadata(summary: IngestSummary, table_uri: str) -> dict[str, dg.MetadataVa
     return {
         "table_uri": dg.MetadataValue.path(table_uri),
         "batch_ids": dg.MetadataValue.json(summary.batch_ids),
+        "event_dates": dg.MetadataValue.json(sorted({d for b in summary.batches for d in b.event_dates})),
         "objects": dg.MetadataValue.int(summary.total("objects")),
         "records": dg.MetadataValue.int(summary.total("records")),
         "inserted": dg.MetadataValue.int(summary.total("inserted")),

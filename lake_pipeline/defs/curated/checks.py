@@ -9,13 +9,19 @@ from lake_pipeline.lake import quality
 from lake_pipeline.lake.delta import Lake
 
 
-def _batch_ids(context: dg.AssetCheckExecutionContext) -> list[int] | None:
-    """The batches of the latest `events` materialization (None: check the whole table)."""
+def _scope(context: dg.AssetCheckExecutionContext) -> dict:
+    """The batches (and their event_date partitions) of the latest `events` materialization.
+    Empty: check the whole table."""
     event = context.instance.get_latest_materialization_event(EVENTS)
     if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get("batch_ids")
-    return list(value.value) if value is not None else None
+        return {}
+    meta = event.asset_materialization.metadata
+    if "batch_ids" not in meta:
+        return {}
+    scope = {"batch_ids": list(meta["batch_ids"].value)}
+    if "event_dates" in meta:
+        scope["dates"] = list(meta["event_dates"].value)
+    return scope
 
 
 def _result(outcome: quality.CheckOutcome, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
@@ -34,7 +40,7 @@ def events_unique_uuid_check(lake: LakeResource) -> dg.AssetCheckResult:
 
 @dg.asset_check(asset=EVENTS, blocking=True, description="Required columns of the latest batch are non-null.")
 def events_required_columns_check(context: dg.AssetCheckExecutionContext, lake: LakeResource):
-    return _result(quality.required_columns(Lake.from_settings(lake.settings()), _batch_ids(context)))
+    return _result(quality.required_columns(Lake.from_settings(lake.settings()), **_scope(context)))
 
 
 @dg.asset_check(
@@ -43,7 +49,7 @@ def events_required_columns_check(context: dg.AssetCheckExecutionContext, lake: 
     description="created_datetime, event_type, event_subtype and event_date agree with event_name and created_at.",
 )
 def events_derived_columns_check(context: dg.AssetCheckExecutionContext, lake: LakeResource):
-    return _result(quality.derived_consistent(Lake.from_settings(lake.settings()), _batch_ids(context)))
+    return _result(quality.derived_consistent(Lake.from_settings(lake.settings()), **_scope(context)))
 
 
 @dg.asset_check(
@@ -52,4 +58,4 @@ def events_derived_columns_check(context: dg.AssetCheckExecutionContext, lake: L
     description="records read = inserted + duplicates + quarantined, and the tables hold what the ledger says.",
 )
 def events_conservation_check(context: dg.AssetCheckExecutionContext, lake: LakeResource):
-    return _result(quality.conservation(Lake.from_settings(lake.settings()), _batch_ids(context)))
+    return _result(quality.conservation(Lake.from_settings(lake.settings()), **_scope(context)))
