@@ -11,7 +11,7 @@ RAW ?= $(DATA)/raw
 LAKE_DIR ?= $(DATA)/lake
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo dev test lint clean
+.PHONY: help setup demo dev test bench bench-scale lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ dev: ## Open the Dagster UI (http://127.0.0.1:3000) on the demo lake; the sensor
 
 test: ## Run the test suite (unit, Dagster, CLI end to end, emulated AWS, Terraform static checks)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: ## Throughput vs the single-SQL DuckDB floor on 1M events (empty lake and 30 days of history), peak RSS
+	$(PY) -m lake_pipeline.bench --events 1000000
+
+bench-scale: ## The same on 10M events, to show memory stays bounded by batch size
+	$(PY) -m lake_pipeline.bench --events 10000000 --skip-history
 
 lint: ## Validate the Dagster definitions
 	$(PY) -m dagster definitions validate -m lake_pipeline.definitions

@@ -18,7 +18,8 @@ INGEST_APP_ID = "lake_pipeline.ingest"
 
 
 def writer_properties() -> WriterProperties:
-    return WriterProperties(compression="ZSTD", compression_level=3)
+    # Level 1: micro-batch files are short-lived (compaction rewrites them), so speed wins.
+    return WriterProperties(compression="ZSTD", compression_level=1)
 
 
 @dataclass(frozen=True)

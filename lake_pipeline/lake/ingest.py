@@ -43,6 +43,8 @@ class BatchResult:
     seconds: float = 0.0
     resumed: bool = False
     event_dates: list[str] = field(default_factory=list)
+    # Seconds per phase (read_parse, enrich, dedupe, write_events, write_quarantine, write_ledger).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def conserved(self) -> bool:
@@ -176,19 +178,29 @@ def run_batch(
     """Process one planned batch. Safe to repeat: every commit is idempotent per batch id."""
     started = time.perf_counter()
     result = BatchResult(batch_id=plan.batch_id, resumed=resumed)
+    clock = [started]
+
+    def lap(name: str) -> None:
+        now_ = time.perf_counter()
+        result.timings[name] = round(result.timings.get(name, 0.0) + now_ - clock[0], 3)
+        clock[0] = now_
+
     keys = sorted(plan.source_keys)  # key order is arrival order
     objects = _object_infos(raw, keys)
     parsed = read_and_parse(settings.raw_uri, objects, settings.parse_workers or None)
     sizes = parsed.sizes
     if progress:
         progress(f"parsed {len(keys)} objects", sum(sizes.values()))
+    lap("read_parse")
 
     events = enrich(records_frame(parsed.records), plan.batch_id)
+    lap("enrich")
     history = load_history(lake, events, settings.dedupe_horizon_seconds, plan.batch_id)
     dup = duplicate_mask(events, history, settings.dedupe_horizon_seconds)
     kept = events.filter(~dup)
     now = datetime.now(UTC)
     quarantine = quarantine_frame(parsed.quarantine, plan.batch_id, now)
+    lap("dedupe")
 
     # Per-object counts for the ledger.
     per_object = pl.DataFrame(
@@ -211,13 +223,17 @@ def run_batch(
     )
 
     metadata = {"batch_id": str(plan.batch_id), "run_id": run_id or ""}
+    lap("count")
     if kept.height:
         lake.append(
             EVENTS_TABLE, to_events_arrow(kept), batch_id=plan.batch_id, partition_by=PARTITION_COLUMNS, metadata=metadata
         )
+    lap("write_events")
     if quarantine.num_rows:
         lake.append(QUARANTINE_TABLE, quarantine, batch_id=plan.batch_id, metadata=metadata)
+    lap("write_quarantine")
     ledger.write_ledger(lake, plan.batch_id, per_object, run_id)
+    lap("write_ledger")
 
     result.objects = len(keys)
     result.object_bytes = sum(sizes.values())

@@ -12,6 +12,7 @@ import atexit
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -62,6 +63,13 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return _POOL
 
 
+def _reset_pool() -> None:
+    global _POOL, _POOL_SIZE
+    if _POOL is not None:
+        _POOL.shutdown(wait=False, cancel_futures=True)
+    _POOL, _POOL_SIZE = None, 0
+
+
 @atexit.register
 def _shutdown() -> None:
     if _POOL is not None:
@@ -93,7 +101,13 @@ def read_and_parse(raw_uri: str, objects: list[ObjectInfo], workers: int | None 
         return parse_keys(raw_uri, keys)
     # A few runs per worker balance uneven objects; each run stays in key order.
     runs = _runs(objects, min(len(objects), workers * 3))
-    parts = list(_pool(workers).map(parse_keys, [raw_uri] * len(runs), runs))
+    try:
+        parts = list(_pool(workers).map(parse_keys, [raw_uri] * len(runs), runs))
+    except BrokenProcessPool:
+        # Workers can't start in some hosts (e.g. a parent whose __main__ can't be re-imported):
+        # parse in this process rather than fail the batch.
+        _reset_pool()
+        return parse_keys(raw_uri, keys)
     merged = ParsedBatch(
         pa.concat_tables([p.records for p in parts]),
         pa.concat_tables([p.quarantine for p in parts]),

@@ -68,7 +68,8 @@ def ingest_batch(context: dg.AssetExecutionContext, config: IngestConfig, lake: 
     for b in summary.batches:
         context.log.info(
             f"batch {b.batch_id}{' (resumed)' if b.resumed else ''}: {b.objects} objects, {b.records} records, "
-            f"{b.inserted} inserted, {b.duplicates} duplicates, {b.quarantined} quarantined in {b.seconds:.2f}s"
+            f"{b.inserted} inserted, {b.duplicates} duplicates, {b.quarantined} quarantined in {b.seconds:.2f}s "
+            f"({', '.join(f'{k} {v:.2f}s' for k, v in b.timings.items())})"
         )
     yield dg.MaterializeResult(asset_key=EVENTS, metadata=_metadata(summary, join(settings.lake_uri, EVENTS_TABLE)))
     yield dg.MaterializeResult(
