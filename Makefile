@@ -18,7 +18,7 @@ help: ## List the targets
 
 setup: ## Install uv if missing, then the locked environment into .venv/ (gives .venv/bin/lake)
 	@command -v uv >/dev/null 2>&1 || test -x $(HOME)/.local/bin/uv || python3 -m pip install --user --quiet uv || curl -LsSf https://astral.sh/uv/install.sh | sh
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@echo "ready: .venv/bin/lake --help"
 
 demo: ## Generate an hour of events (plus a redelivery batch), ingest both, print a summary and a query
