@@ -1,0 +1,288 @@
+# Inputs of this environment root. Values come from ../<env>.tfvars; anything
+# not set there is null here and takes the default of modules/lakehouse.
+# This file is identical in every env root (tests/terraform checks it).
+
+variable "region" {
+  description = "AWS region of this environment."
+  type        = string
+}
+
+variable "aws_account_id" {
+  description = "AWS account this environment lives in; the provider refuses any other account."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9]{12}$", var.aws_account_id))
+    error_message = "aws_account_id must be a 12-digit AWS account id."
+  }
+}
+
+variable "tags" {
+  description = "Extra tags on every resource (Environment and ManagedBy are always set)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "project" {
+  description = "Project prefix of every name (lake_pipeline.settings.PROJECT). S3 names are global: pick a unique one."
+  type        = string
+  default     = null
+}
+
+variable "vpc_cidr" {
+  description = "VPC CIDR (/16)."
+  type        = string
+  default     = null
+}
+
+variable "availability_zones" {
+  description = "2-3 availability zones of the region, by name (pinned so the network never changes on its own)."
+  type        = list(string)
+  default     = null
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for all AZs (cheaper) instead of one per AZ."
+  type        = bool
+  default     = null
+}
+
+variable "kinesis_stream_mode" {
+  description = "ON_DEMAND (default) or PROVISIONED."
+  type        = string
+  default     = null
+}
+
+variable "kinesis_shard_count" {
+  description = "Shards when kinesis_stream_mode = PROVISIONED (see docs/deployment.md for sizing)."
+  type        = number
+  default     = null
+}
+
+variable "kinesis_retention_hours" {
+  description = "Stream retention (hours): how long Firehose can be down before records are lost."
+  type        = number
+  default     = null
+}
+
+variable "kinesis_shard_level_metrics" {
+  description = "Enhanced shard-level metrics, e.g. [\"IncomingBytes\", \"WriteProvisionedThroughputExceeded\"]."
+  type        = list(string)
+  default     = null
+}
+
+variable "firehose_buffering_size_mb" {
+  description = "Firehose buffer size (MiB, 1-128)."
+  type        = number
+  default     = null
+}
+
+variable "firehose_buffering_interval_seconds" {
+  description = "Firehose buffer interval (s, 0-900): worst-case landing latency at low volume."
+  type        = number
+  default     = null
+}
+
+variable "raw_transition_ia_days" {
+  description = "Days until raw objects move to STANDARD_IA (>= 30)."
+  type        = number
+  default     = null
+}
+
+variable "raw_transition_glacier_ir_days" {
+  description = "Days until raw objects move to GLACIER_IR."
+  type        = number
+  default     = null
+}
+
+variable "raw_retention_days" {
+  description = "Days until raw (and Firehose error) objects expire."
+  type        = number
+  default     = null
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days overwritten/deleted object versions are kept (recovery window after a bad VACUUM)."
+  type        = number
+  default     = null
+}
+
+variable "athena_results_retention_days" {
+  description = "Days Athena results are kept."
+  type        = number
+  default     = null
+}
+
+variable "compute_log_retention_days" {
+  description = "Days Dagster compute logs are kept."
+  type        = number
+  default     = null
+}
+
+variable "access_log_retention_days" {
+  description = "Days S3/ALB access logs are kept."
+  type        = number
+  default     = null
+}
+
+variable "log_retention_days" {
+  description = "CloudWatch log retention (days) for all log groups."
+  type        = number
+  default     = null
+}
+
+variable "athena_bytes_scanned_cutoff_per_query" {
+  description = "Athena cancels queries scanning more than this many bytes (default 100 GiB)."
+  type        = number
+  default     = null
+}
+
+variable "image_tag" {
+  description = "Pipeline image tag in ECR. Empty until the first push: services then run 0 tasks."
+  type        = string
+  default     = null
+}
+
+variable "cpu_architecture" {
+  description = "X86_64 or ARM64 for all tasks."
+  type        = string
+  default     = null
+}
+
+variable "webserver_cpu" {
+  description = "Webserver CPU units."
+  type        = number
+  default     = null
+}
+
+variable "webserver_memory" {
+  description = "Webserver memory (MiB)."
+  type        = number
+  default     = null
+}
+
+variable "daemon_cpu" {
+  description = "Daemon CPU units."
+  type        = number
+  default     = null
+}
+
+variable "daemon_memory" {
+  description = "Daemon memory (MiB)."
+  type        = number
+  default     = null
+}
+
+variable "code_location_cpu" {
+  description = "Code location CPU units (sensor evaluation runs here)."
+  type        = number
+  default     = null
+}
+
+variable "code_location_memory" {
+  description = "Code location memory (MiB)."
+  type        = number
+  default     = null
+}
+
+variable "run_cpu" {
+  description = "CPU units per run task."
+  type        = number
+  default     = null
+}
+
+variable "run_memory" {
+  description = "Memory (MiB) per run task."
+  type        = number
+  default     = null
+}
+
+variable "run_ephemeral_storage_gib" {
+  description = "Ephemeral disk per run task (21-200 GiB)."
+  type        = number
+  default     = null
+}
+
+variable "lake_settings" {
+  description = "Extra LAKE_* settings for every Dagster task, e.g. { LAKE_BATCH_MAX_OBJECTS = \"500\" }."
+  type        = map(string)
+  default     = null
+}
+
+variable "webserver_allowed_cidrs" {
+  description = "Private CIDRs allowed to reach the Dagster UI (VPN, bastion). Empty: the VPC CIDR."
+  type        = list(string)
+  default     = null
+}
+
+variable "webserver_certificate_arn" {
+  description = "ACM certificate ARN for HTTPS on the internal ALB; null keeps HTTP inside the VPC."
+  type        = string
+  default     = null
+}
+
+variable "alb_deletion_protection" {
+  description = "Deletion protection of the internal ALB."
+  type        = bool
+  default     = null
+}
+
+variable "db_instance_class" {
+  description = "RDS instance class of Dagster storage."
+  type        = string
+  default     = null
+}
+
+variable "db_allocated_storage_gb" {
+  description = "Initial RDS storage (GiB)."
+  type        = number
+  default     = null
+}
+
+variable "db_max_allocated_storage_gb" {
+  description = "RDS storage autoscaling ceiling (GiB)."
+  type        = number
+  default     = null
+}
+
+variable "db_multi_az" {
+  description = "RDS Multi-AZ standby."
+  type        = bool
+  default     = null
+}
+
+variable "db_deletion_protection" {
+  description = "RDS deletion protection (keep true in prod)."
+  type        = bool
+  default     = null
+}
+
+variable "db_skip_final_snapshot" {
+  description = "Skip the final RDS snapshot on destroy."
+  type        = bool
+  default     = null
+}
+
+variable "db_backup_retention_days" {
+  description = "RDS automated backup retention (days)."
+  type        = number
+  default     = null
+}
+
+variable "alert_emails" {
+  description = "E-mail subscribers of the alert topic."
+  type        = list(string)
+  default     = null
+}
+
+variable "iterator_age_alarm_threshold_ms" {
+  description = "Kinesis iterator-age alarm threshold (ms)."
+  type        = number
+  default     = null
+}
+
+variable "firehose_freshness_alarm_threshold_seconds" {
+  description = "Firehose DataFreshness alarm threshold (s)."
+  type        = number
+  default     = null
+}

