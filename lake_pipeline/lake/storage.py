@@ -9,15 +9,32 @@ chain), so the same code runs against a moto server or real S3.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def one_line(message: str) -> str:
+    """A message on one line: object_store's multi-line, coloured error chains joined with ": "."""
+    text = _ANSI.sub("", message)
+    parts = [p.strip(" \t\u21b3") for p in text.splitlines()]
+    return ": ".join(p for p in parts if p)
 
 
 class StorageError(RuntimeError):
-    """Storage is unusable (missing, unreachable, bad credentials). The message says what to fix."""
+    """Storage is unusable (missing, unreachable, bad credentials). The message says what to fix.
+
+    The message is always one line, so the CLI can print it as one ``error:`` line.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(one_line(str(message)))
 
 
 @dataclass(frozen=True)
@@ -123,11 +140,21 @@ class LocalStorage(Storage):
 
 
 class S3Storage(Storage):
-    def __init__(self, uri: str):
+    """``s3://bucket/prefix`` through boto3: paginated listing, whole-object reads and writes.
+
+    The client comes from :func:`lake_pipeline.lake.aws.s3_client` (standard AWS environment,
+    botocore retries), unless one is given (the landing sensor passes dagster-aws's).
+    """
+
+    def __init__(self, uri: str, client: Any | None = None):
         self.uri = normalize_uri(uri)
         parsed = urlparse(self.uri)
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
+        # Keys under the root: "prefix/" (so s3://b/raw never lists s3://b/raw-old/...), or "" at the bucket root.
+        self._root = f"{self.prefix}/" if self.prefix else ""
+        if client is not None:
+            self.__dict__["client"] = client
 
     @cached_property
     def client(self):
@@ -136,17 +163,18 @@ class S3Storage(Storage):
         return s3_client()
 
     def _full(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
+        return self._root + key.lstrip("/")
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         from lake_pipeline.lake.aws import storage_errors
 
-        full = self._full(prefix)
-        strip = len(self.prefix) + 1 if self.prefix else 0
-        with storage_errors(self.uri):
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
+        strip = len(self._root)
+        with storage_errors(f"s3://{self.bucket}/{self._full(prefix)}" if prefix else self.uri):
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._full(prefix))
             for page in pages:
                 for obj in page.get("Contents", []):
+                    if obj["Key"].endswith("/"):  # "folder" placeholders hold no records
+                        continue
                     yield ObjectInfo(obj["Key"][strip:], int(obj["Size"]))
 
     def read(self, key: str) -> bytes:
@@ -172,11 +200,14 @@ class S3Storage(Storage):
         from lake_pipeline.lake.aws import storage_errors
 
         with storage_errors(self.uri):
-            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+            self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._root, MaxKeys=1)
 
     def check_writable(self) -> None:
+        # Listing proves the bucket exists and the credentials work; a missing write
+        # permission surfaces as a StorageError at the first commit.
         self.check_readable()
 
 
-def open_storage(uri: str) -> Storage:
-    return S3Storage(uri) if is_s3(uri) else LocalStorage(uri)
+def open_storage(uri: str, s3_client: Any | None = None) -> Storage:
+    """The storage at ``uri``. ``s3_client``: a boto3 S3 client to use for ``s3://`` URIs."""
+    return S3Storage(uri, s3_client) if is_s3(uri) else LocalStorage(uri)
