@@ -7,6 +7,15 @@ batch then appends to ``events`` and ``quarantine`` and finally to
 batch id, so a retried batch never writes a table twice. A plan without ledger
 rows is a batch that crashed; the next ingest finishes it first, with the same
 batch id and the same objects.
+
+Concurrent writers (two ``lake ingest`` processes, on S3 or local) stay safe because
+planning is serialized through the plans table (:func:`claim_plan`): every plan commit
+carries a Delta transaction of one application id, so two writers planning at once
+conflict and the loser looks again; and a writer only plans a new batch when every
+earlier plan is finished, so batches reach the lake in batch-id order and each batch's
+dedupe sees every earlier batch. Running an unfinished plan that another writer still
+has in flight is harmless: each table's commit is idempotent per batch id
+(:meth:`Lake.append`), and both writers compute the same batch.
 """
 
 from __future__ import annotations
@@ -19,15 +28,29 @@ from datetime import UTC, datetime
 import polars as pl
 import pyarrow as pa
 
+from deltalake import DeltaTable, Transaction
+
 from lake_pipeline.contract import BATCH_ID, LEDGER_SCHEMA, PLANS_SCHEMA
-from lake_pipeline.lake.delta import Lake
-from lake_pipeline.settings import LEDGER_TABLE, PLANS_TABLE
+from lake_pipeline.lake.delta import INGEST_APP_ID, MAX_COMMIT_ATTEMPTS, CommitConflict, Lake
+from lake_pipeline.lake.storage import StorageError
+from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, PLANS_TABLE, QUARANTINE_TABLE
+
+# Delta "txn" application id of plan commits: two writers planning at once conflict.
+PLANS_APP_ID = "lake_pipeline.plans"
 
 
 @dataclass(frozen=True)
 class Plan:
     batch_id: int
     source_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of :func:`claim_plan`."""
+
+    plan: Plan | None = None  # the new batch this writer now owns (None: nothing left to claim)
+    unfinished: tuple[Plan, ...] = ()  # batches to finish first (crashed, or in flight elsewhere)
 
 
 def processed_keys(lake: Lake, candidates: Iterable[str] | None = None) -> set[str]:
@@ -51,32 +74,45 @@ def committed_batches(lake: Lake) -> set[int]:
 
 
 def all_plans(lake: Lake) -> list[Plan]:
-    scan = lake.scan(PLANS_TABLE)
-    if scan is None:
+    return _plans(lake.table(PLANS_TABLE))
+
+
+def _plans(snapshot: DeltaTable | None) -> list[Plan]:
+    if snapshot is None:
         return []
-    df = scan.select(BATCH_ID, "source_keys").collect().sort(BATCH_ID)
+    df = pl.scan_delta(snapshot).select(BATCH_ID, "source_keys").collect().sort(BATCH_ID)
     return [Plan(int(b), tuple(k)) for b, k in df.iter_rows()]
 
 
-def unfinished_plans(lake: Lake) -> list[Plan]:
-    """Plans whose batch never reached the ledger (crashed runs), oldest first."""
-    done = committed_batches(lake)
+def _unfinished(plans: list[Plan], done: set[int]) -> list[Plan]:
     seen: set[int] = set()
     out = []
-    for plan in all_plans(lake):
+    for plan in plans:
         if plan.batch_id not in done and plan.batch_id not in seen:
             seen.add(plan.batch_id)
             out.append(plan)
     return out
 
 
+def unfinished_plans(lake: Lake) -> list[Plan]:
+    """Plans whose batch never reached the ledger (crashed runs), oldest first."""
+    done = committed_batches(lake)
+    return _unfinished(all_plans(lake), done)
+
+
 def next_batch_id(lake: Lake) -> int:
-    plans = all_plans(lake)
-    return max((p.batch_id for p in plans), default=0) + 1
+    """A batch id never used before: above every plan and every id any table has committed
+    (Delta transaction versions survive a rebuild's deletes, so ids are never reused)."""
+    used = [p.batch_id for p in all_plans(lake)]
+    for name in (EVENTS_TABLE, QUARANTINE_TABLE, LEDGER_TABLE):
+        table = lake.table(name)
+        if table is not None:
+            used.append(table.transaction_version(INGEST_APP_ID) or 0)
+    return max(used, default=0) + 1
 
 
-def write_plan(lake: Lake, batch_id: int, keys: list[str]) -> Plan:
-    table = pa.table(
+def _plan_row(batch_id: int, keys: list[str]) -> pa.Table:
+    return pa.table(
         {
             BATCH_ID: pa.array([batch_id], pa.int64()),
             "source_keys": pa.array([keys], pa.list_(pa.string())),
@@ -85,8 +121,56 @@ def write_plan(lake: Lake, batch_id: int, keys: list[str]) -> Plan:
         },
         schema=PLANS_SCHEMA,
     )
-    lake.append(PLANS_TABLE, table, metadata={"batch_id": str(batch_id)})
+
+
+def _commit_plan(lake: Lake, snapshot: DeltaTable | None, batch_id: int, keys: list[str]) -> Plan:
+    """Append one plan on top of ``snapshot``; CommitConflict when another plan was committed since."""
+    lake.commit(
+        PLANS_TABLE,
+        _plan_row(batch_id, keys),
+        snapshot=snapshot,
+        txn=Transaction(PLANS_APP_ID, batch_id),
+        metadata={"batch_id": str(batch_id)},
+    )
     return Plan(batch_id, tuple(keys))
+
+
+def write_plan(lake: Lake, batch_id: int, keys: list[str]) -> Plan:
+    """Record a plan for ``batch_id`` (no claim checks; :func:`claim_plan` is what ingest uses)."""
+    for _ in range(MAX_COMMIT_ATTEMPTS):
+        try:
+            return _commit_plan(lake, lake.table(PLANS_TABLE), batch_id, keys)
+        except CommitConflict:
+            continue  # the table was just created, or another plan landed: commit on the new snapshot
+    raise StorageError(f"cannot record a plan in {lake.table_uri(PLANS_TABLE)}: too many concurrent writers")
+
+
+def claim_plan(lake: Lake, keys: Iterable[str]) -> Claim:
+    """Plan the next batch with those of ``keys`` that no batch holds yet, safely with concurrent writers.
+
+    Returns the unfinished plans instead when there are any: they must be finished first,
+    so that batches commit in batch-id order. Returns an empty claim when nothing is left.
+    """
+    wanted = sorted(set(keys))
+    for _ in range(MAX_COMMIT_ATTEMPTS):
+        snapshot = lake.table(PLANS_TABLE)
+        plans = _plans(snapshot)
+        # The ledger is read after the plans snapshot: a plan of the snapshot is either
+        # finished by now (its keys are in the ledger) or reported unfinished.
+        unfinished = _unfinished(plans, committed_batches(lake))
+        if unfinished:
+            return Claim(unfinished=tuple(unfinished))
+        remaining = sorted(set(wanted) - processed_keys(lake, wanted)) if wanted else []
+        if not remaining:
+            return Claim()
+        # Batch ids only grow, even when a rebuild dropped plans (txn versions outlive the rows).
+        last = max([p.batch_id for p in plans] + [(snapshot.transaction_version(PLANS_APP_ID) or 0) if snapshot else 0])
+        batch_id = max(last + 1, next_batch_id(lake))
+        try:
+            return Claim(plan=_commit_plan(lake, snapshot, batch_id, remaining))
+        except CommitConflict:
+            continue  # another writer planned since our snapshot: look again
+    raise StorageError(f"cannot plan a batch in {lake.table_uri(PLANS_TABLE)}: too many concurrent writers")
 
 
 def write_ledger(lake: Lake, batch_id: int, rows: pl.DataFrame, run_id: str | None) -> bool:
