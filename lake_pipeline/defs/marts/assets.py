@@ -1,0 +1,136 @@
+"""hourly_event_counts: the hourly mart downstream of `events`, kept current after each batch.
+
+How it runs by itself: the asset carries an automation condition (eager, plus "the
+blocking checks of `events` passed"), evaluated by `marts_automation_sensor`. Under
+`dagster dev` (or the AWS daemon) the sensor requests a run of the asset soon after
+an ingest run materializes `events`; the run recomputes only the hours that changed
+(lake/marts.py). `lake marts` does the same from the command line.
+"""
+
+import dagster as dg
+
+from lake_pipeline.defs.curated.assets import EVENTS
+from lake_pipeline.defs.resources import LakeResource
+from lake_pipeline.lake import marts
+from lake_pipeline.lake.delta import Lake
+from lake_pipeline.lake.storage import join
+from lake_pipeline.settings import HOURLY_COUNTS_TABLE, MARTS_POOL
+
+HOURLY_EVENT_COUNTS = dg.AssetKey(HOURLY_COUNTS_TABLE)
+# Hours listed in the materialization metadata (the per-hour check covers these).
+MAX_LISTED_HOURS = 500
+
+# eager(), minus its partition/missing clauses (the mart is one unpartitioned table that
+# recomputes whatever changed), plus: not while a blocking check of `events` is failing.
+MART_AUTOMATION = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+    & dg.AutomationCondition.all_deps_blocking_checks_passed()
+).with_label("eager unless a blocking check of events failed")
+
+
+@dg.asset(
+    key=HOURLY_EVENT_COUNTS,
+    deps=[EVENTS],
+    pool=MARTS_POOL,
+    automation_condition=MART_AUTOMATION,
+    group_name="marts",
+    kinds={"delta", "duckdb"},
+    description=(
+        "Per UTC hour of created_at and event_name: events and exact unique users (distinct non-null "
+        "payload.user_id). Updated after each batch for the hours it touched."
+    ),
+    metadata={"table_columns": "event_hour, event_name, event_type, event_subtype, events, unique_users"},
+)
+def hourly_event_counts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    settings = lake.settings()
+    lake_ = Lake.from_settings(settings)
+    update = marts.update_hourly_counts(lake_, run_id=context.run.run_id)
+    context.log.info(
+        f"events v{update.since_version} -> v{update.events_version}: {update.reason}; "
+        f"{len(update.hours)} hour(s) recomputed, {update.rows_written} row(s) written in {update.seconds:.2f}s"
+    )
+    newest = marts.newest_event_hour(lake_)
+    return dg.MaterializeResult(
+        metadata={
+            "table_uri": dg.MetadataValue.path(join(settings.lake_uri, HOURLY_COUNTS_TABLE)),
+            "events_version": dg.MetadataValue.int(update.events_version if update.events_version is not None else -1),
+            "previous_events_version": dg.MetadataValue.int(update.since_version if update.since_version is not None else -1),
+            "full_rebuild": dg.MetadataValue.bool(update.full_rebuild),
+            "reason": dg.MetadataValue.text(update.reason),
+            "batch_ids": dg.MetadataValue.json(update.batch_ids),
+            "hours_recomputed": dg.MetadataValue.int(len(update.hours)),
+            "hours": dg.MetadataValue.json(update.hours[-MAX_LISTED_HOURS:]),
+            "rows_written": dg.MetadataValue.int(update.rows_written),
+            "mart_version": dg.MetadataValue.int(update.mart_version if update.mart_version is not None else -1),
+            "events_newest_hour": dg.MetadataValue.text(marts.hour_key(newest) if newest else ""),
+            "update_seconds": dg.MetadataValue.float(round(float(update.seconds), 3)),
+        }
+    )
+
+
+def _touched_hours(context: dg.AssetCheckExecutionContext) -> list[str]:
+    event = context.instance.get_latest_materialization_event(HOURLY_EVENT_COUNTS)
+    if event is None or event.asset_materialization is None or "hours" not in event.asset_materialization.metadata:
+        return []
+    return list(event.asset_materialization.metadata["hours"].value)
+
+
+def _result(outcome, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=outcome.passed, severity=severity, description=outcome.description, metadata=outcome.metadata
+    )
+
+
+@dg.asset_check(
+    asset=HOURLY_EVENT_COUNTS,
+    description="Its `events` sums equal the events table's row counts: per hour for the hours the latest update "
+    "touched, and in total (at the events version the mart reflects).",
+)
+def hourly_event_counts_match_events_check(context: dg.AssetCheckExecutionContext, lake: LakeResource):
+    return _result(marts.counts_match_events(Lake.from_settings(lake.settings()), _touched_hours(context)))
+
+
+@dg.asset_check(
+    asset=HOURLY_EVENT_COUNTS,
+    description="The newest hour is the newest hour in `events`, and ended at most LAKE_MART_MAX_LAG_HOURS ago.",
+)
+def hourly_event_counts_freshness_check(lake: LakeResource):
+    settings = lake.settings()
+    return _result(
+        marts.freshness(Lake.from_settings(settings), settings.mart_max_lag_hours), dg.AssetCheckSeverity.WARN
+    )
+
+
+hourly_event_counts_job = dg.define_asset_job(
+    "hourly_event_counts_job",
+    selection=dg.AssetSelection.assets(HOURLY_EVENT_COUNTS),
+    description="Recompute the hours of hourly_event_counts that changed in `events` (what `lake marts` runs).",
+    tags={"lake/kind": "marts"},
+    executor_def=dg.in_process_executor,
+)
+
+mart_freshness_job = dg.define_asset_job(
+    "hourly_event_counts_freshness_job",
+    selection=dg.AssetSelection.checks(dg.AssetCheckKey(HOURLY_EVENT_COUNTS, "hourly_event_counts_freshness_check")),
+    description="The freshness check of hourly_event_counts on its own, so it also warns when no batch arrives.",
+    executor_def=dg.in_process_executor,
+)
+
+mart_freshness_schedule = dg.ScheduleDefinition(
+    name="hourly_event_counts_freshness_schedule",
+    job=mart_freshness_job,
+    cron_schedule="*/30 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 30 minutes: is the newest hour of hourly_event_counts current?",
+)
+
+marts_automation_sensor = dg.AutomationConditionSensorDefinition(
+    "marts_automation_sensor",
+    target=dg.AssetSelection.assets(HOURLY_EVENT_COUNTS),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Evaluates the automation condition of hourly_event_counts: a run after each batch of `events`.",
+)
