@@ -28,3 +28,41 @@ def ensure_dagster_home(home: Path) -> Path:
     if not config.exists():
         config.write_text(LOCAL_DAGSTER_YAML)
     return home
+
+
+def reap_dead_runs(instance) -> list[str]:
+    """Fail runs of this host whose process is gone (e.g. a `lake ingest` killed with SIGKILL),
+    and free the `lake_writer` pool slots they held, so the next run doesn't wait forever.
+
+    Only runs whose RUN_START event names a pid on this machine are touched.
+    """
+    import socket
+
+    from dagster import DagsterEventType, DagsterRunStatus, RunsFilter
+
+    reaped = []
+    host = socket.gethostname()
+    active = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED, DagsterRunStatus.STARTING]))
+    for run in active:
+        if run.tags.get("lake/host") != host:
+            continue
+        starts = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_START)
+        pid = starts[-1].dagster_event.pid if starts and starts[-1].dagster_event else None
+        if pid is None or _alive(pid):
+            continue
+        instance.report_run_failed(run, message=f"process {pid} died (killed?) without finishing the run")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reaped.append(run.run_id)
+    return reaped
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,22 +1,52 @@
 """The curated tables, written together by one micro-batch run."""
 
 
+from datetime import timedelta
+
 import dagster as dg
 
 from lake_pipeline.defs.resources import LakeResource
-from lake_pipeline.lake.ingest import IngestSummary, ingest_keys, list_pending, plan_batches
+from lake_pipeline.lake.firehose import key_hour
+from lake_pipeline.lake.ingest import IngestSummary, ingest_hours, ingest_keys, list_pending, plan_batches
 from lake_pipeline.lake.storage import join
-from lake_pipeline.settings import EVENTS_TABLE, QUARANTINE_TABLE, WRITER_POOL
+from lake_pipeline.settings import ARRIVAL_PARTITIONS_START, EVENTS_TABLE, QUARANTINE_TABLE, WRITER_POOL
 
 RAW_LANDING_ZONE = dg.AssetKey("raw_landing_zone")
 EVENTS = dg.AssetKey(EVENTS_TABLE)
 QUARANTINE = dg.AssetKey(QUARANTINE_TABLE)
 
+# Dagster partitions = Firehose arrival hours (the YYYY/MM/dd/HH/ key prefix), not event time:
+# materializing hour H ingests the raw objects that arrived in H.
+ARRIVAL_HOURS = dg.HourlyPartitionsDefinition(start_date=ARRIVAL_PARTITIONS_START, timezone="UTC")
+
+
+def batch_run_tags(keys: list[str]) -> dict[str, str]:
+    """Run tags naming the arrival-hour partitions a batch of raw keys belongs to.
+
+    Keys outside the Firehose layout have no arrival hour; such a batch runs unpartitioned.
+    """
+    hours = [key_hour(k) for k in keys]
+    if not hours or any(h is None for h in hours):
+        return {}
+    fmt = ARRIVAL_HOURS.fmt
+    return {
+        "dagster/asset_partition_range_start": min(hours).strftime(fmt),
+        "dagster/asset_partition_range_end": max(hours).strftime(fmt),
+    }
+
 
 class IngestConfig(dg.Config):
-    """Which raw objects this batch ingests. Empty: the oldest pending objects, one batch's worth."""
+    """What this run ingests.
+
+    - ``source_keys`` given: exactly those raw objects (what the sensor and `lake ingest` pass).
+    - otherwise, in a partitioned run (a backfill, or the reconciliation schedule): every
+      object of the run's arrival hours that the ledger doesn't hold, in bounded batches;
+      with ``rebuild``, everything that came from those hours is replaced.
+    - otherwise: the oldest pending objects, one batch's worth.
+    """
 
     source_keys: list[str] = []
+    rebuild: bool = False
 
 
 def _metadata(summary: IngestSummary, table_uri: str) -> dict[str, dg.MetadataValue]:
@@ -54,17 +84,29 @@ def _metadata(summary: IngestSummary, table_uri: str) -> dict[str, dg.MetadataVa
     ],
     pool=WRITER_POOL,
     can_subset=False,
+    partitions_def=ARRIVAL_HOURS,
+    # A backfill of many hours is one run: batches inside it are bounded anyway.
+    backfill_policy=dg.BackfillPolicy.single_run(),
 )
 def ingest_batch(context: dg.AssetExecutionContext, config: IngestConfig, lake: LakeResource):
     """Parse, validate, enrich and deduplicate one micro-batch of raw objects, then commit it."""
     settings = lake.settings()
     keys = list(config.source_keys)
-    if not keys:
-        pending = list_pending(settings)
-        batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes)
-        keys = [o.key for o in batches[0]] if batches else []
-    context.log.info(f"ingesting {len(keys)} raw object(s) from {settings.raw_uri}")
-    summary = ingest_keys(settings, keys, run_id=context.run.run_id)
+    partitioned = context.has_partition_key or context.has_partition_key_range
+    if config.rebuild and (keys or not partitioned):
+        raise dg.Failure("rebuild needs a partitioned run (arrival hours) and no source_keys")
+    if not keys and partitioned:
+        window = context.partition_time_window
+        first, last = window.start, window.end - timedelta(hours=1)
+        context.log.info(f"{'rebuilding' if config.rebuild else 'ingesting'} arrival hours {first:%Y-%m-%dT%H}..{last:%Y-%m-%dT%H}")
+        summary = ingest_hours(settings, first, last, rebuild=config.rebuild, run_id=context.run.run_id)
+    else:
+        if not keys:
+            pending = list_pending(settings)
+            batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes)
+            keys = [o.key for o in batches[0]] if batches else []
+        context.log.info(f"ingesting {len(keys)} raw object(s) from {settings.raw_uri}")
+        summary = ingest_keys(settings, keys, run_id=context.run.run_id)
     for b in summary.batches:
         context.log.info(
             f"batch {b.batch_id}{' (resumed)' if b.resumed else ''}: {b.objects} objects, {b.records} records, "

@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from lake_pipeline.defs.curated.assets import RAW_LANDING_ZONE
+from lake_pipeline.defs.curated.assets import ARRIVAL_HOURS, RAW_LANDING_ZONE
 
 raw_landing_zone = dg.AssetSpec(
     RAW_LANDING_ZONE,
@@ -13,4 +13,5 @@ raw_landing_zone = dg.AssetSpec(
     ),
     group_name="landing",
     kinds={"s3", "json"},
+    partitions_def=ARRIVAL_HOURS,
 )

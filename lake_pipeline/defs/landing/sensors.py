@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from lake_pipeline.defs.curated.assets import ingest_job
+from lake_pipeline.defs.curated.assets import batch_run_tags, ingest_job
 from lake_pipeline.defs.resources import LakeResource
+from lake_pipeline.lake import aws
 from lake_pipeline.lake.firehose import recent_hour_prefixes
 from lake_pipeline.lake.ingest import list_pending, plan_batches
+from lake_pipeline.lake.storage import is_s3, open_storage
 from lake_pipeline.settings import load_settings
 
 
@@ -18,7 +20,8 @@ def _run_key(keys: list[str]) -> str:
     return "batch-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
 
 
-def landing_sensor_tick(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
+def landing_sensor_tick(context: dg.SensorEvaluationContext, lake: LakeResource, s3=None) -> dg.SensorResult:
+    """One tick. ``s3``: dagster-aws's S3Resource, whose client lists an ``s3://`` landing zone."""
     settings = lake.settings()
     state = json.loads(context.cursor) if context.cursor else {}
     tick = int(state.get("tick", 0)) + 1
@@ -26,7 +29,8 @@ def landing_sensor_tick(context: dg.SensorEvaluationContext, lake: LakeResource)
     # recent-hours listing missed (late uploads, downtime) is left behind.
     catch_up = tick == 1 or tick % max(1, settings.sensor_catchup_every_ticks) == 0
     prefixes = None if catch_up else recent_hour_prefixes(datetime.now(UTC), settings.sensor_lookback_hours)
-    pending = list_pending(settings, prefixes=prefixes)
+    client = s3.get_client() if s3 is not None and is_s3(settings.raw_uri) else None
+    pending = list_pending(settings, prefixes=prefixes, raw=open_storage(settings.raw_uri, s3_client=client))
     batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes)
     requests = []
     for batch in batches:
@@ -35,7 +39,7 @@ def landing_sensor_tick(context: dg.SensorEvaluationContext, lake: LakeResource)
             dg.RunRequest(
                 run_key=_run_key(keys),
                 run_config={"ops": {"ingest_batch": {"config": {"source_keys": keys}}}},
-                tags={"lake/objects": str(len(keys)), "lake/first_key": keys[0]},
+                tags={"lake/objects": str(len(keys)), "lake/first_key": keys[0], **batch_run_tags(keys)},
             )
         )
     scope = "catch-up scan of the whole landing zone" if catch_up else f"{len(prefixes)} recent hour prefixes"
@@ -61,6 +65,7 @@ def sensors() -> dg.Definitions:
         ),
     )
     def firehose_landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
-        return landing_sensor_tick(context, lake)
+        # dagster-aws's S3 resource from the standard AWS environment (AWS_ENDPOINT_URL, region, credentials).
+        return landing_sensor_tick(context, lake, aws.s3_resource())
 
     return dg.Definitions(sensors=[firehose_landing_sensor])
