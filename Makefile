@@ -11,6 +11,8 @@ RAW ?= $(DATA)/raw
 LAKE_DIR ?= $(DATA)/lake
 PYTEST_ARGS ?=
 
+include terraform/infra.mk
+
 .PHONY: help setup demo dev test bench bench-scale lint clean
 
 help: ## List the targets
@@ -21,16 +23,19 @@ setup: ## Install uv if missing, then the locked environment into .venv/ (gives 
 	$(UV) sync --frozen --compile-bytecode
 	@echo "ready: .venv/bin/lake --help"
 
-demo: ## Generate an hour of events (plus a redelivery batch), ingest both, print a summary and a query
+demo: ## Generate an hour of events (+ a redelivery batch), ingest both, build the hourly mart, compact, query
 	rm -rf $(DATA)/demo
 	$(LAKE) generate --out $(DATA)/demo/raw --events 100000 --duplicates 0.05 --malformed 0.01 --late 0.02 --seed 7 --start 2025-11-20T13
 	$(LAKE) ingest --raw $(DATA)/demo/raw --lake $(DATA)/demo/lake
 	$(LAKE) generate --out $(DATA)/demo/raw --events 20000 --redeliver 0.05 --seed 8 --start 2025-11-20T14
 	$(LAKE) ingest --raw $(DATA)/demo/raw --lake $(DATA)/demo/lake
 	$(LAKE) ingest --raw $(DATA)/demo/raw --lake $(DATA)/demo/lake
+	$(LAKE) marts --lake $(DATA)/demo/lake
+	$(LAKE) compact --lake $(DATA)/demo/lake --no-vacuum
 	$(LAKE) query --lake $(DATA)/demo/lake "SELECT _batch_id AS batch, sum(records)::BIGINT AS records, sum(inserted)::BIGINT AS inserted, sum(duplicates)::BIGINT AS duplicates, sum(quarantined)::BIGINT AS quarantined FROM ingest_ledger GROUP BY 1 ORDER BY 1"
 	$(LAKE) query --lake $(DATA)/demo/lake "SELECT event_type, count(*) AS events, count(DISTINCT json_extract_string(payload, '$$.user_id')) AS users, min(created_datetime) AS first, max(created_datetime) AS last FROM events GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
 	$(LAKE) query --lake $(DATA)/demo/lake "SELECT reason, count(*) AS records FROM quarantine GROUP BY 1 ORDER BY 2 DESC"
+	$(LAKE) query --lake $(DATA)/demo/lake "SELECT event_hour, sum(events)::BIGINT AS events, max(unique_users) AS max_users_per_name FROM hourly_event_counts WHERE event_hour >= TIMESTAMP '2025-11-20 13:00:00' GROUP BY 1 ORDER BY 1"
 
 dev: ## Open the Dagster UI (http://127.0.0.1:3000) on the demo lake; the sensor picks up new files
 	LAKE_RAW_URI=$${LAKE_RAW_URI:-$(DATA)/demo/raw} LAKE_URI=$${LAKE_URI:-$(DATA)/demo/lake} \
@@ -51,3 +56,31 @@ lint: ## Validate the Dagster definitions
 clean: ## Remove local data and Dagster run storage (keeps dagster.yaml)
 	rm -rf $(DATA) .bench
 	find dagster_home -mindepth 1 -not -name 'dagster*.yaml' -delete 2>/dev/null || true
+
+# ---- AWS loop (emulated) ---------------------------------------------------------------
+# A moto server on 127.0.0.1 plays S3, Kinesis and Firehose over real HTTP (docs/aws-local.md).
+# State (pidfile, log, endpoint, env file, the loop's Dagster instance) lives in .aws-local/.
+AWS_LOCAL ?= .aws-local
+EVENTS ?= 10000
+RATE ?=
+TARGET ?= firehose
+# Recipes below run in the emulator's environment (AWS_ENDPOINT_URL, test credentials, LAKE_*_URI, DAGSTER_HOME).
+AWS_LOCAL_ENV = test -f $(AWS_LOCAL)/env || { echo "error: no emulator running: make aws-local" >&2; exit 2; }; . $(AWS_LOCAL)/env;
+
+.PHONY: aws-local aws-local-stop bootstrap produce dev-aws
+
+aws-local: ## Start a moto server (S3, Kinesis, Firehose) on 127.0.0.1 in the background; prints the export line
+	@$(LAKE) emulator start --state-dir $(AWS_LOCAL)
+
+aws-local-stop: ## Stop the moto server started by aws-local (it forgets its buckets and streams)
+	@$(LAKE) emulator stop --state-dir $(AWS_LOCAL)
+
+bootstrap: ## On the emulator: create the raw and lake buckets, the Kinesis stream and the Firehose delivery stream
+	@$(AWS_LOCAL_ENV) $(LAKE) bootstrap
+
+produce: ## Send EVENTS synthetic events (RATE per second, TARGET firehose|kinesis) to the emulator
+	@$(AWS_LOCAL_ENV) $(LAKE) produce --events $(EVENTS) --target $(TARGET) $(if $(RATE),--rate $(RATE))
+
+dev-aws: ## Dagster UI (http://127.0.0.1:3000) against the emulator; the sensor ingests what produce delivers
+	@$(AWS_LOCAL_ENV) .venv/bin/dagster dev -m lake_pipeline.definitions -h 127.0.0.1 -p $${PORT:-3000}
+# ---- end of AWS loop ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ CLI batch shows up in the UI.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from datetime import UTC, datetime
@@ -77,24 +78,49 @@ def generate(out, events, duplicates, malformed, late, redeliver, seed, start, h
 def _instance():
     from dagster import DagsterInstance
 
-    from lake_pipeline.lake.instance import ensure_dagster_home
+    from lake_pipeline.lake.instance import ensure_dagster_home, reap_dead_runs
 
     home = ensure_dagster_home(dagster_home())
     os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
+    instance = DagsterInstance.get()
+    for run_id in reap_dead_runs(instance):
+        click.echo(f"marked run {run_id} failed: its process died before finishing (slot freed)", err=True)
+    return instance
+
+
+def _ingest_definitions():
+    """Just what `ingest_job` needs (landing + curated assets, their checks, the lake resource).
+
+    The same definition objects as the code location's, without loading the whole
+    defs folder and every installed Dagster plugin (which costs seconds per command).
+    """
+    import dagster as dg
+
+    from lake_pipeline.defs.curated import assets, checks
+    from lake_pipeline.defs.landing import assets as landing
+    from lake_pipeline.defs.resources import LakeResource
+
+    def collect(module, kind):
+        return [v for v in vars(module).values() if isinstance(v, kind)]
+
+    return dg.Definitions(
+        assets=collect(assets, dg.AssetsDefinition) + collect(landing, dg.AssetSpec),
+        asset_checks=collect(checks, dg.AssetChecksDefinition),
+        jobs=[assets.ingest_job],
+        resources={"lake": LakeResource.from_settings(load_settings())},
+    )
 
 
 def _ingest_job():
-    from lake_pipeline.definitions import defs
-
-    return defs().resolve_job_def("ingest_job")
+    return _ingest_definitions().resolve_job_def("ingest_job")
 
 
-def _run_batches(settings, batches, instance, job, echo=True, log_level="WARNING"):
+def _run_batches(settings, batches, instance, job, echo=True, log_level="CRITICAL"):
     """Run each batch as one Dagster run of ingest_job; return the summed metadata."""
     from tqdm import tqdm
 
     totals = {k: 0 for k in ("objects", "records", "inserted", "duplicates", "quarantined")}
+    from lake_pipeline.defs.curated.assets import batch_run_tags
     from lake_pipeline.defs.resources import LakeResource
 
     resources = {"lake": LakeResource.run_config(settings)}
@@ -109,14 +135,16 @@ def _run_batches(settings, batches, instance, job, echo=True, log_level="WARNING
                 },
                 instance=instance,
                 raise_on_error=False,
-                tags={"lake/objects": str(len(keys)), "lake/trigger": "cli"},
+                tags={"lake/objects": str(len(keys)), "lake/trigger": "cli", "lake/host": socket.gethostname(),
+                      **batch_run_tags(keys)},
             )
             if not result.success:
                 _fail(_failure_message(result))
             for mat in result.asset_materializations_for_node("ingest_batch"):
-                if mat.asset_key.to_user_string() == "events":
+                if mat.asset_key.to_user_string() == "events":  # once per partition: same metadata
                     for k in totals:
                         totals[k] += int(mat.metadata[k].value)
+                    break
             bar.update(len(keys))
     return totals
 
@@ -146,6 +174,7 @@ def ingest(raw, lake, quiet):
     from lake_pipeline.lake.delta import Lake
     from lake_pipeline.lake.ingest import list_pending, plan_batches
     from lake_pipeline.lake.ledger import unfinished_plans
+    from lake_pipeline.lake.reader import PARALLEL_MIN_BYTES, warm_up
 
     started = time.perf_counter()
     settings = load_settings(raw_uri=raw, lake_uri=lake)
@@ -165,6 +194,8 @@ def ingest(raw, lake, quiet):
         click.echo(f"nothing to ingest: every object in {settings.raw_uri} is already in the ledger")
         return
     click.echo(f"{len(pending)} new object(s) in {settings.raw_uri} -> {len(batches)} batch(es) into {settings.lake_uri}")
+    if sum(o.size for o in pending) >= PARALLEL_MIN_BYTES:
+        warm_up(settings.parse_workers or None)  # parse workers start while Dagster loads
     instance = _instance()
     totals = _run_batches(settings, batches, instance, _ingest_job(), echo=not quiet)
     seconds = time.perf_counter() - started
@@ -175,6 +206,93 @@ def ingest(raw, lake, quiet):
     )
 
 
+
+
+def _hour(value: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an hour like 2025-11-20T13") from None
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return dt.replace(minute=0, second=0, microsecond=0)
+
+
+@main.command()
+@click.option("--raw", default=None, help="Landing zone URI (default: LAKE_RAW_URI or data/raw).")
+@click.option("--lake", default=None, help="Lake URI (default: LAKE_URI or data/lake).")
+@click.option("--start", "start", required=True, help="First arrival hour, e.g. 2025-11-20T00 (UTC).")
+@click.option("--end", "end", required=True, help="Last arrival hour, inclusive, e.g. 2025-11-20T23.")
+@click.option("--rebuild", is_flag=True, help="Replace everything that came from these hours (after a logic change).")
+def backfill(raw, lake, start, end, rebuild):
+    """Backfill Firehose arrival hours as one Dagster backfill (a single run); idempotent."""
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._core.utils import make_new_backfill_id
+
+    from lake_pipeline.defs.curated.assets import ARRIVAL_HOURS, EVENTS, QUARANTINE
+    from lake_pipeline.defs.resources import LakeResource
+
+    first, last = _hour(start), _hour(end)
+    if last < first:
+        _fail(f"--end {end} is before --start {start}", code=2)
+    settings = load_settings(raw_uri=raw, lake_uri=lake)
+    settings = settings.with_overrides(raw_uri=normalize_uri(settings.raw_uri), lake_uri=normalize_uri(settings.lake_uri))
+    try:
+        open_storage(settings.raw_uri).check_readable()
+        open_storage(settings.lake_uri).check_writable()
+    except StorageError as exc:
+        _fail(str(exc))
+    instance = _instance()
+    defs = _ingest_definitions()
+    job = defs.resolve_job_def("ingest_job")
+    hours = ARRIVAL_HOURS.get_partition_keys_in_range(
+        __import__("dagster").PartitionKeyRange(first.strftime(ARRIVAL_HOURS.fmt), last.strftime(ARRIVAL_HOURS.fmt))
+    )
+    backfill_id = make_new_backfill_id()
+    tags = {
+        "dagster/backfill": backfill_id,
+        "dagster/asset_partition_range_start": hours[0],
+        "dagster/asset_partition_range_end": hours[-1],
+        "lake/trigger": "cli",
+        "lake/host": socket.gethostname(),
+        "lake/rebuild": str(rebuild).lower(),
+    }
+    run_config = {
+        "resources": {"lake": LakeResource.run_config(settings)},
+        "ops": {"ingest_batch": {"config": {"rebuild": rebuild}}},
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+    }
+    click.echo(f"backfill {backfill_id}: {len(hours)} arrival hour(s) {hours[0]}..{hours[-1]}"
+               f"{' (rebuild)' if rebuild else ''}")
+    started = time.perf_counter()
+    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags)
+    record = PartitionBackfill.from_asset_partitions(
+        backfill_id=backfill_id,
+        asset_graph=defs.resolve_asset_graph(),
+        partition_names=hours,
+        asset_selection=[EVENTS, QUARANTINE],
+        backfill_timestamp=time.time(),
+        tags={k: v for k, v in tags.items() if not k.startswith("dagster/")},
+        dynamic_partitions_store=instance,
+        all_partitions=False,
+        title=f"{'rebuild' if rebuild else 'backfill'} {hours[0]}..{hours[-1]}",
+        description="lake backfill (single run, executed by the CLI)",
+        run_config=run_config,
+    )
+    status = BulkActionStatus.COMPLETED_SUCCESS if result.success else BulkActionStatus.COMPLETED_FAILED
+    instance.add_backfill(record.with_status(status))
+    if not result.success:
+        _fail(_failure_message(result))
+    totals = {k: 0 for k in ("objects", "records", "inserted", "duplicates", "quarantined")}
+    for mat in result.asset_materializations_for_node("ingest_batch"):
+        if mat.asset_key == EVENTS:
+            for k in totals:
+                totals[k] = int(mat.metadata[k].value)
+            break
+    seconds = time.perf_counter() - started
+    click.echo(
+        f"objects={totals['objects']} records={totals['records']} inserted={totals['inserted']} "
+        f"duplicates={totals['duplicates']} quarantined={totals['quarantined']} seconds={seconds:.2f} run={result.run_id}"
+    )
 
 
 @main.command()
@@ -195,6 +313,16 @@ def query(lake, max_rows, fmt, sql):
         _fail(str(exc).strip(), code=1)
     click.echo(relation_text)
 
+
+# Maintenance commands (compact, marts) live in cli_ops.py.
+from lake_pipeline.cli_ops import register as _register_ops  # noqa: E402
+
+_register_ops(main)
+
+# AWS commands (emulator, bootstrap, produce): lake_pipeline/cli_aws.py
+from lake_pipeline.cli_aws import register as _register_aws  # noqa: E402
+
+_register_aws(main)
 
 if __name__ == "__main__":
     main()

@@ -43,6 +43,20 @@ EVENTS_SCHEMA = pa.schema(
 )
 REQUIRED_EVENT_COLUMNS = [f.name for f in EVENTS_SCHEMA if not f.nullable]
 
+# No-transform mode (LAKE_ENRICH=false): no added fields beyond the UTC date that
+# partitions the table and scopes deduplication; records are otherwise stored as received.
+DERIVED_COLUMNS = ["created_datetime", "event_type", "event_subtype"]
+RAW_EVENTS_SCHEMA = pa.schema([f for f in EVENTS_SCHEMA if f.name not in DERIVED_COLUMNS])
+RAW_PARTITION_COLUMNS = ["event_date"]
+
+
+def events_schema(enrich: bool = True) -> pa.Schema:
+    return EVENTS_SCHEMA if enrich else RAW_EVENTS_SCHEMA
+
+
+def partition_columns(enrich: bool = True) -> list[str]:
+    return PARTITION_COLUMNS if enrich else RAW_PARTITION_COLUMNS
+
 QUARANTINE_SCHEMA = pa.schema(
     [
         pa.field("raw_record", pa.string(), nullable=True),

@@ -24,10 +24,15 @@ EVENTS_TABLE = "events"
 QUARANTINE_TABLE = "quarantine"
 LEDGER_TABLE = "_ingest_ledger"
 PLANS_TABLE = "_ingest_plans"
+REBUILDS_TABLE = "_ingest_rebuilds"
 HOURLY_COUNTS_TABLE = "hourly_event_counts"
 CATALOG_TABLES = (EVENTS_TABLE, QUARANTINE_TABLE, HOURLY_COUNTS_TABLE)
+# First Firehose arrival hour of the hourly partitions Dagster shows for the landing zone.
+ARRIVAL_PARTITIONS_START = "2024-01-01-00:00"
 # Dagster concurrency pool that makes each batch the only writer of the lake tables.
 WRITER_POOL = "lake_writer"
+# Pool of the hourly marts' writer (one mart update at a time; ingest is not blocked by it).
+MARTS_POOL = "lake_marts"
 
 
 def bucket_names(env: str, project: str = PROJECT) -> dict[str, str]:
@@ -63,6 +68,9 @@ class Settings:
     # A micro-batch (one Dagster run) holds at most this many objects / raw bytes.
     batch_max_objects: int = 500
     batch_max_bytes: int = 64 * 1024 * 1024
+    # A batch streams through in chunks of about this many raw (compressed) bytes:
+    # memory follows the chunk size, not the batch size.
+    chunk_max_bytes: int = 16 * 1024 * 1024
     # Processes that read and parse a batch's objects (0: one per core).
     parse_workers: int = 0
     # Enrichment: when false, the no-transform mode keeps only the contract columns
@@ -76,14 +84,26 @@ class Settings:
     # Firehose/Kinesis names used by `lake produce` and `make bootstrap`.
     stream_name: str = f"{PROJECT}-local-events"
     delivery_stream_name: str = f"{PROJECT}-local-events-to-raw"
-    # Delta commits on S3: "conditional_put" (S3 If-None-Match) or "dynamodb" lock.
+    # Delta commits on S3: "conditional_put" (S3 If-None-Match; the only mode delta-rs 1.x
+    # supports: "dynamodb" is refused with an explanation, see lake/aws.py).
     s3_locking: str = "conditional_put"
     dynamodb_lock_table: str = ""
     # Compaction target and vacuum retention.
     compact_target_file_bytes: int = 128 * 1024 * 1024
     vacuum_retention_hours: int = 168
+    # Crash tests only: SIGKILL this process at a named point of a batch
+    # (after_parse | after_events | after_quarantine | after_ledger). Empty in production.
+    fault_injection: str = ""
     # Alerts on run failure: "sns:<topic-arn>" or "https://hooks..." or "" for none.
     alert_destination: str = ""
+    # Compaction: one commit rewrites at most this many bytes of small files (one event_date's
+    # partitions per group), so it holds the writer pool for one short commit at a time.
+    compact_group_max_bytes: int = 512 * 1024 * 1024
+    # hourly_event_counts freshness check: the newest hour may end at most this many hours ago.
+    mart_max_lag_hours: float = 3.0
+    # Alerts: webhook timeout, and the Dagster UI base URL used to link the failed run ("" for none).
+    alert_timeout_seconds: float = 10.0
+    dagster_ui_url: str = ""
 
     @classmethod
     def env_var(cls, field_name: str) -> str:

@@ -12,7 +12,7 @@ from datetime import date
 
 import polars as pl
 
-from lake_pipeline.contract import BATCH_ID, EVENT_UUID, REQUIRED_EVENT_COLUMNS
+from lake_pipeline.contract import BATCH_ID, EVENT_UUID, events_schema
 from lake_pipeline.lake.delta import Lake
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE
 from lake_pipeline.transforms.enrich import derived_columns
@@ -64,11 +64,17 @@ def required_columns(
     scan = _scoped(lake, EVENTS_TABLE, batch_ids, dates)
     if scan is None:
         return CheckOutcome(True, "events table is empty", {"rows": 0})
+    present = set(scan.collect_schema().names())
+    schema = events_schema(enrich="event_type" in present)  # no-transform lakes have no derived columns
+    required = [f.name for f in schema if not f.nullable]
+    missing = [c for c in required if c not in present]
     nulls = scan.select(
-        pl.len().alias("__rows"), *[pl.col(c).null_count().alias(c) for c in REQUIRED_EVENT_COLUMNS]
+        pl.len().alias("__rows"),
+        *[pl.col(c).null_count().alias(c) for c in required if c in present],
     ).collect().row(0, named=True)
     rows = nulls.pop("__rows")
     bad = {c: n for c, n in nulls.items() if n}
+    bad.update({c: rows for c in missing})
     return CheckOutcome(
         not bad,
         "nulls in required columns: " + ", ".join(f"{c}={n}" for c, n in bad.items())
@@ -85,8 +91,11 @@ def derived_consistent(
     scan = _scoped(lake, EVENTS_TABLE, batch_ids, dates)
     if scan is None:
         return CheckOutcome(True, "events table is empty", {"rows": 0})
-    names = ["created_datetime", "event_type", "event_subtype", "event_date"]
-    expected = scan.with_columns([e.name.suffix("__expected") for e in derived_columns()])
+    present = set(scan.collect_schema().names())
+    # In no-transform mode (LAKE_ENRICH=false) only event_date is derived.
+    derived = [e for e in derived_columns() if e.meta.output_name() in present]
+    names = [e.meta.output_name() for e in derived]
+    expected = scan.with_columns([e.name.suffix("__expected") for e in derived])
     mismatch = expected.select(
         pl.len().alias("__rows"),
         *[(~pl.col(c).eq_missing(pl.col(f"{c}__expected"))).sum().alias(c) for c in names],

@@ -11,6 +11,9 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+import signal
+import sys
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -36,6 +39,12 @@ class ParsedBatch:
         return sum(self.records_per_object.values())
 
 
+class ParsedBatchEmpty:
+    """An empty parse result (a batch with no objects, e.g. one that only finishes a crash)."""
+
+    quarantine = ParsedRecords().quarantine_arrow()
+
+
 def parse_keys(raw_uri: str, keys: list[str]) -> ParsedBatch:
     """Read and parse ``keys`` (in order) from the landing zone at ``raw_uri``."""
     storage = open_storage(raw_uri)
@@ -58,9 +67,35 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         if _POOL is not None:
             _POOL.shutdown()
         # spawn, not fork: the parent runs Polars/DuckDB/Dagster threads that fork would copy mid-flight.
-        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        _POOL = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+        )
         _POOL_SIZE = workers
     return _POOL
+
+
+def _init_worker() -> None:
+    """Workers die with their parent, even when it is SIGKILLed (Linux), instead of lingering."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _noop() -> int:
+    return os.getpid()
+
+
+def warm_up(workers: int | None = None) -> None:
+    """Start the worker processes now (they import in parallel with the caller's own start-up)."""
+    workers = workers or default_workers()
+    if workers > 1:
+        pool = _pool(workers)
+        for _ in range(workers):
+            pool.submit(_noop)
 
 
 def _reset_pool() -> None:
@@ -95,24 +130,39 @@ def _runs(objects: list[ObjectInfo], parts: int) -> list[list[str]]:
 
 def read_and_parse(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None) -> ParsedBatch:
     """Parse ``objects`` (already in key order) with up to ``workers`` processes."""
+    return parse_later(raw_uri, objects, workers)()
+
+
+def parse_later(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None) -> Callable[[], ParsedBatch]:
+    """Start parsing ``objects`` in the worker processes now; the returned function waits for
+    the result. Lets a batch parse its next chunk while it writes the current one."""
     workers = workers or default_workers()
     keys = [o.key for o in objects]
     if workers <= 1 or len(objects) < 2 or sum(o.size for o in objects) < PARALLEL_MIN_BYTES:
-        return parse_keys(raw_uri, keys)
+        return lambda: parse_keys(raw_uri, keys)
     # A few runs per worker balance uneven objects; each run stays in key order.
     runs = _runs(objects, min(len(objects), workers * 3))
     try:
-        parts = list(_pool(workers).map(parse_keys, [raw_uri] * len(runs), runs))
+        futures = [_pool(workers).submit(parse_keys, raw_uri, run) for run in runs]
     except BrokenProcessPool:
-        # Workers can't start in some hosts (e.g. a parent whose __main__ can't be re-imported):
-        # parse in this process rather than fail the batch.
         _reset_pool()
-        return parse_keys(raw_uri, keys)
-    merged = ParsedBatch(
-        pa.concat_tables([p.records for p in parts]),
-        pa.concat_tables([p.quarantine for p in parts]),
-    )
-    for p in parts:
-        merged.records_per_object.update(p.records_per_object)
-        merged.sizes.update(p.sizes)
-    return merged
+        return lambda: parse_keys(raw_uri, keys)
+
+    def result() -> ParsedBatch:
+        try:
+            parts = [f.result() for f in futures]
+        except BrokenProcessPool:
+            # Workers can't start in some hosts (e.g. a parent whose __main__ can't be re-imported):
+            # parse in this process rather than fail the batch.
+            _reset_pool()
+            return parse_keys(raw_uri, keys)
+        merged = ParsedBatch(
+            pa.concat_tables([p.records for p in parts]),
+            pa.concat_tables([p.quarantine for p in parts]),
+        )
+        for p in parts:
+            merged.records_per_object.update(p.records_per_object)
+            merged.sizes.update(p.sizes)
+        return merged
+
+    return result

@@ -11,6 +11,8 @@ from lake_pipeline.contract import (
     EVENT_NAME,
     EVENT_UUID,
     EVENTS_SCHEMA,
+    RAW_EVENTS_SCHEMA,
+    events_schema,
     ORDINAL,
     QUARANTINE_SCHEMA,
     SOURCE_KEY,
@@ -94,12 +96,25 @@ def derived_columns() -> list[pl.Expr]:
     ]
 
 
-def enrich(frame: pl.DataFrame, batch_id: int) -> pl.DataFrame:
-    """Add the derived and lineage columns and order columns as the events schema."""
-    return frame.with_columns(*derived_columns(), pl.lit(batch_id, pl.Int64).alias(BATCH_ID)).select(
-        EVENTS_SCHEMA.names
+def enrich(frame: pl.DataFrame, batch_id: int, derive: bool = True) -> pl.DataFrame:
+    """Add the derived and lineage columns and order columns as the events schema.
+
+    ``derive=False`` is the no-transform mode: only event_date (the partition) is added.
+    """
+    columns = derived_columns()
+    if not derive:
+        columns = [c for c in columns if c.meta.output_name() == "event_date"]
+    return frame.with_columns(*columns, pl.lit(batch_id, pl.Int64).alias(BATCH_ID)).select(
+        events_schema(derive).names
     )
 
 
 def to_events_arrow(frame: pl.DataFrame) -> pa.Table:
-    return frame.to_arrow().cast(EVENTS_SCHEMA)
+    """The frame as Arrow in the events schema. Strings stay 64-bit-offset (as Polars
+    holds them): casting to 32-bit offsets would copy every string column."""
+    schema = EVENTS_SCHEMA if frame.width == len(EVENTS_SCHEMA) else RAW_EVENTS_SCHEMA
+    return frame.to_arrow().cast(_large(schema))
+
+
+def _large(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f.with_type(pa.large_string()) if f.type == pa.string() else f for f in schema])

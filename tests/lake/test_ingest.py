@@ -149,3 +149,40 @@ def test_storage_problems_raise_one_clear_error(settings, tmp_path, missing):
         blocker.write_text("x")
         with pytest.raises(StorageError, match="cannot create"):
             Lake.from_settings(settings.with_overrides(lake_uri=str(blocker / "lake"))).check_writable()
+
+
+def test_streaming_in_chunks_equals_one_chunk(settings, raw_dir, lake_dir, tmp_path):
+    # Duplicates across objects (chunks), a copy spread wider than the horizon, quarantine in several.
+    write_object(raw_dir, [event("a", at=T0, v=1), event("b", at=T0), b"{bad"], minute=1)
+    write_object(raw_dir, [event("a", at=T0, v=2), event("c", at=T0 + 10)], minute=2)
+    write_object(raw_dir, [event("b", at=T0 + 3 * 3600), event("a", at=T0 + 1800), b"[2]"], minute=3)
+    keys = [o.key for o in list_pending(settings)]
+    whole = settings.with_overrides(lake_uri=str(tmp_path / "whole"))
+    ingest_keys(whole, keys)
+    chunked = ingest_keys(settings.with_overrides(chunk_max_bytes=1), keys)  # one object per chunk
+    assert (chunked.total("inserted"), chunked.total("duplicates"), chunked.total("quarantined")) == (4, 2, 2)
+
+    def rows(path):
+        df = pl.from_arrow(DeltaTable(str(path / EVENTS_TABLE)).to_pyarrow_table())
+        return df.drop("_batch_id").sort("event_uuid", "created_at").rows()
+
+    assert rows(lake_dir) == rows(tmp_path / "whole")
+    assert DeltaTable(str(lake_dir / EVENTS_TABLE)).version() == 1  # create + one commit for the batch
+
+
+def test_no_transform_mode_stores_records_without_derived_columns(settings, raw_dir, lake_dir):
+    from lake_pipeline.contract import RAW_EVENTS_SCHEMA
+    from lake_pipeline.lake import quality
+
+    write_object(raw_dir, [event("a", "page:view", T0, user_id="u1"), event("a", "page:view", T0), b"[0]"])
+    raw_mode = settings.with_overrides(enrich=False)
+    summary = ingest_keys(raw_mode, [o.key for o in list_pending(raw_mode)])
+    assert (summary.total("inserted"), summary.total("duplicates"), summary.total("quarantined")) == (1, 1, 1)
+    dt = DeltaTable(str(lake_dir / EVENTS_TABLE))
+    assert dt.metadata().partition_columns == ["event_date"]
+    assert [f.name for f in dt.schema().fields] == RAW_EVENTS_SCHEMA.names
+    row = pl.from_arrow(dt.to_pyarrow_table()).row(0, named=True)
+    assert (row["event_name"], json.loads(row["payload"])) == ("page:view", {"user_id": "u1"})
+    lake = Lake.from_settings(raw_mode)
+    for outcome in (quality.required_columns(lake), quality.derived_consistent(lake), quality.conservation(lake)):
+        assert outcome.passed, outcome.description
