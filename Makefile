@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# uv installed by `make setup` (pip --user) lands in ~/.local/bin: keep it on PATH for every target.
+export PATH := $(HOME)/.local/bin:$(PATH)
 UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 LAKE := .venv/bin/lake

@@ -234,6 +234,11 @@ def backfill(raw, lake, start, end, rebuild):
     first, last = _hour(start), _hour(end)
     if last < first:
         _fail(f"--end {end} is before --start {start}", code=2)
+    from lake_pipeline.settings import ARRIVAL_PARTITIONS_START
+
+    if first < ARRIVAL_HOURS.start:
+        _fail(f"--start {start} is before the first arrival-hour partition ({ARRIVAL_PARTITIONS_START}, "
+              "settings.ARRIVAL_PARTITIONS_START); use `lake ingest` for older objects", code=2)
     settings = load_settings(raw_uri=raw, lake_uri=lake)
     settings = settings.with_overrides(raw_uri=normalize_uri(settings.raw_uri), lake_uri=normalize_uri(settings.lake_uri))
     try:

@@ -28,7 +28,9 @@ REBUILDS_TABLE = "_ingest_rebuilds"
 HOURLY_COUNTS_TABLE = "hourly_event_counts"
 CATALOG_TABLES = (EVENTS_TABLE, QUARANTINE_TABLE, HOURLY_COUNTS_TABLE)
 # First Firehose arrival hour of the hourly partitions Dagster shows for the landing zone.
-ARRIVAL_PARTITIONS_START = "2024-01-01-00:00"
+# Keep it recent: Dagster's per-run bookkeeping grows with the number of partitions.
+# Objects that arrived earlier still ingest (unpartitioned runs); only backfills need it.
+ARRIVAL_PARTITIONS_START = "2025-11-01-00:00"
 # Dagster concurrency pool that makes each batch the only writer of the lake tables.
 WRITER_POOL = "lake_writer"
 # Pool of the hourly marts' writer (one mart update at a time; ingest is not blocked by it).

@@ -137,7 +137,6 @@ def generate(
     start = start.astimezone(UTC)
     n_objects = max(1, span_seconds // object_seconds)
     result = GenerateResult()
-    sent: list[bytes] = []
     redeliver = list(redeliver or [])
     result.redelivered = len(redeliver)
     per_object = [events // n_objects + (1 if i < events % n_objects else 0) for i in range(n_objects)]
@@ -159,7 +158,6 @@ def generate(
             }
             line = orjson.dumps(rec)
             records.append(line)
-            sent.append(line)
             result.events += 1
             if rng.random() < duplicates:
                 # A producer retry: the same record again, later in this object or in a later one.

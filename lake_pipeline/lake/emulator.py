@@ -27,7 +27,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from lake_pipeline.lake.instance import ensure_dagster_home
+from lake_pipeline.lake.instance import ensure_dagster_home, process_alive
 from lake_pipeline.settings import FIREHOSE_RAW_PREFIX, bucket_names
 
 HOST = "127.0.0.1"
@@ -100,27 +100,12 @@ def _paths(state_dir: Path) -> tuple[Path, Path, Path, Path]:
     return state_dir / "moto.pid", state_dir / "moto.log", state_dir / "endpoint", state_dir / "env"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process is not alive.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][:1] != "Z"
-    except OSError:
-        return True
-
-
 def _is_moto(pid: int) -> bool:
     """Whether ``pid`` is a moto server (guards against a recycled pid)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:
-        return _alive(pid)  # no /proc (macOS): trust the pidfile
+        return process_alive(pid)  # no /proc (macOS): trust the pidfile
     return b"moto" in cmdline
 
 
@@ -143,7 +128,7 @@ def running(state_dir: str | Path = DEFAULT_STATE_DIR) -> Emulator | None:
         endpoint = endpoint_file.read_text().strip()
     except (OSError, ValueError):
         return None
-    if _alive(pid) and _is_moto(pid) and responds(endpoint):
+    if process_alive(pid) and _is_moto(pid) and responds(endpoint):
         return Emulator(pid, endpoint, state_dir)
     return None
 
@@ -206,13 +191,13 @@ def stop(state_dir: str | Path = DEFAULT_STATE_DIR, timeout: float = 10.0) -> in
     except (OSError, ValueError):
         return None
     stopped = None
-    if _alive(pid) and _is_moto(pid):
+    if process_alive(pid) and _is_moto(pid):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while process_alive(pid) and time.monotonic() < deadline:
             _reap(pid)
             time.sleep(0.05)
-        if _alive(pid):
+        if process_alive(pid):
             os.kill(pid, signal.SIGKILL)
         _reap(pid)
         stopped = pid

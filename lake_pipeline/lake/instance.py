@@ -48,7 +48,7 @@ def reap_dead_runs(instance) -> list[str]:
             continue
         starts = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_START)
         pid = starts[-1].dagster_event.pid if starts and starts[-1].dagster_event else None
-        if pid is None or _alive(pid):
+        if pid is None or process_alive(pid):
             continue
         instance.report_run_failed(run, message=f"process {pid} died (killed?) without finishing the run")
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
@@ -56,7 +56,8 @@ def reap_dead_runs(instance) -> list[str]:
     return reaped
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` is running on this machine (a zombie is not)."""
     import os
 
     try:
@@ -65,4 +66,8 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except OSError:
+        return True

@@ -23,11 +23,12 @@ ARRIVAL_HOURS = dg.HourlyPartitionsDefinition(start_date=ARRIVAL_PARTITIONS_STAR
 def batch_run_tags(keys: list[str]) -> dict[str, str]:
     """Run tags naming the arrival-hour partitions a batch of raw keys belongs to.
 
-    Keys outside the Firehose layout have no arrival hour; such a batch runs unpartitioned.
+    Keys outside the Firehose layout have no arrival hour, and keys older than the first
+    partition have no partition; such a batch runs unpartitioned.
     """
     hours = [key_hour(k) for k in keys]
-    if not hours or any(h is None for h in hours):
-        return {}
+    if not hours or any(h is None or h < ARRIVAL_HOURS.start for h in hours):
+        return {}  # outside the layout, or older than the first partition: an unpartitioned run
     fmt = ARRIVAL_HOURS.fmt
     return {
         "dagster/asset_partition_range_start": min(hours).strftime(fmt),
