@@ -59,55 +59,30 @@ def fmt(check: bool = False, directory: Path = TERRAFORM_DIR) -> tuple[int, str]
     return proc.returncode, proc.stdout + proc.stderr
 
 
-# checkov imports `hcl2` from its own fork, bc-python-hcl2. The dev group also
-# installs python-hcl2 (used by tests/terraform), which ships a package with the
-# same import name, so whichever was installed last owns .venv/.../hcl2/. When
-# python-hcl2 owns it, checkov fails at import (`cannot import name 'START_LINE'`).
-# We then give the checkov subprocess the fork's files on PYTHONPATH, extracted by
-# uv into terraform/.cache/ (from uv's cache when possible, else from PyPI once).
-HCL2_OVERLAY = TERRAFORM_DIR / ".cache" / "checkov-hcl2"
+# checkov runs in its own environment (`uv tool run`), pinned here: it bundles a fork of
+# python-hcl2 under the same import name `hcl2`, so installing both into .venv makes
+# whichever lands last break the other (tests/terraform use python-hcl2).
+CHECKOV_VERSION = "3.3.30"
 
 
-def _is_checkov_hcl2(package_dir: Path) -> bool:
-    init = package_dir / "hcl2" / "__init__.py"
-    return init.is_file() and "START_LINE" in init.read_text(encoding="utf-8")
-
-
-def checkov_hcl2_overlay() -> Path | None:
-    """Directory to prepend to checkov's PYTHONPATH, or None if none is needed."""
-    import importlib.metadata as md
-    import importlib.util
-
-    spec = importlib.util.find_spec("hcl2")
-    if spec is not None and spec.origin and _is_checkov_hcl2(Path(spec.origin).parent.parent):
-        return None
-    if _is_checkov_hcl2(HCL2_OVERLAY):
-        return HCL2_OVERLAY
-    try:
-        requirement = f"bc-python-hcl2=={md.version('bc-python-hcl2')}"
-    except md.PackageNotFoundError:
-        requirement = "bc-python-hcl2"
-    uv = shutil.which("uv")
-    if uv is None:
-        raise RuntimeError(
-            "checkov needs bc-python-hcl2's `hcl2` package, which python-hcl2 has overwritten in this "
-            "environment, and `uv` is not on PATH to extract it. Install uv or run checkov from its own "
-            "environment (e.g. `uvx checkov`)."
-        )
-    base = [uv, "pip", "install", "--quiet", "--no-deps", "--target", str(HCL2_OVERLAY), "--python", sys.executable]
-    for extra in (["--offline"], []):  # uv's cache first, then the package index
-        proc = subprocess.run([*base, *extra, requirement], capture_output=True, text=True)
-        if proc.returncode == 0 and _is_checkov_hcl2(HCL2_OVERLAY):
-            return HCL2_OVERLAY
-    raise RuntimeError(f"could not install {requirement} into {HCL2_OVERLAY}:\n{proc.stderr}")
+def _uv() -> str:
+    beside = Path(sys.executable).with_name("uv")  # the dev group installs uv into .venv
+    found = str(beside) if beside.exists() else shutil.which("uv")
+    if not found:
+        raise RuntimeError("checkov runs through `uv tool run`, and uv is not installed: run `make setup`")
+    return found
 
 
 def checkov_command(output: str = "cli") -> list[str]:
     """The offline checkov invocation (configuration in terraform/.checkov.yaml)."""
-    venv_checkov = Path(sys.executable).with_name("checkov")
-    exe = str(venv_checkov) if venv_checkov.exists() else (shutil.which("checkov") or "checkov")
     return [
-        exe,
+        _uv(),
+        "tool",
+        "run",
+        "--quiet",
+        "--from",
+        f"checkov=={CHECKOV_VERSION}",
+        "checkov",
         "--config-file",
         str(TERRAFORM_DIR / ".checkov.yaml"),
         "--directory",
@@ -131,9 +106,6 @@ def checkov_env() -> dict[str, str]:
         }
     )
     env.pop("BC_API_KEY", None)
-    overlay = checkov_hcl2_overlay()
-    if overlay is not None:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(overlay), env.get("PYTHONPATH", "")) if p)
     return env
 
 
