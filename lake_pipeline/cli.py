@@ -174,7 +174,8 @@ def ingest(raw, lake, quiet):
     from lake_pipeline.lake.delta import Lake
     from lake_pipeline.lake.ingest import list_pending, plan_batches
     from lake_pipeline.lake.ledger import unfinished_plans
-    from lake_pipeline.lake.reader import PARALLEL_MIN_BYTES, warm_up
+    from lake_pipeline.lake.ingest import chunk_objects
+    from lake_pipeline.lake.reader import PARALLEL_MIN_BYTES, prefetch
 
     started = time.perf_counter()
     settings = load_settings(raw_uri=raw, lake_uri=lake)
@@ -194,8 +195,10 @@ def ingest(raw, lake, quiet):
         click.echo(f"nothing to ingest: every object in {settings.raw_uri} is already in the ledger")
         return
     click.echo(f"{len(pending)} new object(s) in {settings.raw_uri} -> {len(batches)} batch(es) into {settings.lake_uri}")
-    if sum(o.size for o in pending) >= PARALLEL_MIN_BYTES:
-        warm_up(settings.parse_workers or None)  # parse workers start while Dagster loads
+    if batches and sum(o.size for o in batches[0]) >= PARALLEL_MIN_BYTES:
+        # The first chunk is parsed while Dagster loads; the run picks the result up.
+        first_chunk = chunk_objects(batches[0], settings.chunk_max_bytes)[0]
+        prefetch(settings.raw_uri, first_chunk, settings.parse_workers or None)
     instance = _instance()
     totals = _run_batches(settings, batches, instance, _ingest_job(), echo=not quiet)
     seconds = time.perf_counter() - started

@@ -85,19 +85,6 @@ def _init_worker() -> None:
             pass
 
 
-def _noop() -> int:
-    return os.getpid()
-
-
-def warm_up(workers: int | None = None) -> None:
-    """Start the worker processes now (they import in parallel with the caller's own start-up)."""
-    workers = workers or default_workers()
-    if workers > 1:
-        pool = _pool(workers)
-        for _ in range(workers):
-            pool.submit(_noop)
-
-
 def _reset_pool() -> None:
     global _POOL, _POOL_SIZE
     if _POOL is not None:
@@ -133,9 +120,23 @@ def read_and_parse(raw_uri: str, objects: list[ObjectInfo], workers: int | None 
     return parse_later(raw_uri, objects, workers)()
 
 
+_PREFETCHED: dict[tuple[str, tuple[str, ...]], Callable[[], ParsedBatch]] = {}
+
+
+def prefetch(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None) -> None:
+    """Start parsing ``objects`` now, for a later :func:`parse_later` of the same objects in this
+    process (the CLI parses a batch's first chunk while Dagster starts the run)."""
+    _PREFETCHED[(raw_uri, tuple(o.key for o in objects))] = _start(raw_uri, objects, workers)
+
+
 def parse_later(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None) -> Callable[[], ParsedBatch]:
     """Start parsing ``objects`` in the worker processes now; the returned function waits for
     the result. Lets a batch parse its next chunk while it writes the current one."""
+    started = _PREFETCHED.pop((raw_uri, tuple(o.key for o in objects)), None)
+    return started or _start(raw_uri, objects, workers)
+
+
+def _start(raw_uri: str, objects: list[ObjectInfo], workers: int | None) -> Callable[[], ParsedBatch]:
     workers = workers or default_workers()
     keys = [o.key for o in objects]
     if workers <= 1 or len(objects) < 2 or sum(o.size for o in objects) < PARALLEL_MIN_BYTES:

@@ -31,3 +31,16 @@ def test_runs_are_contiguous_and_cover_every_key():
     runs = reader._runs(objs, 4)
     assert [k for run in runs for k in run] == [o.key for o in objs]
     assert 1 < len(runs) <= 4 and all(runs)
+
+
+def test_prefetched_parse_is_used_once_and_equals_a_fresh_parse(tmp_path, monkeypatch):
+    storage = LocalStorage(str(tmp_path / "raw"))
+    generate(storage, 3000, start=datetime(2025, 11, 20, 13, tzinfo=UTC), object_seconds=600, seed=4)
+    objects = list(storage.list())
+    monkeypatch.setattr(reader, "PARALLEL_MIN_BYTES", 0)
+    reader.prefetch(storage.uri, objects, workers=2)
+    assert len(reader._PREFETCHED) == 1
+    got = reader.parse_later(storage.uri, objects, workers=2)()
+    assert reader._PREFETCHED == {}  # consumed
+    fresh = reader.parse_keys(storage.uri, [o.key for o in objects])
+    assert got.records.equals(fresh.records) and got.quarantine.equals(fresh.quarantine)
