@@ -160,7 +160,7 @@ def _failure_message(result) -> str:
             return f"run {result.run_id} failed: {event.step_failure_data.error.message.strip()}"
         if event.event_type_value == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
-            if not data.passed and data.blocking if hasattr(data, "blocking") else False:
+            if not data.passed and getattr(data, "blocking", False):
                 return f"blocking check {data.check_name} failed"
     return f"run {result.run_id} failed; see the Dagster UI (make dev) for details"
 
@@ -233,6 +233,7 @@ def backfill(raw, lake, start, end, rebuild):
 
     from lake_pipeline.defs.curated.assets import ARRIVAL_HOURS, EVENTS, QUARANTINE
     from lake_pipeline.defs.resources import LakeResource
+    from lake_pipeline.lake.delta import Lake
 
     first, last = _hour(start), _hour(end)
     if last < first:
@@ -246,7 +247,7 @@ def backfill(raw, lake, start, end, rebuild):
     settings = settings.with_overrides(raw_uri=normalize_uri(settings.raw_uri), lake_uri=normalize_uri(settings.lake_uri))
     try:
         open_storage(settings.raw_uri).check_readable()
-        open_storage(settings.lake_uri).check_writable()
+        Lake.from_settings(settings).check_writable()
     except StorageError as exc:
         _fail(str(exc))
     instance = _instance()

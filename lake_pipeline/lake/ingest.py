@@ -32,8 +32,9 @@ from lake_pipeline.lake.storage import ObjectInfo, Storage, open_storage
 from lake_pipeline.settings import EVENTS_TABLE, QUARANTINE_TABLE, Settings
 from lake_pipeline.transforms.dedupe import duplicate_mask, history_window
 from lake_pipeline.transforms.enrich import enrich, quarantine_frame, records_frame, to_events_arrow
+from lake_pipeline.transforms.parse import ParsedRecords
 from lake_pipeline.lake.firehose import hour_prefixes_between
-from lake_pipeline.lake.reader import ParsedBatchEmpty, parse_later
+from lake_pipeline.lake.reader import parse_later
 from lake_pipeline.lake.rebuild import finish_unfinished_rebuilds, rebuild_hours
 
 Progress = Callable[[str, int], None]
@@ -362,8 +363,8 @@ def run_batch(
     lap("write_events")
     _fault(settings, "after_events")
 
-    quarantine = pa.concat_tables(quarantine_parts) if quarantine_parts else quarantine_frame(
-        ParsedBatchEmpty.quarantine, plan.batch_id, now
+    quarantine = (
+        pa.concat_tables(quarantine_parts) if quarantine_parts else quarantine_frame(ParsedRecords(), plan.batch_id, now)
     )
     if quarantine.num_rows:
         lake.append(QUARANTINE_TABLE, quarantine, batch_id=plan.batch_id, metadata=metadata)

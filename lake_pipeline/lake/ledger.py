@@ -188,8 +188,3 @@ def write_ledger(lake: Lake, batch_id: int, rows: pl.DataFrame, run_id: str | No
         pl.lit(datetime.now(UTC)).cast(pl.Datetime("us", "UTC")).alias("committed_at"),
     ).select(LEDGER_SCHEMA.names)
     return lake.append(LEDGER_TABLE, frame.to_arrow().cast(LEDGER_SCHEMA), batch_id=batch_id)
-
-
-def ledger_frame(lake: Lake) -> pl.DataFrame | None:
-    scan = lake.scan(LEDGER_TABLE)
-    return None if scan is None else scan.collect()

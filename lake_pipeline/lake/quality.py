@@ -39,6 +39,15 @@ def _scoped(
     return scan
 
 
+def _per_column(rows: int, bad: dict[str, int], problem: str, ok: str, total_key: str, prefix: str) -> CheckOutcome:
+    """An outcome from per-column counts of bad values (``bad`` holds only the non-zero ones)."""
+    return CheckOutcome(
+        not bad,
+        problem + ": " + ", ".join(f"{c}={n}" for c, n in bad.items()) if bad else ok,
+        {"rows": rows, total_key: sum(bad.values()), **{f"{prefix}_{c}": n for c, n in bad.items()}},
+    )
+
+
 def unique_uuid(lake: Lake) -> CheckOutcome:
     """Every event_uuid appears once in the whole table."""
     scan = lake.scan(EVENTS_TABLE)
@@ -75,13 +84,7 @@ def required_columns(
     rows = nulls.pop("__rows")
     bad = {c: n for c, n in nulls.items() if n}
     bad.update({c: rows for c in missing})
-    return CheckOutcome(
-        not bad,
-        "nulls in required columns: " + ", ".join(f"{c}={n}" for c, n in bad.items())
-        if bad
-        else "required columns are non-null",
-        {"rows": rows, "null_values": sum(bad.values()), **{f"nulls_{c}": n for c, n in bad.items()}},
-    )
+    return _per_column(rows, bad, "nulls in required columns", "required columns are non-null", "null_values", "nulls")
 
 
 def derived_consistent(
@@ -102,12 +105,9 @@ def derived_consistent(
     ).collect().row(0, named=True)
     rows = mismatch.pop("__rows")
     bad = {c: n for c, n in mismatch.items() if n}
-    return CheckOutcome(
-        not bad,
-        "derived columns disagree with event_name/created_at: " + ", ".join(f"{c}={n}" for c, n in bad.items())
-        if bad
-        else "derived columns match event_name and created_at",
-        {"rows": rows, "mismatched_values": sum(bad.values()), **{f"mismatch_{c}": n for c, n in bad.items()}},
+    return _per_column(
+        rows, bad, "derived columns disagree with event_name/created_at",
+        "derived columns match event_name and created_at", "mismatched_values", "mismatch",
     )
 
 

@@ -39,12 +39,6 @@ class ParsedBatch:
         return sum(self.records_per_object.values())
 
 
-class ParsedBatchEmpty:
-    """An empty parse result (a batch with no objects, e.g. one that only finishes a crash)."""
-
-    quarantine = ParsedRecords().quarantine_arrow()
-
-
 def parse_keys(raw_uri: str, keys: list[str]) -> ParsedBatch:
     """Read and parse ``keys`` (in order) from the landing zone at ``raw_uri``."""
     storage = open_storage(raw_uri)
@@ -113,11 +107,6 @@ def _runs(objects: list[ObjectInfo], parts: int) -> list[list[str]]:
         runs[-1].append(obj.key)
         acc += obj.size
     return runs
-
-
-def read_and_parse(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None) -> ParsedBatch:
-    """Parse ``objects`` (already in key order) with up to ``workers`` processes."""
-    return parse_later(raw_uri, objects, workers)()
 
 
 _PREFETCHED: dict[tuple[str, tuple[str, ...]], Callable[[], ParsedBatch]] = {}

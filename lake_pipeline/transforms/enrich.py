@@ -9,13 +9,11 @@ from lake_pipeline.contract import (
     BATCH_ID,
     CREATED_AT,
     EVENT_NAME,
-    EVENT_UUID,
     EVENTS_SCHEMA,
     RAW_EVENTS_SCHEMA,
     events_schema,
     ORDINAL,
     QUARANTINE_SCHEMA,
-    SOURCE_KEY,
 )
 from lake_pipeline.transforms.parse import ParsedRecords
 

@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import polars as pl
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake

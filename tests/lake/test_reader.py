@@ -16,7 +16,7 @@ def test_parallel_parse_equals_serial_parse(tmp_path, monkeypatch):
     assert len(objects) == 12
     serial = reader.parse_keys(storage.uri, [o.key for o in objects])
     monkeypatch.setattr(reader, "PARALLEL_MIN_BYTES", 0)
-    parallel = reader.read_and_parse(storage.uri, objects, workers=2)
+    parallel = reader.parse_later(storage.uri, objects, workers=2)()
     assert parallel.records.equals(serial.records)
     assert parallel.quarantine.equals(serial.quarantine)
     assert parallel.records_per_object == serial.records_per_object
