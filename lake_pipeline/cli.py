@@ -175,7 +175,7 @@ def ingest(raw, lake, quiet):
     from lake_pipeline.lake.ingest import list_pending, plan_batches
     from lake_pipeline.lake.ledger import unfinished_plans
     from lake_pipeline.lake.ingest import chunk_objects
-    from lake_pipeline.lake.reader import PARALLEL_MIN_BYTES, prefetch
+    from lake_pipeline.lake.reader import PARALLEL_MIN_BYTES, PREFETCH_CHUNKS, prefetch
 
     started = time.perf_counter()
     settings = load_settings(raw_uri=raw, lake_uri=lake)
@@ -196,9 +196,9 @@ def ingest(raw, lake, quiet):
         return
     click.echo(f"{len(pending)} new object(s) in {settings.raw_uri} -> {len(batches)} batch(es) into {settings.lake_uri}")
     if batches and sum(o.size for o in batches[0]) >= PARALLEL_MIN_BYTES:
-        # The first chunk is parsed while Dagster loads; the run picks the result up.
-        first_chunk = chunk_objects(batches[0], settings.chunk_max_bytes)[0]
-        prefetch(settings.raw_uri, first_chunk, settings.parse_workers or None)
+        # The first chunks are parsed while Dagster loads (one core is free); the run picks them up.
+        for chunk in chunk_objects(batches[0], settings.chunk_max_bytes)[:PREFETCH_CHUNKS]:
+            prefetch(settings.raw_uri, chunk, settings.parse_workers or None, settings.parser)
     instance = _instance()
     totals = _run_batches(settings, batches, instance, _ingest_job(), echo=not quiet)
     seconds = time.perf_counter() - started

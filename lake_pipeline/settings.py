@@ -73,8 +73,12 @@ class Settings:
     # A batch streams through in chunks of about this many raw (compressed) bytes:
     # memory follows the chunk size, not the batch size.
     chunk_max_bytes: int = 16 * 1024 * 1024
-    # Processes that read and parse a batch's objects (0: one per core).
+    # Processes (python parser) or DuckDB threads (duckdb parser) that read and parse a
+    # batch's objects (0: one per core).
     parse_workers: int = 0
+    # "duckdb": DuckDB reads clean objects in bulk and hands every object it isn't sure
+    # about to the Python parser (same records either way); "python": the Python parser only.
+    parser: str = "duckdb"
     # Enrichment: when false, the no-transform mode keeps only the contract columns
     # computed from the record itself and skips derived columns beyond partitioning.
     enrich: bool = True

@@ -311,10 +311,10 @@ def run_batch(
 
     def kept_chunks():
         nonlocal accepted
-        pending = parse_later(settings.raw_uri, chunks[0], workers) if chunks else None
+        pending = parse_later(settings.raw_uri, chunks[0], workers, settings.parser) if chunks else None
         for i in range(len(chunks)):
             parsed = pending()
-            pending = parse_later(settings.raw_uri, chunks[i + 1], workers) if i + 1 < len(chunks) else None
+            pending = parse_later(settings.raw_uri, chunks[i + 1], workers, settings.parser) if i + 1 < len(chunks) else None
             records_per_object.update(parsed.records_per_object)
             sizes.update(parsed.sizes)
             quarantine_parts.append(quarantine_frame(parsed.quarantine, plan.batch_id, now))

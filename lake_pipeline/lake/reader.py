@@ -1,9 +1,15 @@
 """Read and parse a batch's raw objects, on every core.
 
-Objects are independent, so a batch is cut into contiguous runs of keys (in key
-order) that worker processes read and parse; each returns Arrow tables, and the
-runs are put back together in key order, which keeps arrival order exact.
-Small batches are parsed in-process (a worker's start-up would cost more).
+Two parsers give the same records (``tests/lake/test_bulk_parse.py`` holds them to it):
+
+- ``duckdb`` (the default): the bulk parser (`bulk_parse.py`) reads whole objects in
+  DuckDB, on a thread of ours (DuckDB releases the GIL), and hands every object it
+  is not sure about to the Python parser. S3 objects are downloaded to a temporary
+  directory first.
+- ``python``: objects are independent, so a batch is cut into contiguous runs of keys
+  (in key order) that worker processes read and parse; each returns Arrow tables,
+  and the runs are put back together in key order, which keeps arrival order exact.
+  Small batches are parsed in-process (a worker's start-up would cost more).
 """
 
 from __future__ import annotations
@@ -13,18 +19,24 @@ import multiprocessing
 import os
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from lake_pipeline.lake.storage import ObjectInfo, open_storage
-from lake_pipeline.transforms.parse import ParsedRecords, parse_object
+from lake_pipeline.lake.storage import LocalStorage, ObjectInfo, open_storage
+from lake_pipeline.transforms.parse import GZIP_MAGIC, ParsedRecords, UnreadableObject, decompress, parse_object
 
 # Below this many raw bytes a batch is parsed in the calling process.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+PARSERS = ("duckdb", "python")
+# The CLI parses this many chunks of the first batch while Dagster starts (memory: each
+# parsed chunk is ~10x its raw bytes).
+PREFETCH_CHUNKS = 2
 
 
 @dataclass
@@ -112,17 +124,96 @@ def _runs(objects: list[ObjectInfo], parts: int) -> list[list[str]]:
 _PREFETCHED: dict[tuple[str, tuple[str, ...]], Callable[[], ParsedBatch]] = {}
 
 
-def prefetch(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None) -> None:
+def prefetch(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None, parser: str = "duckdb") -> None:
     """Start parsing ``objects`` now, for a later :func:`parse_later` of the same objects in this
     process (the CLI parses a batch's first chunk while Dagster starts the run)."""
-    _PREFETCHED[(raw_uri, tuple(o.key for o in objects))] = _start(raw_uri, objects, workers)
+    _PREFETCHED[(raw_uri, parser, tuple(o.key for o in objects))] = _begin(raw_uri, objects, workers, parser)
 
 
-def parse_later(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None) -> Callable[[], ParsedBatch]:
-    """Start parsing ``objects`` in the worker processes now; the returned function waits for
-    the result. Lets a batch parse its next chunk while it writes the current one."""
-    started = _PREFETCHED.pop((raw_uri, tuple(o.key for o in objects)), None)
-    return started or _start(raw_uri, objects, workers)
+def parse_later(
+    raw_uri: str, objects: list[ObjectInfo], workers: int | None = None, parser: str = "duckdb"
+) -> Callable[[], ParsedBatch]:
+    """Start parsing ``objects`` now (a DuckDB thread, or the worker processes); the returned
+    function waits for the result. Lets a batch parse its next chunk while it writes the current one."""
+    started = _PREFETCHED.pop((raw_uri, parser, tuple(o.key for o in objects)), None)
+    return started or _begin(raw_uri, objects, workers, parser)
+
+
+def _begin(raw_uri: str, objects: list[ObjectInfo], workers: int | None, parser: str) -> Callable[[], ParsedBatch]:
+    if parser not in PARSERS:
+        raise ValueError(f"unknown parser {parser!r}: LAKE_PARSER must be one of {', '.join(PARSERS)}")
+    if parser == "python" or not objects:
+        return _start(raw_uri, objects, workers)
+    future = _bulk_thread().submit(parse_bulk, raw_uri, objects, workers)
+    return future.result
+
+
+_BULK: ThreadPoolExecutor | None = None
+
+
+def _bulk_thread() -> ThreadPoolExecutor:
+    """One thread: chunks are parsed one after another, each on every core inside DuckDB."""
+    global _BULK
+    if _BULK is None:
+        _BULK = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-parse")
+    return _BULK
+
+
+def parse_bulk(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None) -> ParsedBatch:
+    """Parse ``objects`` with the bulk parser; the objects it rejects go to the Python parser.
+
+    DuckDB reads plain local files. Gzip objects are decompressed here first, on threads
+    (zlib releases the GIL), with the CRC checked; S3 objects are downloaded first."""
+    from lake_pipeline.lake.bulk_parse import parse_files
+
+    storage = open_storage(raw_uri)
+    local = isinstance(storage, LocalStorage)
+    with tempfile.TemporaryDirectory(prefix="lake-raw-") as tmp:
+
+        def stage(item: tuple[int, ObjectInfo]) -> tuple[str, Path | None, int]:
+            i, obj = item
+            path = storage.root / obj.key if local else None
+            data = storage.read(obj.key)  # its errors name what to fix
+            size = len(data)
+            if data[:2] == GZIP_MAGIC:
+                try:
+                    data = decompress(data)
+                except UnreadableObject:
+                    return obj.key, None, size  # the Python parser quarantines it
+                path = None
+            if b"\x0b" in data or b"\x0c" in data or b"\x00" in data:
+                return obj.key, None, size  # DuckDB would skip these as whitespace
+            if path is None:
+                path = Path(tmp) / f"{i:06d}"
+                path.write_bytes(data)
+            return obj.key, path, size
+
+        with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
+            staged = list(pool.map(stage, enumerate(objects)))
+        sizes = {key: size for key, _, size in staged}
+        bulk = parse_files([(key, path) for key, path, _ in staged if path is not None], threads=workers)
+    bulk.rejected = [key for key, path, _ in staged if path is None or key in set(bulk.rejected)]
+    if bulk.rejected:
+        rejected = set(bulk.rejected)
+        python = _start(raw_uri, [o for o in objects if o.key in rejected], workers)()
+        records = _in_key_order([bulk.records, python.records], [o.key for o in objects])
+        quarantine = python.quarantine
+        sizes.update(python.sizes)
+        counts = {**bulk.records_per_object, **python.records_per_object}
+    else:
+        records, quarantine, counts = bulk.records, ParsedRecords().quarantine_arrow(), bulk.records_per_object
+    return ParsedBatch(records, quarantine, {o.key: counts[o.key] for o in objects}, sizes)
+
+
+def _in_key_order(tables: list[pa.Table], keys: list[str]) -> pa.Table:
+    """The records of ``tables`` together, in arrival order (key order, then position)."""
+    import polars as pl
+
+    from lake_pipeline.contract import ORDINAL, SOURCE_KEY
+
+    index = pl.col(SOURCE_KEY).replace_strict({k: i for i, k in enumerate(keys)}, return_dtype=pl.Int64)
+    frame = pl.concat([pl.from_arrow(t) for t in tables]).sort(index, pl.col(ORDINAL), maintain_order=True)
+    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
 
 
 def _start(raw_uri: str, objects: list[ObjectInfo], workers: int | None) -> Callable[[], ParsedBatch]:

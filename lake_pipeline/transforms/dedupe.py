@@ -19,15 +19,16 @@ _ROW = "__row"
 
 def history_window(created_at: pl.Series, horizon: float) -> list[tuple[float, float]]:
     """Merged [lo, hi] created_at intervals whose accepted records could make a batch row a duplicate."""
-    points = created_at.unique().sort()
-    spans: list[tuple[float, float]] = []
-    for value in points:
-        lo, hi = value - horizon, value + horizon
-        if spans and lo <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], hi)
-        else:
-            spans.append((lo, hi))
-    return spans
+    points = created_at.unique().sort().drop_nulls()
+    if points.is_empty():
+        return []
+    lo, hi = points - horizon, points + horizon
+    # A point opens a new interval when its lo is past the previous point's hi.
+    group = (lo > hi.shift(1)).fill_null(True).cum_sum()
+    spans = pl.DataFrame({"g": group, "lo": lo, "hi": hi}).group_by("g", maintain_order=True).agg(
+        pl.col("lo").first(), pl.col("hi").last()
+    )
+    return list(zip(spans.get_column("lo").to_list(), spans.get_column("hi").to_list()))
 
 
 def duplicate_mask(batch: pl.DataFrame, history: pl.DataFrame, horizon: float) -> pl.Series:

@@ -111,7 +111,7 @@ def to_events_arrow(frame: pl.DataFrame) -> pa.Table:
     """The frame as Arrow in the events schema. Strings stay 64-bit-offset (as Polars
     holds them): casting to 32-bit offsets would copy every string column."""
     schema = EVENTS_SCHEMA if frame.width == len(EVENTS_SCHEMA) else RAW_EVENTS_SCHEMA
-    return frame.to_arrow().cast(_large(schema))
+    return frame.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(_large(schema))
 
 
 def _large(schema: pa.Schema) -> pa.Schema:

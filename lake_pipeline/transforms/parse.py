@@ -17,7 +17,6 @@ position-tracking scan with the standard library's decoder.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import sys
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 
 import orjson
 import pyarrow as pa
+from isal import igzip, isal_zlib
 
 from lake_pipeline.contract import (
     CREATED_AT,
@@ -55,8 +55,8 @@ def decompress(data: bytes) -> bytes:
     if data[:2] != GZIP_MAGIC:
         return data
     try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
+        return igzip.decompress(data)  # ISA-L: gzip-compatible (members, CRC), ~2x faster than zlib
+    except (OSError, EOFError, zlib.error, isal_zlib.error) as exc:
         raise UnreadableObject(f"gzip: {exc}") from exc
 
 

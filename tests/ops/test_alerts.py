@@ -149,10 +149,10 @@ def test_failed_blocking_check_is_published_to_sns(defs, settings, raw_dir, lake
     assert len(messages) == 1
     envelope = json.loads(messages[0]["Body"])  # SNS -> SQS wraps the message
     assert envelope["TopicArn"] == topic
-    assert envelope["Subject"] == "[lake] run of ingest_job failed at events_events_conservation_check"
+    assert envelope["Subject"] == "[lake] run of ingest_job failed at events_batch_checks"
     text = envelope["Message"]
     assert result.run_id in text
-    assert "failed step: events_events_conservation_check" in text
+    assert "failed step: events_batch_checks" in text
     assert "events_conservation_check" in text and "blocking" in text
 
 

@@ -1,0 +1,148 @@
+"""The bulk parser: DuckDB reads and splits whole raw objects, in C++, on every core.
+
+It is the fast path for clean objects. It produces exactly the columns the Python
+parser (`transforms/parse.py`) produces, and it only keeps an object when it is sure
+the Python parser would give the same records. Every other object is *rejected* and
+goes to the Python parser, which quarantines what needs quarantining. So the bulk
+parser never decides what is valid; it only recognises what is plainly valid.
+
+An object is rejected when:
+- DuckDB can't read it at all (corrupt gzip, malformed JSON, invalid UTF-8, a record
+  over the size limit): DuckDB's error names the file;
+- any record in it is not plainly valid: not an object, a common field missing or of
+  the wrong type, an empty uuid or event type, created_at out of range;
+- any record's text holds something DuckDB reads differently from strict JSON: a run
+  of 19+ digits (integers orjson can't hold), a trailing comma, a NaN/Infinity
+  literal, an escaped NUL, a key with escaped letters, or one of the common fields
+  given twice; or 255 or more opening brackets (nesting the Python parser may refuse);
+- the object holds a byte DuckDB skips as whitespace but JSON doesn't (``\\v``, ``\\f``),
+  or a NUL (checked by the caller, which has the bytes: `reader.parse_bulk`).
+
+Known difference: a payload key given twice (``{"a":1,"a":2}``) is kept twice, as
+received, where the Python parser keeps the last value. Both read back the same
+with Python's ``json``; DuckDB's ``->>`` reads the first.
+
+Arrival order is kept: DuckDB preserves the file list's order and each file's record
+order (``preserve_insertion_order``), and the record's position in its object is its
+row number within the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from lake_pipeline.contract import CREATED_AT, EVENT_NAME, EVENT_UUID, MAX_CREATED_AT, ORDINAL, SOURCE_KEY
+
+# A record matching this is handed to the Python parser (see the module docstring).
+_ODD = (
+    r'[0-9]{19}|,\s*[}\]]|[:\[,]\s*-?(?:[nN][aA][nN]|[iI][nN][fF])|\\u0000|\\u00[4-7][0-9a-fA-F][^"]*"\s*:'
+    r'|"event_uuid"\s*:.*"event_uuid"\s*:|"event_name"\s*:.*"event_name"\s*:|"created_at"\s*:.*"created_at"\s*:'
+)
+
+_SQL = f"""
+SELECT filename,
+       v[1] ->> '$' AS {EVENT_UUID},
+       v[2] ->> '$' AS {EVENT_NAME},
+       TRY_CAST(v[3] AS DOUBLE) AS {CREATED_AT},
+       json_merge_patch(json, '{{"{EVENT_UUID}":null,"{EVENT_NAME}":null,"{CREATED_AT}":null}}') AS payload,
+       json_type(v[1]) = 'VARCHAR' AND json_type(v[2]) = 'VARCHAR'
+         AND json_type(v[3]) IN ('DOUBLE', 'BIGINT', 'UBIGINT')
+         AND NOT regexp_matches(json, '{_ODD}')
+         AND (strlen(json) < 510 OR strlen(json) - strlen(replace(replace(json, '{{', ''), '[', '')) < 255) AS plain
+FROM (
+  SELECT filename, json, json_extract(json, ['$.{EVENT_UUID}', '$.{EVENT_NAME}', '$.{CREATED_AT}']) AS v
+  FROM read_json_objects($files, format = 'unstructured', compression = 'none', filename = true)
+)
+"""
+
+_FILE_IN_ERROR = re.compile(r'in file "(.+?)"')
+# After this many failed whole-list reads, the remaining files are read one by one.
+_RETRIES = 3
+
+# The Python parser's record columns (`ParsedRecords.records_arrow`), strings 64-bit-offset here.
+RECORDS_COLUMNS = [EVENT_UUID, EVENT_NAME, CREATED_AT, "payload", SOURCE_KEY, ORDINAL]
+
+
+@dataclass
+class BulkResult:
+    records: pa.Table  # records of the accepted objects, in key order then position
+    records_per_object: dict[str, int] = field(default_factory=dict)  # accepted objects only
+    rejected: list[str] = field(default_factory=list)  # keys for the Python parser, in key order
+
+
+def parse_files(files: list[tuple[str, Path]], threads: int | None = None) -> BulkResult:
+    """Parse local, uncompressed files (``(key, path)`` in key order) with DuckDB; see the
+    module docstring. Gzip is undone before (`reader.parse_bulk`): DuckDB's gzip reader
+    doesn't verify the CRC, and a corrupt object must be quarantined."""
+    con = duckdb.connect(config={"threads": threads} if threads else {})
+    try:
+        frame, rejected = _read(con, files)
+    finally:
+        con.close()
+    order = {key: i for i, (key, _) in enumerate(files)}
+    path_key = {str(path): key for key, path in files}
+    frame = frame.with_columns(pl.col("filename").replace_strict(path_key, return_dtype=pl.String).alias(SOURCE_KEY))
+    # An object with any record that is not plainly valid goes to the Python parser.
+    unplain = ~pl.col("plain").fill_null(False) | ~(
+        (pl.col(EVENT_UUID) != "")
+        & (pl.col(EVENT_NAME) != "")
+        & ~pl.col(EVENT_NAME).str.starts_with(":")
+        & pl.col(CREATED_AT).is_finite()
+        & (pl.col(CREATED_AT) >= 0)
+        & (pl.col(CREATED_AT) < MAX_CREATED_AT)
+    ).fill_null(False)
+    flagged = set(frame.filter(unplain).get_column(SOURCE_KEY).unique().to_list())
+    if flagged:
+        frame = frame.filter(~pl.col(SOURCE_KEY).is_in(list(flagged)))
+        rejected += flagged
+    index = pl.col(SOURCE_KEY).replace_strict(order, return_dtype=pl.Int64)
+    if not frame.select(index.is_sorted()).item():  # a guard: DuckDB keeps the file order
+        frame = frame.clear()
+        rejected = [key for key, _ in files]
+    frame = frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over(SOURCE_KEY).alias(ORDINAL))
+    counts = dict(frame.group_by(SOURCE_KEY).len().iter_rows())
+    rejected_set = set(rejected)
+    accepted = {key: counts.get(key, 0) for key, _ in files if key not in rejected_set}
+    records = frame.select(RECORDS_COLUMNS).to_arrow(compat_level=pl.CompatLevel.oldest())
+    return BulkResult(records, accepted, sorted(rejected_set, key=order.__getitem__))
+
+
+def _read(con: duckdb.DuckDBPyConnection, group: list[tuple[str, Path]]) -> tuple[pl.DataFrame, list[str]]:
+    """Read ``group`` in one query; a file DuckDB can't read is dropped (rejected) and the rest re-read."""
+    remaining = list(group)
+    rejected: list[str] = []
+    failures = 0
+    while remaining:
+        try:
+            table = con.sql(_SQL, params={"files": [str(p) for _, p in remaining]})
+            return pl.from_arrow(table.to_arrow_table()), rejected
+        except duckdb.Error as exc:
+            failures += 1
+            match = _FILE_IN_ERROR.search(str(exc))
+            bad = [kp for kp in remaining if match and str(kp[1]) == match.group(1)]
+            if not bad or failures > _RETRIES:
+                break
+            rejected += [k for k, _ in bad]
+            remaining = [kp for kp in remaining if kp not in bad]
+    # Many unreadable files (or an error that names none): one query per file.
+    frames = [_empty()]
+    for key, path in remaining:
+        try:
+            table = con.sql(_SQL, params={"files": [str(path)]})
+            frames.append(pl.from_arrow(table.to_arrow_table()))
+        except duckdb.Error:
+            rejected.append(key)
+    return pl.concat(frames), rejected
+
+
+def _empty() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={"filename": pl.String, EVENT_UUID: pl.String, EVENT_NAME: pl.String, CREATED_AT: pl.Float64,
+                "payload": pl.String, "plain": pl.Boolean}
+    )
