@@ -7,6 +7,8 @@ CLI batch shows up in the UI.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import socket
 import sys
@@ -24,9 +26,69 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def _keep_freed_memory() -> None:
+    """Let glibc malloc reuse freed memory instead of returning it to the kernel.
+
+    A batch allocates and frees hundreds of MB per chunk (decompressed objects, Arrow
+    and Polars buffers, Parquet pages). By default large blocks are mmap'ed and unmapped
+    each time, so every chunk faults its pages in again: ~1.5 s of system time per 1M
+    events. Keeping them (mmap threshold 256 MiB, trim threshold 1 GiB) cut system time
+    by a quarter and `lake ingest` by ~0.2 s, for ~100 MB more peak RSS.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        libc.mallopt(m_mmap_threshold, 256 * 1024 * 1024)
+        libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024)
+        libc.mallopt(m_top_pad, 64 * 1024 * 1024)
+    except (OSError, AttributeError):
+        pass  # not glibc: the defaults are fine
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Event lakehouse: Firehose landing zone → Dagster → Delta Lake."""
+    _keep_freed_memory()
+
+
+_STANDALONE = {"on": False}
+
+
+def run() -> None:
+    """The `lake` console command (``main`` itself is also driven in-process by tests)."""
+    _STANDALONE["on"] = True
+    main()
+
+
+def _done() -> None:
+    """End a successful `lake ingest`/`lake backfill` process without interpreter teardown.
+
+    Everything is committed and flushed by now (Delta, ledger, Dagster's run storage); the
+    teardown would only free millions of Dagster objects one by one (~0.7 s).
+    """
+    if _STANDALONE["on"]:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _loading_dagster() -> None:
+    """Importing Dagster allocates millions of long-lived objects; the cyclic garbage
+    collector would walk them again and again (~0.6 s of CPU per `lake ingest`). It is
+    paused until :func:`_dagster_loaded`, which freezes those objects out of it."""
+    gc.disable()
+
+
+def _dagster_loaded() -> None:
+    gc.freeze()
+    gc.enable()
+    # Frozen objects would outlive interpreter shutdown's collection (DuckDB's bindings
+    # then report them as leaks): hand them back before exit.
+    atexit.register(gc.unfreeze)
 
 
 def _parse_hour(value: str | None) -> datetime:
@@ -177,6 +239,7 @@ def ingest(raw, lake, quiet):
     from lake_pipeline.lake.ingest import chunk_objects
     from lake_pipeline.lake.reader import PARALLEL_MIN_BYTES, PREFETCH_CHUNKS, prefetch
 
+    _loading_dagster()
     started = time.perf_counter()
     settings = load_settings(raw_uri=raw, lake_uri=lake)
     settings = settings.with_overrides(raw_uri=normalize_uri(settings.raw_uri), lake_uri=normalize_uri(settings.lake_uri))
@@ -200,13 +263,16 @@ def ingest(raw, lake, quiet):
         for chunk in chunk_objects(batches[0], settings.chunk_max_bytes)[:PREFETCH_CHUNKS]:
             prefetch(settings.raw_uri, chunk, settings.parse_workers or None, settings.parser)
     instance = _instance()
-    totals = _run_batches(settings, batches, instance, _ingest_job(), echo=not quiet)
+    job = _ingest_job()
+    _dagster_loaded()
+    totals = _run_batches(settings, batches, instance, job, echo=not quiet)
     seconds = time.perf_counter() - started
     click.echo(
         f"objects={totals['objects']} records={totals['records']} inserted={totals['inserted']} "
         f"duplicates={totals['duplicates']} quarantined={totals['quarantined']} "
         f"seconds={seconds:.2f} events/s={totals['records'] / seconds if seconds else 0:,.0f}"
     )
+    _done()
 
 
 
@@ -228,6 +294,7 @@ def _hour(value: str) -> datetime:
 @click.option("--rebuild", is_flag=True, help="Replace everything that came from these hours (after a logic change).")
 def backfill(raw, lake, start, end, rebuild):
     """Backfill Firehose arrival hours as one Dagster backfill (a single run); idempotent."""
+    _loading_dagster()
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
 
@@ -253,6 +320,7 @@ def backfill(raw, lake, start, end, rebuild):
     instance = _instance()
     defs = _ingest_definitions()
     job = defs.resolve_job_def("ingest_job")
+    _dagster_loaded()
     hours = ARRIVAL_HOURS.get_partition_keys_in_range(
         __import__("dagster").PartitionKeyRange(first.strftime(ARRIVAL_HOURS.fmt), last.strftime(ARRIVAL_HOURS.fmt))
     )
@@ -302,6 +370,7 @@ def backfill(raw, lake, start, end, rebuild):
         f"objects={totals['objects']} records={totals['records']} inserted={totals['inserted']} "
         f"duplicates={totals['duplicates']} quarantined={totals['quarantined']} seconds={seconds:.2f} run={result.run_id}"
     )
+    _done()
 
 
 @main.command()
@@ -334,4 +403,4 @@ from lake_pipeline.cli_aws import register as _register_aws  # noqa: E402
 _register_aws(main)
 
 if __name__ == "__main__":
-    main()
+    run()

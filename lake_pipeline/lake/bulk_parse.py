@@ -35,7 +35,6 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-import pyarrow as pa
 
 from lake_pipeline.contract import CREATED_AT, EVENT_NAME, EVENT_UUID, MAX_CREATED_AT, ORDINAL, SOURCE_KEY
 
@@ -54,7 +53,8 @@ SELECT filename,
        json_type(v[1]) = 'VARCHAR' AND json_type(v[2]) = 'VARCHAR'
          AND json_type(v[3]) IN ('DOUBLE', 'BIGINT', 'UBIGINT')
          AND NOT regexp_matches(json, '{_ODD}')
-         AND (strlen(json) < 510 OR strlen(json) - strlen(replace(replace(json, '{{', ''), '[', '')) < 255) AS plain
+         AND CASE WHEN strlen(json) < 510 THEN true  -- CASE: only long records pay for the count
+                  ELSE strlen(json) - strlen(replace(replace(json, '{{', ''), '[', '')) < 255 END AS plain
 FROM (
   SELECT filename, json, json_extract(json, ['$.{EVENT_UUID}', '$.{EVENT_NAME}', '$.{CREATED_AT}']) AS v
   FROM read_json_objects($files, format = 'unstructured', compression = 'none', filename = true)
@@ -65,13 +65,15 @@ _FILE_IN_ERROR = re.compile(r'in file "(.+?)"')
 # After this many failed whole-list reads, the remaining files are read one by one.
 _RETRIES = 3
 
-# The Python parser's record columns (`ParsedRecords.records_arrow`), strings 64-bit-offset here.
+# The Python parser's record columns (`ParsedRecords.records_arrow`).
 RECORDS_COLUMNS = [EVENT_UUID, EVENT_NAME, CREATED_AT, "payload", SOURCE_KEY, ORDINAL]
 
 
 @dataclass
 class BulkResult:
-    records: pa.Table  # records of the accepted objects, in key order then position
+    # Records of the accepted objects, in key order then position. A Polars frame, as the
+    # next step (enrich) wants it: every Arrow <-> Polars round trip copies every string.
+    records: pl.DataFrame
     records_per_object: dict[str, int] = field(default_factory=dict)  # accepted objects only
     rejected: list[str] = field(default_factory=list)  # keys for the Python parser, in key order
 
@@ -109,8 +111,7 @@ def parse_files(files: list[tuple[str, Path]], threads: int | None = None) -> Bu
     counts = dict(frame.group_by(SOURCE_KEY).len().iter_rows())
     rejected_set = set(rejected)
     accepted = {key: counts.get(key, 0) for key, _ in files if key not in rejected_set}
-    records = frame.select(RECORDS_COLUMNS).to_arrow(compat_level=pl.CompatLevel.oldest())
-    return BulkResult(records, accepted, sorted(rejected_set, key=order.__getitem__))
+    return BulkResult(frame.select(RECORDS_COLUMNS), accepted, sorted(rejected_set, key=order.__getitem__))
 
 
 def _read(con: duckdb.DuckDBPyConnection, group: list[tuple[str, Path]]) -> tuple[pl.DataFrame, list[str]]:

@@ -26,6 +26,7 @@ from pathlib import Path
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
+import polars as pl
 import pyarrow as pa
 
 from lake_pipeline.lake.storage import LocalStorage, ObjectInfo, open_storage
@@ -36,12 +37,12 @@ PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 PARSERS = ("duckdb", "python")
 # The CLI parses this many chunks of the first batch while Dagster starts (memory: each
 # parsed chunk is ~10x its raw bytes).
-PREFETCH_CHUNKS = 2
+PREFETCH_CHUNKS = 4
 
 
 @dataclass
 class ParsedBatch:
-    records: pa.Table
+    records: pa.Table | pl.DataFrame  # Arrow from the worker processes, Polars from the bulk parser
     quarantine: pa.Table
     records_per_object: dict[str, int] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
@@ -163,7 +164,8 @@ def parse_bulk(raw_uri: str, objects: list[ObjectInfo], workers: int | None = No
     """Parse ``objects`` with the bulk parser; the objects it rejects go to the Python parser.
 
     DuckDB reads plain local files. Gzip objects are decompressed here first, on threads
-    (zlib releases the GIL), with the CRC checked; S3 objects are downloaded first."""
+    (ISA-L releases the GIL), with the CRC checked (DuckDB's own gzip reader doesn't check
+    it); S3 objects are downloaded first."""
     from lake_pipeline.lake.bulk_parse import parse_files
 
     storage = open_storage(raw_uri)
@@ -192,7 +194,8 @@ def parse_bulk(raw_uri: str, objects: list[ObjectInfo], workers: int | None = No
             staged = list(pool.map(stage, enumerate(objects)))
         sizes = {key: size for key, _, size in staged}
         bulk = parse_files([(key, path) for key, path, _ in staged if path is not None], threads=workers)
-    bulk.rejected = [key for key, path, _ in staged if path is None or key in set(bulk.rejected)]
+    handed_over = set(bulk.rejected)
+    bulk.rejected = [key for key, path, _ in staged if path is None or key in handed_over]
     if bulk.rejected:
         rejected = set(bulk.rejected)
         python = _start(raw_uri, [o for o in objects if o.key in rejected], workers)()
@@ -205,15 +208,13 @@ def parse_bulk(raw_uri: str, objects: list[ObjectInfo], workers: int | None = No
     return ParsedBatch(records, quarantine, {o.key: counts[o.key] for o in objects}, sizes)
 
 
-def _in_key_order(tables: list[pa.Table], keys: list[str]) -> pa.Table:
-    """The records of ``tables`` together, in arrival order (key order, then position)."""
-    import polars as pl
-
+def _in_key_order(parts: list[pa.Table | pl.DataFrame], keys: list[str]) -> pl.DataFrame:
+    """The records of ``parts`` together, in arrival order (key order, then position)."""
     from lake_pipeline.contract import ORDINAL, SOURCE_KEY
 
     index = pl.col(SOURCE_KEY).replace_strict({k: i for i, k in enumerate(keys)}, return_dtype=pl.Int64)
-    frame = pl.concat([pl.from_arrow(t) for t in tables]).sort(index, pl.col(ORDINAL), maintain_order=True)
-    return frame.to_arrow(compat_level=pl.CompatLevel.oldest())
+    frames = [p if isinstance(p, pl.DataFrame) else pl.from_arrow(p) for p in parts]
+    return pl.concat(frames).sort(index, pl.col(ORDINAL), maintain_order=True)
 
 
 def _start(raw_uri: str, objects: list[ObjectInfo], workers: int | None) -> Callable[[], ParsedBatch]:

@@ -21,8 +21,10 @@ from lake_pipeline.transforms.parse import ParsedRecords
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 
 
-def records_frame(parsed: ParsedRecords | pa.Table) -> pl.DataFrame:
+def records_frame(parsed: ParsedRecords | pa.Table | pl.DataFrame) -> pl.DataFrame:
     """The valid records as a frame in arrival order (key order, then position)."""
+    if isinstance(parsed, pl.DataFrame):
+        return parsed
     table = parsed.records_arrow() if isinstance(parsed, ParsedRecords) else parsed
     return pl.from_arrow(table)
 

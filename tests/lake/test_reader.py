@@ -45,4 +45,4 @@ def test_prefetched_parse_is_used_once_and_equals_a_fresh_parse(tmp_path, monkey
     got = reader.parse_later(storage.uri, objects, workers=2)()
     assert reader._PREFETCHED == {}  # consumed
     fresh = reader.parse_keys(storage.uri, [o.key for o in objects])
-    assert got.records.cast(fresh.records.schema).equals(fresh.records) and got.quarantine.equals(fresh.quarantine)
+    assert got.records.to_arrow().cast(fresh.records.schema).equals(fresh.records) and got.quarantine.equals(fresh.quarantine)
