@@ -70,7 +70,7 @@ def _done() -> None:
     Everything is committed and flushed by now (Delta, ledger, Dagster's run storage); the
     teardown would only free millions of Dagster objects one by one (~0.7 s).
     """
-    if _STANDALONE["on"]:
+    if _STANDALONE["on"] and sys.getprofile() is None and sys.gettrace() is None:  # profilers write at exit
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

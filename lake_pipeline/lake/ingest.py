@@ -173,15 +173,18 @@ def _dates_for(spans: list[tuple[float, float]]) -> list[date]:
     return sorted(out)
 
 
-def load_history(lake: Lake, batch: pl.DataFrame, horizon: float, batch_id: int) -> pl.DataFrame:
+def load_history(events: pl.LazyFrame | None, batch: pl.DataFrame, horizon: float, batch_id: int) -> pl.DataFrame:
     """Accepted records of earlier batches that could make a row of ``batch`` a duplicate.
+
+    ``events`` is a scan of the events table (taken once per batch: every open replays
+    the Delta log), None when it doesn't exist yet.
 
     Reads only the event_date partitions within the horizon of the batch's
     created_at values, and only two columns, so the cost follows the partitions
     the batch touches, not the table's history.
     """
     empty = pl.DataFrame(schema={EVENT_UUID: pl.String, CREATED_AT: pl.Float64})
-    scan = lake.scan(EVENTS_TABLE)
+    scan = events
     if scan is None or batch.height == 0:
         return empty
     dates = _dates_for(history_window(batch.get_column(CREATED_AT), horizon))
@@ -305,6 +308,7 @@ def run_batch(
     accepted = pl.DataFrame(schema={EVENT_UUID: pl.String, CREATED_AT: pl.Float64})
     event_dates: set = set()
     now = datetime.now(UTC)
+    history_scan = lake.scan(EVENTS_TABLE)  # one snapshot for the whole batch
     lap("plan")
 
     def kept_chunks():
@@ -323,7 +327,7 @@ def run_batch(
             events = enrich(records_frame(parsed.records), plan.batch_id, derive=settings.enrich)
             del parsed
             lap("enrich")
-            history = load_history(lake, events, horizon, plan.batch_id)
+            history = load_history(history_scan, events, horizon, plan.batch_id)
             if accepted.height:
                 history = pl.concat([history, accepted], how="vertical_relaxed")
             dup = duplicate_mask(events, history, horizon)

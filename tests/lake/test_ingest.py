@@ -86,7 +86,7 @@ def test_history_read_is_scoped_to_partitions_within_horizon(settings, raw_dir, 
     write_object(raw_dir, [event("old", at=old_day), event("x", at=T0)], minute=1)
     _ingest_all(settings)
     batch = pl.DataFrame({"event_uuid": ["old", "x"], "created_at": [T0 + 5.0, T0 + 5.0]})
-    hist = load_history(Lake.from_settings(settings), batch, 3600, batch_id=99)
+    hist = load_history(Lake.from_settings(settings).scan("events"), batch, 3600, batch_id=99)
     # Only today's partition is read: the 10-day-old "old" row is not even loaded.
     assert hist["event_uuid"].to_list() == ["x"]
 
