@@ -26,33 +26,9 @@ def _fail(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
-def _keep_freed_memory() -> None:
-    """Let glibc malloc reuse freed memory instead of returning it to the kernel.
-
-    A batch allocates and frees hundreds of MB per chunk (decompressed objects, Arrow
-    and Polars buffers, Parquet pages). By default large blocks are mmap'ed and unmapped
-    each time, so every chunk faults its pages in again: ~1.5 s of system time per 1M
-    events. Keeping them (mmap threshold 256 MiB, trim threshold 1 GiB) cut system time
-    by a quarter and `lake ingest` by ~0.2 s, for ~100 MB more peak RSS.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-        libc.mallopt(m_mmap_threshold, 256 * 1024 * 1024)
-        libc.mallopt(m_trim_threshold, 1024 * 1024 * 1024)
-        libc.mallopt(m_top_pad, 64 * 1024 * 1024)
-    except (OSError, AttributeError):
-        pass  # not glibc: the defaults are fine
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Event lakehouse: Firehose landing zone → Dagster → Delta Lake."""
-    _keep_freed_memory()
 
 
 _STANDALONE = {"on": False}
