@@ -1,7 +1,7 @@
 """`make bench`: lake ingest against the single-SQL DuckDB floor, on the same files, in one run.
 
 Prints wall seconds, events/s, the ratio to the floor, and peak RSS (the whole
-process tree: the ingest's parse workers count). Landing zones and the 30-day
+process tree: with LAKE_PARSER=python the parse worker processes count). Landing zones and the 30-day
 history lake are generated once and cached under .bench/.
 """
 
