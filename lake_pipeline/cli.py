@@ -47,8 +47,11 @@ def _done() -> None:
     teardown would only free millions of Dagster objects one by one (~0.7 s).
     """
     if _STANDALONE["on"] and sys.getprofile() is None and sys.gettrace() is None:  # profilers write at exit
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (`lake ingest | head -1`): the work is done anyway
+                pass
         os._exit(0)
 
 
