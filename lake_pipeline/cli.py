@@ -29,6 +29,10 @@ def _fail(message: str, code: int = 2) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Event lakehouse: Firehose landing zone → Dagster → Delta Lake."""
+    try:
+        load_settings()  # a bad LAKE_* variable: one line naming it, before any work
+    except ValueError as exc:
+        _fail(str(exc))
 
 
 _STANDALONE = {"on": False}

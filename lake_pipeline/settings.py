@@ -57,6 +57,10 @@ def stream_names(env: str, project: str = PROJECT) -> dict[str, str]:
 ENV_PREFIX = "LAKE_"
 
 
+# Settings.parser: the bulk (DuckDB) parser with the Python parser behind it, or the Python parser alone.
+PARSERS = ("duckdb", "python")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration. Field ``x`` is read from env var ``LAKE_X`` (``lake_uri``: ``LAKE_URI``)."""
@@ -117,12 +121,19 @@ class Settings:
             return "LAKE_URI"
         return ENV_PREFIX + field_name.upper()
 
+    def __post_init__(self) -> None:
+        if self.parser not in PARSERS:
+            raise ValueError(f"LAKE_PARSER must be one of {', '.join(PARSERS)}, not {self.parser!r}")
+
     def with_overrides(self, **overrides: object) -> Settings:
         clean = {k: v for k, v in overrides.items() if v is not None}
         return replace(self, **clean)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+_KINDS = {int: "an integer", float: "a number"}
 
 
 def _coerce(raw: str, typ: type) -> object:
@@ -139,7 +150,11 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     for f in fields(Settings):
         name = Settings.env_var(f.name)
         if name in env and env[name] != "":
-            values[f.name] = _coerce(env[name], type(getattr(defaults, f.name)))
+            typ = type(getattr(defaults, f.name))
+            try:
+                values[f.name] = _coerce(env[name], typ)
+            except ValueError:
+                raise ValueError(f"{name} must be {_KINDS.get(typ, typ.__name__)}, not {env[name]!r}") from None
     return Settings(**values).with_overrides(**overrides)
 
 

@@ -83,3 +83,13 @@ def test_query_errors_are_reported_plainly(tmp_path):
     r = lake("query", "--lake", str(tmp_path), "SELECT * FROM no_such_table", cwd=tmp_path)
     assert r.returncode == 1
     assert "no_such_table" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path):
+    (tmp_path / "raw").mkdir()
+    r = lake("ingest", "--raw", "raw", "--lake", "lake", cwd=tmp_path, env={"LAKE_PARSER": "spark"})
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["error: LAKE_PARSER must be one of duckdb, python, not 'spark'"]
+    r = lake("ingest", "--raw", "raw", "--lake", "lake", cwd=tmp_path, env={"LAKE_BATCH_MAX_OBJECTS": "many"})
+    assert r.returncode == 2 and r.stderr.strip() == "error: LAKE_BATCH_MAX_OBJECTS must be an integer, not 'many'"
+    assert not (tmp_path / "lake").exists()  # refused before any work

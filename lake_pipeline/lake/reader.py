@@ -30,11 +30,11 @@ import polars as pl
 import pyarrow as pa
 
 from lake_pipeline.lake.storage import LocalStorage, ObjectInfo, open_storage
+from lake_pipeline.settings import PARSERS
 from lake_pipeline.transforms.parse import GZIP_MAGIC, ParsedRecords, UnreadableObject, decompress, parse_object
 
 # Below this many raw bytes a batch is parsed in the calling process.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-PARSERS = ("duckdb", "python")
 # The CLI parses this many chunks of the first batch while Dagster starts (memory: each
 # parsed chunk is ~10x its raw bytes).
 PREFETCH_CHUNKS = 4

@@ -125,3 +125,11 @@ def test_records_keep_arrival_order_across_many_objects(tmp_path):
         (root / f"k{i:03d}").write_bytes(gzip.compress(rows) if i % 2 else rows)
     bulk = _same_parse(root)
     assert _arrow(bulk.records).column("event_uuid").to_pylist() == [f"{i}-{j}" for i in range(40) for j in range(50)]
+
+
+def test_an_unknown_parser_is_refused_naming_the_variable():
+    from lake_pipeline.settings import load_settings
+
+    with pytest.raises(ValueError, match="LAKE_PARSER must be one of duckdb, python"):
+        load_settings({"LAKE_PARSER": "spark"})
+    assert load_settings({"LAKE_PARSER": "python"}).parser == "python"
