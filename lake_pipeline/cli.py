@@ -50,7 +50,11 @@ def _done() -> None:
     Everything is committed and flushed by now (Delta, ledger, Dagster's run storage); the
     teardown would only free millions of Dagster objects one by one (~0.7 s).
     """
-    if _STANDALONE["on"] and sys.getprofile() is None and sys.gettrace() is None:  # profilers write at exit
+    from lake_pipeline.lake.reader import worker_processes_started
+
+    # Not with profilers (they write at exit), nor with parse worker processes (multiprocessing
+    # wants them joined and its semaphores released).
+    if _STANDALONE["on"] and sys.getprofile() is None and sys.gettrace() is None and not worker_processes_started():
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

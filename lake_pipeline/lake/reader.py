@@ -81,6 +81,11 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return _POOL
 
 
+def worker_processes_started() -> bool:
+    """Whether this process started parse worker processes (the Python parser on a big batch)."""
+    return _POOL is not None
+
+
 def _init_worker() -> None:
     """Workers die with their parent, even when it is SIGKILLed (Linux), instead of lingering."""
     if sys.platform.startswith("linux"):
