@@ -37,7 +37,7 @@ from lake_pipeline.transforms.parse import GZIP_MAGIC, ParsedRecords, Unreadable
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 # The CLI parses this many chunks of the first batch while Dagster starts (memory: each
 # parsed chunk is ~10x its raw bytes).
-PREFETCH_CHUNKS = 4
+PREFETCH_CHUNKS = 2
 
 
 @dataclass
