@@ -173,10 +173,10 @@ def _dates_for(spans: list[tuple[float, float]]) -> list[date]:
     return sorted(out)
 
 
-def load_history(events: pl.LazyFrame | None, batch: pl.DataFrame, horizon: float, batch_id: int) -> pl.DataFrame:
+def load_history(scan: pl.LazyFrame | None, batch: pl.DataFrame, horizon: float, batch_id: int) -> pl.DataFrame:
     """Accepted records of earlier batches that could make a row of ``batch`` a duplicate.
 
-    ``events`` is a scan of the events table (taken once per batch: every open replays
+    ``scan`` is a scan of the events table (taken once per batch: every open replays
     the Delta log), None when it doesn't exist yet.
 
     Reads only the event_date partitions within the horizon of the batch's
@@ -184,7 +184,6 @@ def load_history(events: pl.LazyFrame | None, batch: pl.DataFrame, horizon: floa
     the batch touches, not the table's history.
     """
     empty = pl.DataFrame(schema={EVENT_UUID: pl.String, CREATED_AT: pl.Float64})
-    scan = events
     if scan is None or batch.height == 0:
         return empty
     dates = _dates_for(history_window(batch.get_column(CREATED_AT), horizon))

@@ -22,15 +22,15 @@ import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from pathlib import Path
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 
+from lake_pipeline.contract import ORDINAL, SOURCE_KEY
 from lake_pipeline.lake.storage import LocalStorage, ObjectInfo, open_storage
-from lake_pipeline.settings import PARSERS
 from lake_pipeline.transforms.parse import GZIP_MAGIC, ParsedRecords, UnreadableObject, decompress, parse_object
 
 # Below this many raw bytes a batch is parsed in the calling process.
@@ -127,7 +127,7 @@ def _runs(objects: list[ObjectInfo], parts: int) -> list[list[str]]:
     return runs
 
 
-_PREFETCHED: dict[tuple[str, tuple[str, ...]], Callable[[], ParsedBatch]] = {}
+_PREFETCHED: dict[tuple[str, str, tuple[str, ...]], Callable[[], ParsedBatch]] = {}
 
 
 def prefetch(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None, parser: str = "duckdb") -> None:
@@ -146,8 +146,7 @@ def parse_later(
 
 
 def _begin(raw_uri: str, objects: list[ObjectInfo], workers: int | None, parser: str) -> Callable[[], ParsedBatch]:
-    if parser not in PARSERS:
-        raise ValueError(f"unknown parser {parser!r}: LAKE_PARSER must be one of {', '.join(PARSERS)}")
+    """``parser`` is `Settings.parser` (checked there)."""
     if parser == "python" or not objects:
         return _start(raw_uri, objects, workers)
     future = _bulk_thread().submit(parse_bulk, raw_uri, objects, workers)
@@ -199,10 +198,8 @@ def parse_bulk(raw_uri: str, objects: list[ObjectInfo], workers: int | None = No
             staged = list(pool.map(stage, enumerate(objects)))
         sizes = {key: size for key, _, size in staged}
         bulk = parse_files([(key, path) for key, path, _ in staged if path is not None], threads=workers)
-    handed_over = set(bulk.rejected)
-    bulk.rejected = [key for key, path, _ in staged if path is None or key in handed_over]
-    if bulk.rejected:
-        rejected = set(bulk.rejected)
+    rejected = set(bulk.rejected) | {key for key, path, _ in staged if path is None}
+    if rejected:
         python = _start(raw_uri, [o for o in objects if o.key in rejected], workers)()
         records = _in_key_order([bulk.records, python.records], [o.key for o in objects])
         quarantine = python.quarantine
@@ -215,8 +212,6 @@ def parse_bulk(raw_uri: str, objects: list[ObjectInfo], workers: int | None = No
 
 def _in_key_order(parts: list[pa.Table | pl.DataFrame], keys: list[str]) -> pl.DataFrame:
     """The records of ``parts`` together, in arrival order (key order, then position)."""
-    from lake_pipeline.contract import ORDINAL, SOURCE_KEY
-
     index = pl.col(SOURCE_KEY).replace_strict({k: i for i, k in enumerate(keys)}, return_dtype=pl.Int64)
     frames = [p if isinstance(p, pl.DataFrame) else pl.from_arrow(p) for p in parts]
     return pl.concat(frames).sort(index, pl.col(ORDINAL), maintain_order=True)
