@@ -24,7 +24,9 @@ def _scope(context: dg.AssetCheckExecutionContext) -> dict:
     return scope
 
 
-def _result(outcome: quality.CheckOutcome, severity=dg.AssetCheckSeverity.ERROR, **key) -> dg.AssetCheckResult:
+def check_result(outcome: quality.CheckOutcome, severity=dg.AssetCheckSeverity.ERROR, **key) -> dg.AssetCheckResult:
+    """A check's outcome (lake/quality.py, lake/compaction.py, lake/marts.py) as Dagster's result;
+    ``key`` names the check (``check_name``, ``asset_key``) in a multi-asset check."""
     return dg.AssetCheckResult(
         **key,
         passed=outcome.passed,
@@ -36,7 +38,7 @@ def _result(outcome: quality.CheckOutcome, severity=dg.AssetCheckSeverity.ERROR,
 
 @dg.asset_check(asset=EVENTS, description="Every event_uuid appears exactly once in the table (whole table).")
 def events_unique_uuid_check(lake: LakeResource) -> dg.AssetCheckResult:
-    return _result(quality.unique_uuid(Lake.from_settings(lake.settings())), dg.AssetCheckSeverity.WARN)
+    return check_result(quality.unique_uuid(Lake.from_settings(lake.settings())), dg.AssetCheckSeverity.WARN)
 
 
 # The three batch checks run as one step: one scope lookup, one lake handle, one step's
@@ -66,4 +68,4 @@ def events_batch_checks(context: dg.AssetCheckExecutionContext, lake: LakeResour
     lake_ = Lake.from_settings(lake.settings())
     scope = _scope(context)
     for key in context.selected_asset_check_keys:
-        yield _result(BATCH_CHECKS[key.name][1](lake_, **scope), check_name=key.name, asset_key=key.asset_key)
+        yield check_result(BATCH_CHECKS[key.name][1](lake_, **scope), check_name=key.name, asset_key=key.asset_key)

@@ -15,6 +15,7 @@ was verified, so a bad compaction can still be undone by time travel.
 import dagster as dg
 
 from lake_pipeline.defs.curated.assets import EVENTS
+from lake_pipeline.defs.curated.checks import check_result
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.lake import compaction
 from lake_pipeline.lake.delta import Lake
@@ -126,10 +127,6 @@ def _group_results(context: dg.AssetCheckExecutionContext) -> tuple[list[compact
     return results, int(meta["target_file_bytes"].value)
 
 
-def _result(outcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(passed=outcome.passed, description=outcome.description, metadata=outcome.metadata)
-
-
 @dg.asset_check(
     asset=EVENTS_COMPACTION,
     blocking=True,
@@ -140,7 +137,7 @@ def events_compaction_parity_check(context: dg.AssetCheckExecutionContext, lake:
     found = _group_results(context)
     if found is None:
         return dg.AssetCheckResult(passed=True, description="no compaction yet")
-    return _result(compaction.check_parity(Lake.from_settings(lake.settings()), found[0]))
+    return check_result(compaction.check_parity(Lake.from_settings(lake.settings()), found[0]))
 
 
 @dg.asset_check(
@@ -154,7 +151,7 @@ def events_compaction_file_count_check(context: dg.AssetCheckExecutionContext, l
     if found is None:
         return dg.AssetCheckResult(passed=True, description="no compaction yet")
     results, target = found
-    return _result(compaction.check_file_bound(Lake.from_settings(lake.settings()), results, target))
+    return check_result(compaction.check_file_bound(Lake.from_settings(lake.settings()), results, target))
 
 
 @dg.asset(

@@ -10,6 +10,7 @@ an ingest run materializes `events`; the run recomputes only the hours that chan
 import dagster as dg
 
 from lake_pipeline.defs.curated.assets import EVENTS
+from lake_pipeline.defs.curated.checks import check_result
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.lake import marts
 from lake_pipeline.lake.delta import Lake
@@ -77,19 +78,13 @@ def _touched_hours(context: dg.AssetCheckExecutionContext) -> list[str]:
     return list(event.asset_materialization.metadata["hours"].value)
 
 
-def _result(outcome, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=outcome.passed, severity=severity, description=outcome.description, metadata=outcome.metadata
-    )
-
-
 @dg.asset_check(
     asset=HOURLY_EVENT_COUNTS,
     description="Its `events` sums equal the events table's row counts: per hour for the hours the latest update "
     "touched, and in total (at the events version the mart reflects).",
 )
 def hourly_event_counts_match_events_check(context: dg.AssetCheckExecutionContext, lake: LakeResource):
-    return _result(marts.counts_match_events(Lake.from_settings(lake.settings()), _touched_hours(context)))
+    return check_result(marts.counts_match_events(Lake.from_settings(lake.settings()), _touched_hours(context)))
 
 
 @dg.asset_check(
@@ -98,7 +93,7 @@ def hourly_event_counts_match_events_check(context: dg.AssetCheckExecutionContex
 )
 def hourly_event_counts_freshness_check(lake: LakeResource):
     settings = lake.settings()
-    return _result(
+    return check_result(
         marts.freshness(Lake.from_settings(settings), settings.mart_max_lag_hours), dg.AssetCheckSeverity.WARN
     )
 
