@@ -29,6 +29,23 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
 
 
+@pytest.fixture(scope="session")
+def defs():
+    """The code location, loaded once (it is read-only)."""
+    from lake_pipeline.definitions import defs as load
+
+    return load()
+
+
+@pytest.fixture
+def instance():
+    """A real, ephemeral Dagster instance."""
+    import dagster as dg
+
+    with dg.DagsterInstance.ephemeral() as inst:
+        yield inst
+
+
 @pytest.fixture
 def raw_dir(tmp_path) -> Path:
     path = tmp_path / "raw"

@@ -7,26 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
-import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from lake_pipeline.contract import EVENTS_SCHEMA
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.settings import EVENTS_TABLE
 from tests.conftest import T0, event, write_object
-
-
-@pytest.fixture(scope="module")
-def defs() -> dg.Definitions:
-    from lake_pipeline.definitions import defs as load
-
-    return load()
-
-
-@pytest.fixture
-def instance():
-    with dg.DagsterInstance.ephemeral() as inst:
-        yield inst
 
 
 def _run(defs, settings, instance, keys=None):

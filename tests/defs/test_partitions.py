@@ -6,20 +6,12 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import pytest
 from deltalake import DeltaTable
 
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.settings import EVENTS_TABLE
 from tests.conftest import HOUR, event, write_object
 from tests.test_cli import lake
-
-
-@pytest.fixture(scope="module")
-def defs() -> dg.Definitions:
-    from lake_pipeline.definitions import defs as load
-
-    return load()
 
 
 def test_assets_are_partitioned_by_arrival_hour_with_a_single_run_backfill_policy(defs):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
 from lake_pipeline.defs.curated.assets import batch_run_tags
@@ -15,19 +14,6 @@ from lake_pipeline.lake.ingest import ingest_keys, list_pending
 from lake_pipeline.lake.storage import LocalStorage
 from lake_pipeline.settings import Settings
 from lake_pipeline.synthetic import generate
-
-
-@pytest.fixture(scope="session")
-def defs() -> dg.Definitions:
-    from lake_pipeline.definitions import defs as load
-
-    return load()
-
-
-@pytest.fixture
-def instance():
-    with dg.DagsterInstance.ephemeral() as inst:
-        yield inst
 
 
 @pytest.fixture
