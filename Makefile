@@ -47,10 +47,10 @@ test: ## Run the test suite (unit, Dagster, CLI end to end, emulated AWS, Terraf
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 bench: ## Throughput vs the single-SQL DuckDB floor on 1M events (empty lake and 30 days of history), peak RSS
-	$(PY) -m lake_pipeline.bench --events 1000000
+	$(PY) -m lake_pipeline.devtools.bench --events 1000000
 
 bench-scale: ## The same on 10M events, to show memory stays bounded by batch size
-	$(PY) -m lake_pipeline.bench --events 10000000 --skip-history
+	$(PY) -m lake_pipeline.devtools.bench --events 10000000 --skip-history
 
 lint: ## Validate the Dagster definitions
 	$(PY) -m dagster definitions validate -m lake_pipeline.definitions

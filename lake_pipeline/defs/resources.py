@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from lake_pipeline.lake.storage import normalize_uri
+from lake_pipeline.storage.uris import normalize_uri
 from lake_pipeline.settings import Settings, env_vars_set, load_settings
 
 

@@ -15,7 +15,7 @@ from lake_pipeline.contract import (
     ORDINAL,
     QUARANTINE_SCHEMA,
 )
-from lake_pipeline.transforms.parse import ParsedRecords
+from lake_pipeline.parse.careful import ParsedRecords
 
 # created_datetime: ISO 8601 UTC, fixed width (27 chars), microseconds, truncated.
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"

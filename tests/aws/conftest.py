@@ -1,6 +1,6 @@
 """The emulated AWS path: one moto server for the session, over real HTTP on 127.0.0.1.
 
-The server runs in its own process (``lake_pipeline.lake.emulator``, what ``make
+The server runs in its own process (``lake_pipeline.devtools.emulator``, what ``make
 aws-local`` runs), not in a thread of the test process: deltalake calls that hold the
 GIL while they wait on the network would otherwise deadlock against an in-process server.
 Each test gets its own buckets and streams, so tests don't see each other's data.
@@ -12,7 +12,7 @@ import uuid as uuidlib
 
 import pytest
 
-from lake_pipeline.lake import emulator
+from lake_pipeline.devtools import emulator
 from lake_pipeline.settings import Settings, load_settings
 
 
@@ -63,7 +63,7 @@ def aws_settings(aws_env, aws_names, monkeypatch) -> Settings:
 
 @pytest.fixture
 def bootstrapped(aws_settings) -> Settings:
-    from lake_pipeline.lake.bootstrap import bootstrap
+    from lake_pipeline.devtools.bootstrap import bootstrap
 
     bootstrap(aws_settings)
     return aws_settings

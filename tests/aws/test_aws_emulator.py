@@ -6,15 +6,15 @@ import re
 import subprocess
 from pathlib import Path
 
-from lake_pipeline.lake import emulator
-from tests.aws.support import lake
+from lake_pipeline.devtools import emulator
+from tests.support.cli import run_lake
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_emulator_start_status_env_stop(tmp_path):
     state = tmp_path / ".aws-local"
-    started = lake("emulator", "start", "--state-dir", str(state), cwd=tmp_path)
+    started = run_lake("emulator", "start", "--state-dir", str(state), cwd=tmp_path)
     assert started.returncode == 0, started.stderr
     export = started.stdout.strip().splitlines()[-1]
     m = re.fullmatch(r"export AWS_ENDPOINT_URL=(http://127\.0\.0\.1:(\d+)) .*", export)
@@ -27,17 +27,17 @@ def test_emulator_start_status_env_stop(tmp_path):
         assert (state / "env").read_text().strip() == export
         assert (state / "dagster_home" / "dagster.yaml").exists() and (state / "moto.log").exists()
         assert emulator.responds(endpoint)
-        again = lake("emulator", "start", "--state-dir", str(state), cwd=tmp_path)
+        again = run_lake("emulator", "start", "--state-dir", str(state), cwd=tmp_path)
         assert "already running" in again.stderr and int((state / "moto.pid").read_text()) == pid
-        status = lake("emulator", "status", "--state-dir", str(state), cwd=tmp_path)
+        status = run_lake("emulator", "status", "--state-dir", str(state), cwd=tmp_path)
         assert status.returncode == 0 and endpoint in status.stdout
-        assert lake("emulator", "env", "--state-dir", str(state), cwd=tmp_path).stdout.strip() == export
+        assert run_lake("emulator", "env", "--state-dir", str(state), cwd=tmp_path).stdout.strip() == export
     finally:
-        stopped = lake("emulator", "stop", "--state-dir", str(state), cwd=tmp_path)
+        stopped = run_lake("emulator", "stop", "--state-dir", str(state), cwd=tmp_path)
     assert stopped.returncode == 0 and f"pid {pid}" in stopped.stdout
     assert not (state / "moto.pid").exists() and not emulator.responds(endpoint)
-    assert lake("emulator", "status", "--state-dir", str(state), cwd=tmp_path).returncode == 1
-    assert "no moto server was running" in lake("emulator", "stop", "--state-dir", str(state), cwd=tmp_path).stdout
+    assert run_lake("emulator", "status", "--state-dir", str(state), cwd=tmp_path).returncode == 1
+    assert "no moto server was running" in run_lake("emulator", "stop", "--state-dir", str(state), cwd=tmp_path).stdout
 
 
 def test_make_help_lists_the_aws_loop_targets():

@@ -9,11 +9,12 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
-from lake_pipeline.lake import aws, emulator
-from lake_pipeline.lake.bootstrap import bootstrap
-from lake_pipeline.lake.storage import is_s3, join
+from lake_pipeline.devtools import emulator
+from lake_pipeline.storage import aws
+from lake_pipeline.devtools.bootstrap import bootstrap
+from lake_pipeline.storage.uris import is_s3, join
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, PLANS_TABLE, QUARANTINE_TABLE
-from tests.aws.support import lake, lake_async, summary, upload_tree
+from tests.support.cli import run_lake, run_lake_async, summary, upload_tree
 
 
 def _table(uri: str, name: str) -> pl.DataFrame:
@@ -23,7 +24,7 @@ def _table(uri: str, name: str) -> pl.DataFrame:
 
 
 def _generate(tmp_path, events: int, seed: int, object_seconds: int) -> dict[str, int]:
-    gen = lake("generate", "--out", str(tmp_path / "raw"), "--events", str(events), "--seed", str(seed),
+    gen = run_lake("generate", "--out", str(tmp_path / "raw"), "--events", str(events), "--seed", str(seed),
                "--start", "2025-11-20T13", "--object-seconds", str(object_seconds), cwd=tmp_path)
     assert gen.returncode == 0, gen.stderr
     m = re.search(r"wrote (\d+) objects .*: (\d+) records = (\d+) events", gen.stdout)
@@ -36,9 +37,9 @@ def test_ingest_over_s3_gives_the_same_tables_as_a_local_ingest(bootstrapped, tm
     keys = upload_tree(tmp_path / "raw", s.raw_uri)
     assert len(keys) == made["objects"]
 
-    on_s3 = lake_async("ingest", "--raw", s.raw_uri, "--lake", s.lake_uri, "--quiet", cwd=tmp_path,
+    on_s3 = run_lake_async("ingest", "--raw", s.raw_uri, "--lake", s.lake_uri, "--quiet", cwd=tmp_path,
                        env={"DAGSTER_HOME": str(tmp_path / "home-s3")})
-    local = lake_async("ingest", "--raw", str(tmp_path / "raw"), "--lake", str(tmp_path / "lake"), "--quiet",
+    local = run_lake_async("ingest", "--raw", str(tmp_path / "raw"), "--lake", str(tmp_path / "lake"), "--quiet",
                        cwd=tmp_path, env={"DAGSTER_HOME": str(tmp_path / "home-local")})
     (s3_out, s3_err), (local_out, local_err) = on_s3.communicate(timeout=300), local.communicate(timeout=300)
     assert on_s3.returncode == 0, s3_err
@@ -72,7 +73,7 @@ def test_two_concurrent_ingests_on_s3_lose_nothing_and_duplicate_nothing(bootstr
     keys = upload_tree(tmp_path / "raw", s.raw_uri)
     small_batches = {"LAKE_BATCH_MAX_OBJECTS": "2"}
     procs = [
-        lake_async("ingest", "--quiet", cwd=tmp_path, env={**small_batches, "DAGSTER_HOME": str(tmp_path / f"home{i}")})
+        run_lake_async("ingest", "--quiet", cwd=tmp_path, env={**small_batches, "DAGSTER_HOME": str(tmp_path / f"home{i}")})
         for i in range(2)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
@@ -92,7 +93,7 @@ def test_two_concurrent_ingests_on_s3_lose_nothing_and_duplicate_nothing(bootstr
     assert plans["_batch_id"].n_unique() == plans.height == ledger["_batch_id"].n_unique()
     assert sorted(k for ks in plans["source_keys"] for k in ks) == sorted(keys)  # each key in one plan
     # Both processes did work (they raced), and the lake is the same as one clean run's: the next ingest is a no-op.
-    again = lake("ingest", cwd=tmp_path, env={"DAGSTER_HOME": str(tmp_path / "home0")})
+    again = run_lake("ingest", cwd=tmp_path, env={"DAGSTER_HOME": str(tmp_path / "home0")})
     assert again.returncode == 0 and "nothing to ingest" in again.stdout
 
 
@@ -107,17 +108,17 @@ def test_unusable_s3_gives_one_clear_error_line(bootstrapped, tmp_path, monkeypa
     s = bootstrapped
     raw, lake_uri = s.raw_uri, s.lake_uri
 
-    missing_raw = lake("ingest", "--raw", "s3://no-such-bucket-xyz/raw", "--lake", lake_uri, cwd=tmp_path)
+    missing_raw = run_lake("ingest", "--raw", "s3://no-such-bucket-xyz/raw", "--lake", lake_uri, cwd=tmp_path)
     assert _one_error_line(missing_raw) == (
         "error: bucket of s3://no-such-bucket-xyz/raw does not exist: create it (make bootstrap) or fix the URI")
-    missing_lake = lake("ingest", "--raw", raw, "--lake", "s3://no-such-bucket-xyz/lake", cwd=tmp_path)
+    missing_lake = run_lake("ingest", "--raw", raw, "--lake", "s3://no-such-bucket-xyz/lake", cwd=tmp_path)
     assert _one_error_line(missing_lake) == (
         "error: bucket of s3://no-such-bucket-xyz/lake does not exist: create it (make bootstrap) or fix the URI")
-    query = lake("query", "--lake", "s3://no-such-bucket-xyz/lake", "SELECT count(*) FROM events", cwd=tmp_path)
+    query = run_lake("query", "--lake", "s3://no-such-bucket-xyz/lake", "SELECT count(*) FROM events", cwd=tmp_path)
     assert "bucket of s3://no-such-bucket-xyz/lake does not exist" in _one_error_line(query)
 
     down = f"http://127.0.0.1:{emulator.free_port()}"
-    unreachable = lake("ingest", "--raw", raw, "--lake", lake_uri, cwd=tmp_path,
+    unreachable = run_lake("ingest", "--raw", raw, "--lake", lake_uri, cwd=tmp_path,
                        env={"AWS_ENDPOINT_URL": down, "AWS_MAX_ATTEMPTS": "1"})
     line = _one_error_line(unreachable)
     assert line.startswith(f"error: cannot reach AWS for {raw}: ") and f"AWS_ENDPOINT_URL={down}" in line
@@ -126,7 +127,7 @@ def test_unusable_s3_gives_one_clear_error_line(bootstrapped, tmp_path, monkeypa
     no_creds = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")}
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
-    anonymous = lake("ingest", "--raw", raw, "--lake", lake_uri, cwd=tmp_path, env=no_creds)
+    anonymous = run_lake("ingest", "--raw", raw, "--lake", lake_uri, cwd=tmp_path, env=no_creds)
     assert _one_error_line(anonymous) == (
         f"error: no AWS credentials for {raw}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
 
@@ -136,7 +137,7 @@ def test_rejected_credentials_give_one_clear_error_line(aws_env, tmp_path, monke
     strict = emulator.start(tmp_path / "strict", extra_env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
     try:
         monkeypatch.setenv("AWS_ENDPOINT_URL", strict.endpoint)
-        r = lake("ingest", "--raw", "s3://some-bucket/raw", "--lake", "s3://some-bucket/lake", cwd=tmp_path)
+        r = run_lake("ingest", "--raw", "s3://some-bucket/raw", "--lake", "s3://some-bucket/lake", cwd=tmp_path)
         assert _one_error_line(r) == (
             "error: AWS rejected the credentials for s3://some-bucket/raw (InvalidAccessKeyId): "
             "check AWS_ACCESS_KEY_ID/AWS_PROFILE")
@@ -146,7 +147,7 @@ def test_rejected_credentials_give_one_clear_error_line(aws_env, tmp_path, monke
 
 def test_bootstrap_refuses_to_run_against_real_aws(aws_settings, tmp_path, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL")
-    r = lake("bootstrap", cwd=tmp_path)
+    r = run_lake("bootstrap", cwd=tmp_path)
     assert "AWS_ENDPOINT_URL is not set" in _one_error_line(r)
     with pytest.raises(Exception, match="AWS_ENDPOINT_URL is not set"):
         bootstrap(aws_settings)

@@ -14,11 +14,12 @@ import polars as pl
 from deltalake import DeltaTable
 
 from lake_pipeline.defs.resources import LakeResource
-from lake_pipeline.lake import aws
-from lake_pipeline.lake.firehose import object_key
-from lake_pipeline.lake.storage import join, open_storage
+from lake_pipeline.storage import aws
+from lake_pipeline.ingest.firehose import object_key
+from lake_pipeline.storage.objects import open_storage
+from lake_pipeline.storage.uris import join
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE
-from tests.aws.support import lake
+from tests.support.cli import run_lake
 
 # YYYY/MM/dd/HH/<stream>-<version>-YYYY-MM-dd-HH-mm-ss-<uuid> (moto writes no ".gz" suffix and no gzip)
 FIREHOSE_KEY = r"\d{4}/\d{2}/\d{2}/\d{2}/STREAM-1-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}"
@@ -37,11 +38,11 @@ def test_bootstrap_produce_sensor_run_delta_query(aws_settings, aws_names, tmp_p
     stream = aws_names["delivery_stream"]
 
     # bootstrap: what Terraform creates in AWS, on the emulator (idempotent).
-    boot = lake("bootstrap", cwd=tmp_path)
+    boot = run_lake("bootstrap", cwd=tmp_path)
     assert boot.returncode == 0, boot.stderr
     assert f"created  s3://{aws_names['raw_bucket']}" in boot.stdout
     assert f"created  firehose delivery stream {stream} -> {s.raw_uri}/" in boot.stdout
-    again = lake("bootstrap", cwd=tmp_path)
+    again = run_lake("bootstrap", cwd=tmp_path)
     assert again.returncode == 0 and "created" not in again.stdout
     firehose = aws.client("firehose").describe_delivery_stream(DeliveryStreamName=stream)["DeliveryStreamDescription"]
     dest = firehose["Destinations"][0]["ExtendedS3DestinationDescription"]
@@ -50,7 +51,7 @@ def test_bootstrap_produce_sensor_run_delta_query(aws_settings, aws_names, tmp_p
         "StreamDescriptionSummary"]["StreamStatus"] == "ACTIVE"
 
     # produce: PutRecordBatch to Firehose, which delivers objects with Firehose key names.
-    sent = lake("produce", "--events", "3000", "--duplicates", "0.02", "--malformed", "0.01", "--seed", "5",
+    sent = run_lake("produce", "--events", "3000", "--duplicates", "0.02", "--malformed", "0.01", "--seed", "5",
                 "--quiet", cwd=tmp_path)
     assert sent.returncode == 0, sent.stderr
     m = re.search(r"sent (\d+) records \((\d+) events \+ (\d+) duplicates \+ (\d+) malformed\)", sent.stdout)
@@ -119,7 +120,7 @@ def test_bootstrap_produce_sensor_run_delta_query(aws_settings, aws_names, tmp_p
         records + len(late), events + len(late), duplicates)
 
     # `lake query` over S3 (LAKE_URI points at the emulator's bucket).
-    q = lake("query", "--format", "csv",
+    q = run_lake("query", "--format", "csv",
              "SELECT count(*) AS n, count(DISTINCT event_uuid) AS u, "
              "(SELECT count(*) FROM quarantine) AS q, (SELECT sum(records) FROM ingest_ledger) AS r FROM events",
              cwd=tmp_path)
@@ -128,7 +129,7 @@ def test_bootstrap_produce_sensor_run_delta_query(aws_settings, aws_names, tmp_p
 
 
 def test_produce_to_kinesis_uses_put_records_with_the_uuid_as_partition_key(bootstrapped, aws_names, tmp_path):
-    sent = lake("produce", "--target", "kinesis", "--events", "700", "--seed", "3", "--quiet", cwd=tmp_path)
+    sent = run_lake("produce", "--target", "kinesis", "--events", "700", "--seed", "3", "--quiet", cwd=tmp_path)
     assert sent.returncode == 0, sent.stderr
     assert "sent 700 records" in sent.stdout and "in 2 calls" in sent.stdout  # 500 records per call at most
     assert "no Kinesis-to-Firehose delivery" in sent.stderr
@@ -148,7 +149,7 @@ def test_produce_to_kinesis_uses_put_records_with_the_uuid_as_partition_key(boot
 
 
 def test_produce_reports_a_missing_stream_in_one_line(aws_settings, tmp_path):
-    r = lake("produce", "--events", "10", "--quiet", cwd=tmp_path)
+    r = run_lake("produce", "--events", "10", "--quiet", cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         f"error: firehose stream {aws_settings.delivery_stream_name} does not exist: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from lake_pipeline.lake.producer import (
+from lake_pipeline.devtools.producer import (
     FIREHOSE_LIMITS,
     MIB,
     FirehoseSink,
@@ -15,7 +15,7 @@ from lake_pipeline.lake.producer import (
     SyntheticEvents,
     produce,
 )
-from lake_pipeline.synthetic import event_names
+from lake_pipeline.devtools.synthetic import event_names
 
 
 class FakeFirehose:

@@ -6,9 +6,11 @@ import pyarrow as pa
 import pytest
 from deltalake import Transaction
 
-from lake_pipeline.lake import aws, ledger
-from lake_pipeline.lake.delta import INGEST_APP_ID, CommitConflict, Lake
-from lake_pipeline.lake.storage import StorageError, one_line, open_storage
+from lake_pipeline.ingest import ledger
+from lake_pipeline.storage import aws
+from lake_pipeline.tables.lake import INGEST_APP_ID, CommitConflict, Lake
+from lake_pipeline.storage.errors import StorageError, one_line
+from lake_pipeline.storage.objects import open_storage
 from lake_pipeline.settings import PLANS_TABLE, load_settings
 
 

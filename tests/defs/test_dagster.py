@@ -12,7 +12,7 @@ from deltalake import DeltaTable, write_deltalake
 from lake_pipeline.contract import EVENTS_SCHEMA
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.settings import EVENTS_TABLE
-from tests.conftest import T0, event, write_object
+from tests.support.records import T0, event, write_object
 
 
 def _run(defs, settings, instance, keys=None):

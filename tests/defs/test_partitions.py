@@ -10,8 +10,8 @@ from deltalake import DeltaTable
 
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.settings import EVENTS_TABLE
-from tests.conftest import HOUR, event, write_object
-from tests.test_cli import lake
+from tests.support.records import HOUR, event, write_object
+from tests.support.cli import run_lake
 
 
 def test_assets_are_partitioned_by_arrival_hour_with_a_single_run_backfill_policy(defs):
@@ -55,16 +55,16 @@ def test_cli_backfill_is_recorded_in_the_instance_and_idempotent(tmp_path):
     raw.mkdir()
     for m in (5, 35):
         write_object(raw, [event(f"e{m}", at=HOUR.timestamp() + m)], minute=m)
-    first = lake("backfill", "--raw", str(raw), "--lake", str(tmp_path / "lake"), "--start", "2025-11-20T00",
+    first = run_lake("backfill", "--raw", str(raw), "--lake", str(tmp_path / "lake"), "--start", "2025-11-20T00",
                  "--end", "2025-11-20T23", cwd=tmp_path, env=env)
     assert first.returncode == 0, first.stderr
     assert "records=2 inserted=2" in first.stdout
     version = DeltaTable(str(tmp_path / "lake" / EVENTS_TABLE)).version()
-    again = lake("backfill", "--raw", str(raw), "--lake", str(tmp_path / "lake"), "--start", "2025-11-20T00",
+    again = run_lake("backfill", "--raw", str(raw), "--lake", str(tmp_path / "lake"), "--start", "2025-11-20T00",
                  "--end", "2025-11-20T23", cwd=tmp_path, env=env)
     assert again.returncode == 0 and "records=0" in again.stdout
     assert DeltaTable(str(tmp_path / "lake" / EVENTS_TABLE)).version() == version
-    rebuilt = lake("backfill", "--raw", str(raw), "--lake", str(tmp_path / "lake"), "--start", "2025-11-20T13",
+    rebuilt = run_lake("backfill", "--raw", str(raw), "--lake", str(tmp_path / "lake"), "--start", "2025-11-20T13",
                    "--end", "2025-11-20T13", "--rebuild", cwd=tmp_path, env=env)
     assert rebuilt.returncode == 0 and "records=2 inserted=2" in rebuilt.stdout
     os.environ["DAGSTER_HOME"] = str(home)
@@ -79,6 +79,6 @@ def test_cli_backfill_is_recorded_in_the_instance_and_idempotent(tmp_path):
 
 def test_backfill_rejects_an_inverted_range(tmp_path):
     (tmp_path / "raw").mkdir()
-    r = lake("backfill", "--raw", "raw", "--lake", "lake", "--start", "2025-11-20T05", "--end", "2025-11-20T01",
+    r = run_lake("backfill", "--raw", "raw", "--lake", "lake", "--start", "2025-11-20T05", "--end", "2025-11-20T01",
              cwd=tmp_path)
     assert r.returncode == 2 and "before --start" in r.stderr

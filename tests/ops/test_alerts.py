@@ -15,10 +15,10 @@ from deltalake import write_deltalake
 
 from lake_pipeline.contract import EVENTS_SCHEMA
 from lake_pipeline.defs.maintenance.alerts import AlertsResource
-from lake_pipeline.lake.alerts import AlertDeliveryError, FailedStep, RunFailureAlert, destination_kind
+from lake_pipeline.ops.alerts import AlertDeliveryError, FailedStep, RunFailureAlert, destination_kind
 from lake_pipeline.settings import EVENTS_TABLE, load_settings
-from tests.conftest import T0, event, write_object
-from tests.ops.conftest import ingest_run
+from tests.support.records import T0, event, write_object
+from tests.support.runs import ingest_run
 
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
@@ -115,7 +115,7 @@ def moto_sns(_isolated_env, monkeypatch):
     for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
                         "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(name, value)
-    from lake_pipeline.lake.aws import client
+    from lake_pipeline.storage.aws import client
 
     sns, sqs = client("sns"), client("sqs")
     topic = sns.create_topic(Name="lakehouse-test-alerts")["TopicArn"]

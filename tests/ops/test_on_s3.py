@@ -8,11 +8,13 @@ import polars as pl
 import pytest
 from deltalake import DeltaTable
 
-from lake_pipeline.lake import compaction, emulator, marts
-from lake_pipeline.lake.aws import client, delta_storage_options
-from lake_pipeline.lake.delta import Lake
+from lake_pipeline.devtools import emulator
+from lake_pipeline.maintenance import compaction
+from lake_pipeline.marts import hourly as marts
+from lake_pipeline.storage.aws import client, delta_storage_options
+from lake_pipeline.tables.lake import Lake
 from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, load_settings
-from tests.ops.conftest import ingest_one_object_per_batch, synthetic_landing_zone
+from tests.support.runs import ingest_one_object_per_batch, synthetic_landing_zone
 
 
 @pytest.fixture(scope="module")

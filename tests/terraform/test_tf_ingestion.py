@@ -95,7 +95,7 @@ def test_prefixes_come_from_settings(env):
 def _sensor_hour_prefix():
     """lake_pipeline's own hour-prefix function (the landing sensor lists these), if written yet."""
     try:
-        from lake_pipeline.lake import firehose as key_layout
+        from lake_pipeline.ingest import firehose as key_layout
     except ImportError:
         return None
     return getattr(key_layout, "hour_prefix", None)

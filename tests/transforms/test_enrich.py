@@ -6,10 +6,8 @@ import json
 import math
 import random
 import re
-import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
-from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -25,10 +23,9 @@ from lake_pipeline.contract import (
     SOURCE_KEY,
 )
 from lake_pipeline.transforms.enrich import enrich, quarantine_frame, records_frame, to_events_arrow
-from lake_pipeline.transforms.parse import ParsedRecords, parse_object
+from lake_pipeline.parse.careful import ParsedRecords, parse_object
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transform_cases import load_case  # noqa: E402
+from tests.support.cases import load_case
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")

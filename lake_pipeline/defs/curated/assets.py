@@ -6,35 +6,10 @@ from datetime import timedelta
 import dagster as dg
 
 from lake_pipeline.defs.resources import LakeResource
-from lake_pipeline.lake.firehose import key_hour
-from lake_pipeline.lake.ingest import IngestSummary, ingest_hours, ingest_keys, list_pending, plan_batches
-from lake_pipeline.lake.storage import join
-from lake_pipeline.settings import ARRIVAL_PARTITIONS_START, EVENTS_TABLE, QUARANTINE_TABLE, WRITER_POOL
-
-RAW_LANDING_ZONE = dg.AssetKey("raw_landing_zone")
-EVENTS = dg.AssetKey(EVENTS_TABLE)
-QUARANTINE = dg.AssetKey(QUARANTINE_TABLE)
-
-# Dagster partitions = Firehose arrival hours (the YYYY/MM/dd/HH/ key prefix), not event time:
-# materializing hour H ingests the raw objects that arrived in H.
-ARRIVAL_HOURS = dg.HourlyPartitionsDefinition(start_date=ARRIVAL_PARTITIONS_START, timezone="UTC")
-
-
-def batch_run_tags(keys: list[str]) -> dict[str, str]:
-    """Run tags naming the arrival-hour partitions a batch of raw keys belongs to.
-
-    Keys outside the Firehose layout have no arrival hour, and keys older than the first
-    partition have no partition; such a batch runs unpartitioned.
-    """
-    hours = [key_hour(k) for k in keys]
-    if not hours or any(h is None or h < ARRIVAL_HOURS.start for h in hours):
-        return {}  # outside the layout, or older than the first partition: an unpartitioned run
-    fmt = ARRIVAL_HOURS.fmt
-    return {
-        "dagster/asset_partition_range_start": min(hours).strftime(fmt),
-        "dagster/asset_partition_range_end": max(hours).strftime(fmt),
-    }
-
+from lake_pipeline.defs.shared import ARRIVAL_HOURS, EVENTS, QUARANTINE, RAW_LANDING_ZONE
+from lake_pipeline.ingest.batch import IngestSummary, ingest_hours, ingest_keys, list_pending, plan_batches
+from lake_pipeline.storage.uris import join
+from lake_pipeline.settings import EVENTS_TABLE, QUARANTINE_TABLE, WRITER_POOL
 
 class IngestConfig(dg.Config):
     """What this run ingests.

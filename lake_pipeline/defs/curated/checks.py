@@ -3,10 +3,10 @@
 
 import dagster as dg
 
-from lake_pipeline.defs.curated.assets import EVENTS
 from lake_pipeline.defs.resources import LakeResource
-from lake_pipeline.lake import quality
-from lake_pipeline.lake.delta import Lake
+from lake_pipeline.defs.shared import EVENTS, check_result
+from lake_pipeline.quality import rules as quality
+from lake_pipeline.tables.lake import Lake
 
 
 def _scope(context: dg.AssetCheckExecutionContext) -> dict:
@@ -22,18 +22,6 @@ def _scope(context: dg.AssetCheckExecutionContext) -> dict:
     if "event_dates" in meta:
         scope["dates"] = list(meta["event_dates"].value)
     return scope
-
-
-def check_result(outcome: quality.CheckOutcome, severity=dg.AssetCheckSeverity.ERROR, **key) -> dg.AssetCheckResult:
-    """A check's outcome (lake/quality.py, lake/compaction.py, lake/marts.py) as Dagster's result;
-    ``key`` names the check (``check_name``, ``asset_key``) in a multi-asset check."""
-    return dg.AssetCheckResult(
-        **key,
-        passed=outcome.passed,
-        severity=severity,
-        description=outcome.description,
-        metadata=outcome.metadata,
-    )
 
 
 @dg.asset_check(asset=EVENTS, description="Every event_uuid appears exactly once in the table (whole table).")

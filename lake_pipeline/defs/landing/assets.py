@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from lake_pipeline.defs.curated.assets import ARRIVAL_HOURS, RAW_LANDING_ZONE
+from lake_pipeline.defs.shared import ARRIVAL_HOURS, RAW_LANDING_ZONE
 
 raw_landing_zone = dg.AssetSpec(
     RAW_LANDING_ZONE,

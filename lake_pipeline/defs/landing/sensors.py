@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from lake_pipeline.defs.curated.assets import batch_run_tags, ingest_job
+from lake_pipeline.defs.curated.assets import ingest_job
+from lake_pipeline.defs.shared import batch_run_tags
 from lake_pipeline.defs.resources import LakeResource
-from lake_pipeline.lake import aws
-from lake_pipeline.lake.firehose import recent_hour_prefixes
-from lake_pipeline.lake.ingest import list_pending, plan_batches
-from lake_pipeline.lake.storage import is_s3, open_storage
+from lake_pipeline.storage import aws
+from lake_pipeline.ingest.firehose import recent_hour_prefixes
+from lake_pipeline.ingest.batch import list_pending, plan_batches
+from lake_pipeline.storage.objects import open_storage
+from lake_pipeline.storage.uris import is_s3
 from lake_pipeline.settings import load_settings
 
 

@@ -7,7 +7,7 @@ A failed blocking asset check fails its run too, so it is alerted like a failed 
 
 import dagster as dg
 
-from lake_pipeline.lake.alerts import FailedStep, RunFailureAlert, error_text, send
+from lake_pipeline.ops.alerts import FailedStep, RunFailureAlert, error_text, send
 from lake_pipeline.settings import env_vars_set, load_settings
 
 

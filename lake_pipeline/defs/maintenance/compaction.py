@@ -14,12 +14,11 @@ was verified, so a bad compaction can still be undone by time travel.
 
 import dagster as dg
 
-from lake_pipeline.defs.curated.assets import EVENTS
-from lake_pipeline.defs.curated.checks import check_result
+from lake_pipeline.defs.shared import EVENTS, check_result
 from lake_pipeline.defs.resources import LakeResource
-from lake_pipeline.lake import compaction
-from lake_pipeline.lake.delta import Lake
-from lake_pipeline.lake.storage import join
+from lake_pipeline.maintenance import compaction
+from lake_pipeline.tables.lake import Lake
+from lake_pipeline.storage.uris import join
 from lake_pipeline.settings import EVENTS_TABLE, WRITER_POOL
 
 EVENTS_COMPACTION = dg.AssetKey("events_compaction")

@@ -9,12 +9,11 @@ an ingest run materializes `events`; the run recomputes only the hours that chan
 
 import dagster as dg
 
-from lake_pipeline.defs.curated.assets import EVENTS
-from lake_pipeline.defs.curated.checks import check_result
+from lake_pipeline.defs.shared import EVENTS, check_result
 from lake_pipeline.defs.resources import LakeResource
-from lake_pipeline.lake import marts
-from lake_pipeline.lake.delta import Lake
-from lake_pipeline.lake.storage import join
+from lake_pipeline.marts import hourly as marts
+from lake_pipeline.tables.lake import Lake
+from lake_pipeline.storage.uris import join
 from lake_pipeline.settings import HOURLY_COUNTS_TABLE, MARTS_POOL
 
 HOURLY_EVENT_COUNTS = dg.AssetKey(HOURLY_COUNTS_TABLE)

@@ -1,0 +1,215 @@
+"""`lake ingest` and `lake backfill`: the very Dagster job the landing sensor triggers (`ingest_job`),
+run in-process against the instance in DAGSTER_HOME, so every CLI batch shows up in the UI."""
+
+from __future__ import annotations
+
+import socket
+import time
+from datetime import UTC, datetime
+
+import click
+
+from lake_pipeline.cli.common import (
+    command_settings,
+    dagster_loaded,
+    done,
+    fail,
+    instance as open_instance,
+    lake_run_config,
+    loading_dagster,
+    run_error,
+)
+from lake_pipeline.settings import load_settings
+from lake_pipeline.storage.errors import StorageError
+from lake_pipeline.storage.objects import open_storage
+
+
+def _ingest_definitions():
+    """Just what `ingest_job` needs (landing + curated assets, their checks, the lake resource).
+
+    The same definition objects as the code location's, without loading the whole
+    defs folder and every installed Dagster plugin (which costs seconds per command).
+    """
+    import dagster as dg
+
+    from lake_pipeline.defs.curated import assets, checks
+    from lake_pipeline.defs.landing import assets as landing
+    from lake_pipeline.defs.resources import LakeResource
+
+    def collect(module, kind):
+        return [v for v in vars(module).values() if isinstance(v, kind)]
+
+    return dg.Definitions(
+        assets=collect(assets, dg.AssetsDefinition) + collect(landing, dg.AssetSpec),
+        asset_checks=collect(checks, dg.AssetChecksDefinition),
+        jobs=[assets.ingest_job],
+        resources={"lake": LakeResource.from_settings(load_settings())},
+    )
+
+
+def _ingest_job():
+    return _ingest_definitions().resolve_job_def("ingest_job")
+
+
+def _run_batches(settings, batches, instance, job, echo=True):
+    """Run each batch as one Dagster run of ingest_job; return the summed metadata."""
+    from tqdm import tqdm
+
+    from lake_pipeline.defs.shared import batch_run_tags
+
+    totals = {k: 0 for k in ("objects", "records", "inserted", "duplicates", "quarantined")}
+    with tqdm(total=sum(len(b) for b in batches), unit="obj", desc="ingest", disable=not echo) as bar:
+        for batch in batches:
+            keys = [o.key for o in batch]
+            result = job.execute_in_process(
+                run_config=lake_run_config(settings, ingest_batch={"config": {"source_keys": keys}}),
+                instance=instance,
+                raise_on_error=False,
+                tags={"lake/objects": str(len(keys)), "lake/trigger": "cli", "lake/host": socket.gethostname(),
+                      **batch_run_tags(keys)},
+            )
+            if not result.success:
+                fail(run_error(result))
+            for mat in result.asset_materializations_for_node("ingest_batch"):
+                if mat.asset_key.to_user_string() == "events":  # once per partition: same metadata
+                    for k in totals:
+                        totals[k] += int(mat.metadata[k].value)
+                    break
+            bar.update(len(keys))
+    return totals
+
+
+@click.command()
+@click.option("--raw", default=None, help="Landing zone URI (default: LAKE_RAW_URI or data/raw).")
+@click.option("--lake", default=None, help="Lake URI (default: LAKE_URI or data/lake).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def ingest(raw, lake, quiet):
+    """Ingest every raw object not yet in the lake's ledger, in bounded micro-batches."""
+    from lake_pipeline.ingest.batch import chunk_objects, list_pending, plan_batches
+    from lake_pipeline.ingest.ledger import unfinished_plans
+    from lake_pipeline.tables.lake import Lake
+    from lake_pipeline.parse.reader import PARALLEL_MIN_BYTES, PREFETCH_CHUNKS, prefetch
+
+    loading_dagster()
+    started = time.perf_counter()
+    settings = command_settings(raw, lake)
+    try:
+        open_storage(settings.raw_uri).check_readable()
+        lake_ = Lake.from_settings(settings)
+        lake_.check_writable()
+        pending = list_pending(settings, lake_)
+        recover = unfinished_plans(lake_)
+    except StorageError as exc:
+        fail(str(exc))
+    batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes)
+    if not batches and recover:
+        batches = [[]]  # one run to finish the crashed batch
+    if not batches:
+        click.echo(f"nothing to ingest: every object in {settings.raw_uri} is already in the ledger")
+        return
+    click.echo(f"{len(pending)} new object(s) in {settings.raw_uri} -> {len(batches)} batch(es) into {settings.lake_uri}")
+    if batches and sum(o.size for o in batches[0]) >= PARALLEL_MIN_BYTES:
+        # The first chunks are parsed while Dagster loads (one core is free); the run picks them up.
+        for chunk in chunk_objects(batches[0], settings.chunk_max_bytes)[:PREFETCH_CHUNKS]:
+            prefetch(settings.raw_uri, chunk, settings.parse_workers or None, settings.parser)
+    instance = open_instance()
+    job = _ingest_job()
+    dagster_loaded()
+    totals = _run_batches(settings, batches, instance, job, echo=not quiet)
+    seconds = time.perf_counter() - started
+    click.echo(
+        f"objects={totals['objects']} records={totals['records']} inserted={totals['inserted']} "
+        f"duplicates={totals['duplicates']} quarantined={totals['quarantined']} "
+        f"seconds={seconds:.2f} events/s={totals['records'] / seconds if seconds else 0:,.0f}"
+    )
+    done()
+
+
+def _hour(value: str) -> datetime:
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an hour like 2025-11-20T13") from None
+    dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return dt.replace(minute=0, second=0, microsecond=0)
+
+
+@click.command()
+@click.option("--raw", default=None, help="Landing zone URI (default: LAKE_RAW_URI or data/raw).")
+@click.option("--lake", default=None, help="Lake URI (default: LAKE_URI or data/lake).")
+@click.option("--start", "start", required=True, help="First arrival hour, e.g. 2025-11-20T00 (UTC).")
+@click.option("--end", "end", required=True, help="Last arrival hour, inclusive, e.g. 2025-11-20T23.")
+@click.option("--rebuild", is_flag=True, help="Replace everything that came from these hours (after a logic change).")
+def backfill(raw, lake, start, end, rebuild):
+    """Backfill Firehose arrival hours as one Dagster backfill (a single run); idempotent."""
+    loading_dagster()
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+    from dagster._core.utils import make_new_backfill_id
+
+    from lake_pipeline.defs.shared import ARRIVAL_HOURS, EVENTS, QUARANTINE
+    from lake_pipeline.tables.lake import Lake
+
+    first, last = _hour(start), _hour(end)
+    if last < first:
+        fail(f"--end {end} is before --start {start}", code=2)
+    from lake_pipeline.settings import ARRIVAL_PARTITIONS_START
+
+    if first < ARRIVAL_HOURS.start:
+        fail(f"--start {start} is before the first arrival-hour partition ({ARRIVAL_PARTITIONS_START}, "
+              "settings.ARRIVAL_PARTITIONS_START); use `lake ingest` for older objects", code=2)
+    settings = command_settings(raw, lake)
+    try:
+        open_storage(settings.raw_uri).check_readable()
+        Lake.from_settings(settings).check_writable()
+    except StorageError as exc:
+        fail(str(exc))
+    instance = open_instance()
+    defs = _ingest_definitions()
+    job = defs.resolve_job_def("ingest_job")
+    dagster_loaded()
+    hours = ARRIVAL_HOURS.get_partition_keys_in_range(
+        __import__("dagster").PartitionKeyRange(first.strftime(ARRIVAL_HOURS.fmt), last.strftime(ARRIVAL_HOURS.fmt))
+    )
+    backfill_id = make_new_backfill_id()
+    tags = {
+        "dagster/backfill": backfill_id,
+        "dagster/asset_partition_range_start": hours[0],
+        "dagster/asset_partition_range_end": hours[-1],
+        "lake/trigger": "cli",
+        "lake/host": socket.gethostname(),
+        "lake/rebuild": str(rebuild).lower(),
+    }
+    run_config = lake_run_config(settings, ingest_batch={"config": {"rebuild": rebuild}})
+    click.echo(f"backfill {backfill_id}: {len(hours)} arrival hour(s) {hours[0]}..{hours[-1]}"
+               f"{' (rebuild)' if rebuild else ''}")
+    started = time.perf_counter()
+    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags)
+    record = PartitionBackfill.from_asset_partitions(
+        backfill_id=backfill_id,
+        asset_graph=defs.resolve_asset_graph(),
+        partition_names=hours,
+        asset_selection=[EVENTS, QUARANTINE],
+        backfill_timestamp=time.time(),
+        tags={k: v for k, v in tags.items() if not k.startswith("dagster/")},
+        dynamic_partitions_store=instance,
+        all_partitions=False,
+        title=f"{'rebuild' if rebuild else 'backfill'} {hours[0]}..{hours[-1]}",
+        description="lake backfill (single run, executed by the CLI)",
+        run_config=run_config,
+    )
+    status = BulkActionStatus.COMPLETED_SUCCESS if result.success else BulkActionStatus.COMPLETED_FAILED
+    instance.add_backfill(record.with_status(status))
+    if not result.success:
+        fail(run_error(result))
+    totals = {k: 0 for k in ("objects", "records", "inserted", "duplicates", "quarantined")}
+    for mat in result.asset_materializations_for_node("ingest_batch"):
+        if mat.asset_key == EVENTS:
+            for k in totals:
+                totals[k] = int(mat.metadata[k].value)
+            break
+    seconds = time.perf_counter() - started
+    click.echo(
+        f"objects={totals['objects']} records={totals['records']} inserted={totals['inserted']} "
+        f"duplicates={totals['duplicates']} quarantined={totals['quarantined']} seconds={seconds:.2f} run={result.run_id}"
+    )
+    done()

@@ -1,0 +1,254 @@
+"""`lake produce`: send synthetic events to Kinesis Data Firehose or a Kinesis Data Stream.
+
+Records come from the same generator as ``lake generate`` (:mod:`lake_pipeline.devtools.synthetic`:
+the catalogue of 100 event names and their payloads), stamped with the current time.
+
+The API limits are respected: at most 500 records and 4 MiB per call, and at most 1 MiB
+per record (Firehose: 1,000 KiB). A call can succeed while some of its records fail
+(``FailedPutCount``, a per-record ``ErrorCode`` such as ``ServiceUnavailableException``
+or ``ProvisionedThroughputExceededException``); those records are sent again with
+exponential backoff and full jitter. Whole-call failures (throttling, 5xx, connection
+errors) are retried by botocore's retry mode (:mod:`lake_pipeline.storage.aws`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid as uuidlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from lake_pipeline.devtools.synthetic import _malformed, _payload, event_names
+
+KIB = 1024
+MIB = 1024 * KIB
+TARGETS = ("firehose", "kinesis")
+
+
+@dataclass(frozen=True)
+class Limits:
+    records_per_call: int
+    bytes_per_call: int
+    bytes_per_record: int
+
+
+# PutRecordBatch: 500 records, 4 MiB per call, 1,000 KiB per record.
+FIREHOSE_LIMITS = Limits(500, 4 * MIB, 1000 * KIB)
+# PutRecords: 500 records and 1 MiB per record (data + partition key); we keep calls under 4 MiB too.
+KINESIS_LIMITS = Limits(500, 4 * MIB, 1 * MIB)
+
+
+class ProduceError(RuntimeError):
+    """Records could not be delivered. The message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Record:
+    data: bytes
+    partition_key: str  # Kinesis shard routing; the event's uuid
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+class Sink(Protocol):
+    limits: Limits
+    name: str
+
+    def put(self, records: list[Record]) -> list[str | None]:
+        """Send one call; return the error code of each record (None: delivered)."""
+
+
+class FirehoseSink:
+    """PutRecordBatch to a Firehose delivery stream (DirectPut)."""
+
+    limits = FIREHOSE_LIMITS
+
+    def __init__(self, client: Any, stream: str):
+        self.client = client
+        self.name = stream
+
+    def put(self, records: list[Record]) -> list[str | None]:
+        resp = self.client.put_record_batch(DeliveryStreamName=self.name, Records=[{"Data": r.data} for r in records])
+        if not resp.get("FailedPutCount"):
+            return [None] * len(records)
+        return [r.get("ErrorCode") for r in resp["RequestResponses"]]
+
+
+class KinesisSink:
+    """PutRecords to a Kinesis Data Stream."""
+
+    limits = KINESIS_LIMITS
+
+    def __init__(self, client: Any, stream: str):
+        self.client = client
+        self.name = stream
+
+    def put(self, records: list[Record]) -> list[str | None]:
+        resp = self.client.put_records(
+            StreamName=self.name, Records=[{"Data": r.data, "PartitionKey": r.partition_key} for r in records]
+        )
+        if not resp.get("FailedRecordCount"):
+            return [None] * len(records)
+        return [r.get("ErrorCode") for r in resp["Records"]]
+
+
+def record_size(record: Record, sink: Sink) -> int:
+    """Bytes a record counts against the limits (Kinesis counts the partition key too)."""
+    extra = len(record.partition_key.encode()) if isinstance(sink, KinesisSink) else 0
+    return record.size + extra
+
+
+@dataclass
+class SyntheticEvents:
+    """Synthetic records stamped with the current time; counts what it produced."""
+
+    events: int
+    seed: int | None = None
+    duplicates: float = 0.0
+    malformed: float = 0.0
+    clock: Callable[[], float] = time.time
+    produced: Counter = field(default_factory=Counter)
+
+    def __iter__(self) -> Iterator[Record]:
+        rng = random.Random(self.seed)  # None: a fresh seed, so two runs never share event_uuids
+        names = event_names()
+        for _ in range(self.events):
+            now = self.clock()
+            name = rng.choice(names)
+            uid = str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
+            rec = {
+                "event_uuid": uid,
+                "event_name": name,
+                "created_at": round(now, 6) if rng.random() < 0.8 else int(now),
+                **_payload(rng, name),
+            }
+            data = orjson.dumps(rec)
+            self.produced["events"] += 1
+            yield Record(data, uid)
+            if rng.random() < self.duplicates:  # a producer retry: the very same record again
+                self.produced["duplicates"] += 1
+                yield Record(data, uid)
+            if rng.random() < self.malformed:
+                self.produced["malformed"] += 1
+                yield Record(_malformed(rng, data), uid)
+
+
+@dataclass
+class ProduceResult:
+    records: int = 0  # delivered
+    bytes: int = 0
+    calls: int = 0
+    retried: int = 0  # record sends that failed and were sent again
+    oversized: int = 0  # records over the per-record limit, not sent
+    errors: Counter = field(default_factory=Counter)  # per-record error codes seen
+    seconds: float = 0.0
+
+    @property
+    def records_per_second(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+def batches(records: Iterable[Record], sink: Sink, max_records: int, result: ProduceResult) -> Iterator[list[Record]]:
+    """Group records into calls within the sink's limits; count (and skip) oversized records."""
+    limits = sink.limits
+    cap = max(1, min(max_records, limits.records_per_call))
+    batch: list[Record] = []
+    size = 0
+    for record in records:
+        n = record_size(record, sink)
+        if n > limits.bytes_per_record:
+            result.oversized += 1
+            continue
+        if batch and (len(batch) >= cap or size + n > limits.bytes_per_call):
+            yield batch
+            batch, size = [], 0
+        batch.append(record)
+        size += n
+    if batch:
+        yield batch
+
+
+def backoff(attempt: int, rng: random.Random, base: float = 0.1, cap: float = 5.0) -> float:
+    """Exponential backoff with full jitter (seconds before resend number ``attempt + 1``)."""
+    return rng.uniform(0, min(cap, base * 2**attempt))
+
+
+def send(
+    sink: Sink,
+    batch: list[Record],
+    result: ProduceResult,
+    *,
+    max_attempts: int = 8,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> None:
+    """Send one batch; resend the records that failed, with backoff, until all are delivered."""
+    rng = rng or random.Random()
+    pending = batch
+    for attempt in range(max_attempts):
+        codes = sink.put(pending)
+        result.calls += 1
+        failed = [r for r, code in zip(pending, codes, strict=True) if code]
+        delivered = len(pending) - len(failed)
+        result.records += delivered
+        result.bytes += sum(r.size for r, code in zip(pending, codes, strict=True) if not code)
+        if not failed:
+            return
+        result.errors.update(code for code in codes if code)
+        if attempt + 1 < max_attempts:
+            result.retried += len(failed)
+            sleep(backoff(attempt, rng))
+        pending = failed
+    raise ProduceError(
+        f"{len(pending)} record(s) still failing after {max_attempts} attempts to {sink.name} "
+        f"({', '.join(f'{c} x{n}' for c, n in result.errors.most_common(3))}); "
+        "lower --rate or raise the stream's capacity"
+    )
+
+
+def produce(
+    sink: Sink,
+    records: Iterable[Record],
+    *,
+    rate: float | None = None,
+    progress: Callable[[int], None] | None = None,
+    max_attempts: int = 8,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> ProduceResult:
+    """Send ``records`` through ``sink``, at most ``rate`` records per second (None: as fast as possible).
+
+    With a rate, a call carries at most about one second's worth of records, so the
+    stream receives a steady flow rather than bursts.
+    """
+    result = ProduceResult()
+    started = clock()
+    max_records = int(rate) if rate else sink.limits.records_per_call
+    for batch in batches(records, sink, max_records, result):
+        before = result.records
+        send(sink, batch, result, max_attempts=max_attempts, sleep=sleep)
+        if progress:
+            progress(result.records - before)
+        if rate:
+            ahead = result.records / rate - (clock() - started)
+            if ahead > 0:
+                sleep(ahead)
+    result.seconds = clock() - started
+    return result
+
+
+def open_sink(target: str, stream: str) -> Sink:
+    from lake_pipeline.storage import aws
+
+    if target == "firehose":
+        return FirehoseSink(aws.client("firehose"), stream)
+    if target == "kinesis":
+        return KinesisSink(aws.client("kinesis"), stream)
+    raise ValueError(f"unknown target {target!r}: use one of {', '.join(TARGETS)}")
