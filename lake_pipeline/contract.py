@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import polars as pl
 import pyarrow as pa
 
 # --- Record fields ---
@@ -150,8 +151,20 @@ def _describe(value: object) -> str:
 def validate_fields(uuid: object, name: object, created_at: object) -> str | None:
     """Return the quarantine reason for a record's common fields, or None when valid.
 
-    Callers pass ``_MISSING`` (see :data:`MISSING`) for absent fields.
+    This is the validity rule (DESIGN.md §2, "A record is valid"); :func:`valid_fields_expr`
+    is the same rule over typed columns, for the bulk parser. Callers pass ``_MISSING``
+    (see :data:`MISSING`) for absent fields.
     """
+    kind = type(created_at)
+    if (
+        type(uuid) is str and uuid and type(name) is str and name and name[0] != ":"
+        and (kind is float or kind is int) and 0 <= created_at < MAX_CREATED_AT
+    ):
+        return None  # the common case, first: NaN fails the range test and takes the path below
+    return _invalid_reason(uuid, name, created_at)
+
+
+def _invalid_reason(uuid: object, name: object, created_at: object) -> str | None:
     if uuid is _MISSING:
         return Reason.MISSING_UUID
     if type(uuid) is not str or not uuid:
@@ -172,6 +185,24 @@ def validate_fields(uuid: object, name: object, created_at: object) -> str | Non
     if not (0 <= created_at < MAX_CREATED_AT):
         return Reason.CREATED_AT_RANGE.format(value=created_at)
     return None
+
+
+# The JSON type each common field must have (booleans are not numbers): the bulk parser
+# checks these on the raw JSON before :func:`valid_fields_expr` checks the values.
+FIELD_JSON_TYPES = {EVENT_UUID: "string", EVENT_NAME: "string", CREATED_AT: "number"}
+
+
+def valid_fields_expr(uuid: pl.Expr, name: pl.Expr, created_at: pl.Expr) -> pl.Expr:
+    """:func:`validate_fields` over columns already of the right JSON types (two strings and a
+    number as Float64): true exactly where the values are valid, false on nulls."""
+    return (
+        (uuid != "")
+        & (name != "")
+        & ~name.str.starts_with(":")
+        & created_at.is_finite()
+        & (created_at >= 0)
+        & (created_at < MAX_CREATED_AT)
+    ).fill_null(False)
 
 
 MISSING = _MISSING

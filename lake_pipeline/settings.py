@@ -95,7 +95,7 @@ class Settings:
     stream_name: str = f"{PROJECT}-local-events"
     delivery_stream_name: str = f"{PROJECT}-local-events-to-raw"
     # Delta commits on S3: "conditional_put" (S3 If-None-Match; the only mode delta-rs 1.x
-    # supports: "dynamodb" is refused with an explanation, see lake/aws.py).
+    # supports: "dynamodb" is refused with an explanation, see storage/aws.py).
     s3_locking: str = "conditional_put"
     dynamodb_lock_table: str = ""
     # Compaction target and vacuum retention.

@@ -101,17 +101,16 @@ def dagster_loaded() -> None:
     atexit.register(gc.unfreeze)
 
 
-def done() -> None:
-    """End a successful `lake ingest`/`lake backfill` process without interpreter teardown.
+def done(worker_processes: bool = False) -> None:
+    """End a successful `lake ingest`/`lake backfill` process without interpreter teardown
+    (``worker_processes``: whether it started parse worker processes).
 
     Everything is committed and flushed by now (Delta, ledger, Dagster's run storage); the
     teardown would only free millions of Dagster objects one by one (~0.7 s).
     """
-    from lake_pipeline.parse.reader import worker_processes_started
-
     # Not with profilers (they write at exit), nor with parse worker processes (multiprocessing
     # wants them joined and its semaphores released).
-    if STANDALONE["on"] and sys.getprofile() is None and sys.gettrace() is None and not worker_processes_started():
+    if STANDALONE["on"] and sys.getprofile() is None and sys.gettrace() is None and not worker_processes:
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

@@ -24,8 +24,9 @@ from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.storage.objects import open_storage
 
 
-def _ingest_definitions():
-    """Just what `ingest_job` needs (landing + curated assets, their checks, the lake resource).
+def _ingest_definitions(chunk_parser=None):
+    """Just what `ingest_job` needs (landing + curated assets, their checks, the lake resource,
+    and ``chunk_parser``: the ChunkParser that began parsing the first batch, or None).
 
     The same definition objects as the code location's, without loading the whole
     defs folder and every installed Dagster plugin (which costs seconds per command).
@@ -43,12 +44,9 @@ def _ingest_definitions():
         assets=collect(assets, dg.AssetsDefinition) + collect(landing, dg.AssetSpec),
         asset_checks=collect(checks, dg.AssetChecksDefinition),
         jobs=[assets.ingest_job],
-        resources={"lake": LakeResource.from_settings(load_settings())},
+        resources={"lake": LakeResource.from_settings(load_settings()),
+                   "chunk_parser": dg.ResourceDefinition.hardcoded_resource(chunk_parser)},
     )
-
-
-def _ingest_job():
-    return _ingest_definitions().resolve_job_def("ingest_job")
 
 
 def _run_batches(settings, batches, instance, job, echo=True):
@@ -62,7 +60,9 @@ def _run_batches(settings, batches, instance, job, echo=True):
         for batch in batches:
             keys = [o.key for o in batch]
             result = job.execute_in_process(
-                run_config=lake_run_config(settings, ingest_batch={"config": {"source_keys": keys}}),
+                run_config=lake_run_config(
+                    settings, ingest_batch={"config": {"source_keys": keys, "source_sizes": [o.size for o in batch]}}
+                ),
                 instance=instance,
                 raise_on_error=False,
                 tags={"lake/objects": str(len(keys)), "lake/trigger": "cli", "lake/host": socket.gethostname(),
@@ -85,10 +85,11 @@ def _run_batches(settings, batches, instance, job, echo=True):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def ingest(raw, lake, quiet):
     """Ingest every raw object not yet in the lake's ledger, in bounded micro-batches."""
-    from lake_pipeline.ingest.batch import chunk_objects, list_pending, plan_batches
+    from lake_pipeline.engines.run import chunk_parser
+    from lake_pipeline.ingest.landing import chunk_objects, list_pending, plan_batches
     from lake_pipeline.ingest.ledger import unfinished_plans
+    from lake_pipeline.parse.reader import PARALLEL_MIN_BYTES, PREFETCH_CHUNKS
     from lake_pipeline.tables.lake import Lake
-    from lake_pipeline.parse.reader import PARALLEL_MIN_BYTES, PREFETCH_CHUNKS, prefetch
 
     loading_dagster()
     started = time.perf_counter()
@@ -108,12 +109,13 @@ def ingest(raw, lake, quiet):
         click.echo(f"nothing to ingest: every object in {settings.raw_uri} is already in the ledger")
         return
     click.echo(f"{len(pending)} new object(s) in {settings.raw_uri} -> {len(batches)} batch(es) into {settings.lake_uri}")
+    parser = chunk_parser(settings)
     if batches and sum(o.size for o in batches[0]) >= PARALLEL_MIN_BYTES:
         # The first chunks are parsed while Dagster loads (one core is free); the run picks them up.
         for chunk in chunk_objects(batches[0], settings.chunk_max_bytes)[:PREFETCH_CHUNKS]:
-            prefetch(settings.raw_uri, chunk, settings.parse_workers or None, settings.parser)
+            parser.prefetch(chunk)
     instance = open_instance()
-    job = _ingest_job()
+    job = _ingest_definitions(parser).resolve_job_def("ingest_job")
     dagster_loaded()
     totals = _run_batches(settings, batches, instance, job, echo=not quiet)
     seconds = time.perf_counter() - started
@@ -122,7 +124,9 @@ def ingest(raw, lake, quiet):
         f"duplicates={totals['duplicates']} quarantined={totals['quarantined']} "
         f"seconds={seconds:.2f} events/s={totals['records'] / seconds if seconds else 0:,.0f}"
     )
-    done()
+    worker_processes = parser.worker_processes_started
+    parser.close()
+    done(worker_processes)
 
 
 def _hour(value: str) -> datetime:
@@ -163,8 +167,11 @@ def backfill(raw, lake, start, end, rebuild):
         Lake.from_settings(settings).check_writable()
     except StorageError as exc:
         fail(str(exc))
+    from lake_pipeline.engines.run import chunk_parser
+
     instance = open_instance()
-    defs = _ingest_definitions()
+    parser = chunk_parser(settings)
+    defs = _ingest_definitions(parser)
     job = defs.resolve_job_def("ingest_job")
     dagster_loaded()
     hours = ARRIVAL_HOURS.get_partition_keys_in_range(
@@ -212,4 +219,6 @@ def backfill(raw, lake, start, end, rebuild):
         f"objects={totals['objects']} records={totals['records']} inserted={totals['inserted']} "
         f"duplicates={totals['duplicates']} quarantined={totals['quarantined']} seconds={seconds:.2f} run={result.run_id}"
     )
-    done()
+    worker_processes = parser.worker_processes_started
+    parser.close()
+    done(worker_processes)

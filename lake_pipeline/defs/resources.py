@@ -48,4 +48,11 @@ class LakeResource(dg.ConfigurableResource):
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"lake": LakeResource.from_settings(load_settings())})
+    return dg.Definitions(resources={"lake": LakeResource.from_settings(load_settings()), "chunk_parser": NO_CHUNK_PARSER})
+
+
+# A run launched by the sensor, a schedule or the UI parses its own chunks (None here); `lake
+# ingest` binds its own ChunkParser instead, which began parsing the batch while Dagster started.
+NO_CHUNK_PARSER = dg.ResourceDefinition.none_resource(
+    description="The parser of a batch begun by `lake ingest` before the run started (none for other runs)."
+)

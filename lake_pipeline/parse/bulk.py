@@ -1,7 +1,7 @@
 """The bulk parser: DuckDB reads and splits whole raw objects, in C++, on every core.
 
 It is the fast path for clean objects. It produces exactly the columns the Python
-parser (`transforms/parse.py`) produces, and it only keeps an object when it is sure
+parser (`careful.py`) produces, and it only keeps an object when it is sure
 the Python parser would give the same records. Every other object is *rejected* and
 goes to the Python parser, which quarantines what needs quarantining. So the bulk
 parser never decides what is valid; it only recognises what is plainly valid.
@@ -16,7 +16,7 @@ An object is rejected when:
   literal, an escaped NUL, a key with escaped letters, or one of the common fields
   given twice; or 255 or more opening brackets (nesting the Python parser may refuse);
 - the object holds a byte DuckDB skips as whitespace but JSON doesn't (``\\v``, ``\\f``),
-  or a NUL (checked by the caller, which has the bytes: `reader.parse_bulk`).
+  or a NUL (checked by the caller, which has the bytes: `ChunkParser.parse_bulk` in reader.py).
 
 Known difference: a payload key given twice (``{"a":1,"a":2}``) is kept twice, as
 received, where the Python parser keeps the last value. Both read back the same
@@ -30,18 +30,34 @@ row number within the file.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from lake_pipeline.contract import CREATED_AT, EVENT_NAME, EVENT_UUID, MAX_CREATED_AT, ORDINAL, SOURCE_KEY
+from lake_pipeline.contract import (
+    CREATED_AT,
+    EVENT_NAME,
+    EVENT_UUID,
+    FIELD_JSON_TYPES,
+    ORDINAL,
+    SOURCE_KEY,
+    valid_fields_expr,
+)
+from lake_pipeline.parse.records import RECORD_SCHEMA, ParsedRecords
 
 # A record matching this is handed to the Python parser (see the module docstring).
 _ODD = (
     r'[0-9]{19}|,\s*[}\]]|[:\[,]\s*-?(?:[nN][aA][nN]|[iI][nN][fF])|\\u0000|\\u00[4-7][0-9a-fA-F][^"]*"\s*:'
     r'|"event_uuid"\s*:.*"event_uuid"\s*:|"event_name"\s*:.*"event_name"\s*:|"created_at"\s*:.*"created_at"\s*:'
+)
+
+# DuckDB's json_type names for the contract's JSON types (a boolean is BOOLEAN, not a number).
+_DUCKDB_JSON_TYPES = {"string": ("VARCHAR",), "number": ("DOUBLE", "BIGINT", "UBIGINT")}
+_FIELDS = (EVENT_UUID, EVENT_NAME, CREATED_AT)  # v[1], v[2], v[3] below
+_JSON_TYPES_SQL = " AND ".join(
+    f"json_type(v[{i}]) IN ({', '.join(repr(t) for t in _DUCKDB_JSON_TYPES[FIELD_JSON_TYPES[name]])})"
+    for i, name in enumerate(_FIELDS, start=1)
 )
 
 _SQL = f"""
@@ -50,13 +66,12 @@ SELECT filename,
        v[2] ->> '$' AS {EVENT_NAME},
        TRY_CAST(v[3] AS DOUBLE) AS {CREATED_AT},
        json_merge_patch(json, '{{"{EVENT_UUID}":null,"{EVENT_NAME}":null,"{CREATED_AT}":null}}') AS payload,
-       json_type(v[1]) = 'VARCHAR' AND json_type(v[2]) = 'VARCHAR'
-         AND json_type(v[3]) IN ('DOUBLE', 'BIGINT', 'UBIGINT')
+       {_JSON_TYPES_SQL}
          AND NOT regexp_matches(json, '{_ODD}')
          AND CASE WHEN strlen(json) < 510 THEN true  -- CASE: only long records pay for the count
                   ELSE strlen(json) - strlen(replace(replace(json, '{{', ''), '[', '')) < 255 END AS plain
 FROM (
-  SELECT filename, json, json_extract(json, ['$.{EVENT_UUID}', '$.{EVENT_NAME}', '$.{CREATED_AT}']) AS v
+  SELECT filename, json, json_extract(json, [{', '.join(f"'$.{name}'" for name in _FIELDS)}]) AS v
   FROM read_json_objects($files, format = 'unstructured', compression = 'none', filename = true)
 )
 """
@@ -65,23 +80,13 @@ _FILE_IN_ERROR = re.compile(r'in file "(.+?)"')
 # After this many failed whole-list reads, the remaining files are read one by one.
 _RETRIES = 3
 
-# The Python parser's record columns (`ParsedRecords.records_arrow`).
-RECORDS_COLUMNS = [EVENT_UUID, EVENT_NAME, CREATED_AT, "payload", SOURCE_KEY, ORDINAL]
-
-
-@dataclass
-class BulkResult:
-    # Records of the accepted objects, in key order then position. A Polars frame, as the
-    # next step (enrich) wants it: every Arrow <-> Polars round trip copies every string.
-    records: pl.DataFrame
-    records_per_object: dict[str, int] = field(default_factory=dict)  # accepted objects only
-    rejected: list[str] = field(default_factory=list)  # keys for the Python parser, in key order
-
-
-def parse_files(files: list[tuple[str, Path]], threads: int | None = None) -> BulkResult:
+def parse_files(files: list[tuple[str, Path]], threads: int | None = None) -> tuple[ParsedRecords, list[str]]:
     """Parse local, uncompressed files (``(key, path)`` in key order) with DuckDB; see the
-    module docstring. Gzip is undone before (`reader.parse_bulk`): DuckDB's gzip reader
-    doesn't verify the CRC, and a corrupt object must be quarantined."""
+    module docstring. Returns the records of the objects it accepted (no quarantine: it
+    accepts only plainly valid objects; ``sizes`` are left to the caller) and the keys it
+    rejected, in key order, for the Python parser. Gzip is undone before
+    (`ChunkParser.parse_bulk` in reader.py): DuckDB's gzip reader doesn't verify the CRC, and a corrupt
+    object must be quarantined."""
     con = duckdb.connect(config={"threads": threads} if threads else {})
     try:
         frame, rejected = _read(con, files)
@@ -91,14 +96,9 @@ def parse_files(files: list[tuple[str, Path]], threads: int | None = None) -> Bu
     path_key = {str(path): key for key, path in files}
     frame = frame.with_columns(pl.col("filename").replace_strict(path_key, return_dtype=pl.String).alias(SOURCE_KEY))
     # An object with any record that is not plainly valid goes to the Python parser.
-    unplain = ~pl.col("plain").fill_null(False) | ~(
-        (pl.col(EVENT_UUID) != "")
-        & (pl.col(EVENT_NAME) != "")
-        & ~pl.col(EVENT_NAME).str.starts_with(":")
-        & pl.col(CREATED_AT).is_finite()
-        & (pl.col(CREATED_AT) >= 0)
-        & (pl.col(CREATED_AT) < MAX_CREATED_AT)
-    ).fill_null(False)
+    unplain = ~pl.col("plain").fill_null(False) | ~valid_fields_expr(
+        pl.col(EVENT_UUID), pl.col(EVENT_NAME), pl.col(CREATED_AT)
+    )
     flagged = set(frame.filter(unplain).get_column(SOURCE_KEY).unique().to_list())
     if flagged:
         frame = frame.filter(~pl.col(SOURCE_KEY).is_in(list(flagged)))
@@ -111,7 +111,8 @@ def parse_files(files: list[tuple[str, Path]], threads: int | None = None) -> Bu
     counts = dict(frame.group_by(SOURCE_KEY).len().iter_rows())
     rejected_set = set(rejected)
     accepted = {key: counts.get(key, 0) for key, _ in files if key not in rejected_set}
-    return BulkResult(frame.select(RECORDS_COLUMNS), accepted, sorted(rejected_set, key=order.__getitem__))
+    records = frame.select(RECORD_SCHEMA.names()).cast(dict(RECORD_SCHEMA))
+    return ParsedRecords(records, records_per_object=accepted), sorted(rejected_set, key=order.__getitem__)
 
 
 def _read(con: duckdb.DuckDBPyConnection, group: list[tuple[str, Path]]) -> tuple[pl.DataFrame, list[str]]:

@@ -24,21 +24,16 @@ import zlib
 from dataclasses import dataclass, field
 
 import orjson
-import pyarrow as pa
+import polars as pl
 from isal import igzip, isal_zlib
 
 from lake_pipeline.contract import (
-    CREATED_AT,
-    MAX_CREATED_AT,
-    EVENT_NAME,
-    EVENT_UUID,
     MISSING,
-    ORDINAL,
-    SOURCE_KEY,
     Reason,
     not_object_reason,
     validate_fields,
 )
+from lake_pipeline.parse.records import QUARANTINE_SCHEMA, RECORD_SCHEMA, ParsedRecords
 
 GZIP_MAGIC = b"\x1f\x8b"
 # orjson turns integers wider than 64 bits into floats; such objects take the careful path.
@@ -61,8 +56,9 @@ def decompress(data: bytes) -> bytes:
 
 
 @dataclass
-class ParsedRecords:
-    """Columns of parsed records from one or more objects, in arrival order."""
+class RecordColumns:
+    """The careful parser's accumulator: columns of parsed records from one or more
+    objects, in arrival order. :meth:`build` turns it into the one parsed type."""
 
     # valid records
     uuid: list[str] = field(default_factory=list)
@@ -83,29 +79,16 @@ class ParsedRecords:
     def records(self) -> int:
         return sum(self.records_per_object.values())
 
-    def records_arrow(self) -> pa.Table:
-        """The valid records as Arrow, in arrival order."""
-        return pa.table(
-            {
-                EVENT_UUID: pa.array(self.uuid, pa.string()),
-                EVENT_NAME: pa.array(self.name, pa.string()),
-                CREATED_AT: pa.array(self.created_at, pa.float64()),
-                "payload": pa.array(self.payload, pa.string()),
-                SOURCE_KEY: pa.array(self.source_key, pa.string()),
-                ORDINAL: pa.array(self.ordinal, pa.int64()),
-            }
+    def build(self, sizes: dict[str, int] | None = None) -> ParsedRecords:
+        """The accumulated records as :class:`ParsedRecords` (``sizes``: raw bytes per object)."""
+        records = pl.DataFrame(
+            [self.uuid, self.name, self.created_at, self.payload, self.source_key, self.ordinal],
+            schema=RECORD_SCHEMA, orient="col",
         )
-
-    def quarantine_arrow(self) -> pa.Table:
-        """The quarantined records as Arrow (without batch id and time, added at commit)."""
-        return pa.table(
-            {
-                "raw_record": pa.array(self.q_raw, pa.string()),
-                "reason": pa.array(self.q_reason, pa.string()),
-                "source_key": pa.array(self.q_source_key, pa.string()),
-                ORDINAL: pa.array(self.q_ordinal, pa.int64()),
-            }
+        quarantine = pl.DataFrame(
+            [self.q_raw, self.q_reason, self.q_source_key, self.q_ordinal], schema=QUARANTINE_SCHEMA, orient="col"
         )
+        return ParsedRecords(records, quarantine, dict(self.records_per_object), dict(sizes or {}))
 
     def quarantine(self, key: str, raw: str | None, reason: str, ordinal: int | None) -> None:
         self.q_raw.append(raw)
@@ -114,7 +97,7 @@ class ParsedRecords:
         self.q_ordinal.append(ordinal)
 
 
-def parse_object(key: str, data: bytes, out: ParsedRecords) -> int:
+def parse_object(key: str, data: bytes, out: RecordColumns) -> int:
     """Parse one raw object into ``out``; return the number of records read.
 
     Never raises for bad content: an unreadable object becomes one quarantine row
@@ -134,9 +117,9 @@ def parse_object(key: str, data: bytes, out: ParsedRecords) -> int:
 _RS = b"\x1e"  # never valid in JSON text outside strings, nor raw inside them
 
 
-def _parse_fast(key: str, body: bytes, out: ParsedRecords) -> int | None:
+def _parse_fast(key: str, body: bytes, out: RecordColumns) -> int | None:
     """The fast path alone: None (and ``out`` untouched) when any line needs the careful path."""
-    scratch = ParsedRecords()
+    scratch = RecordColumns()
     n = _parse_body(key, body, scratch, careful=False)
     if n is None:
         return None
@@ -144,7 +127,7 @@ def _parse_fast(key: str, body: bytes, out: ParsedRecords) -> int | None:
     return n
 
 
-def _extend(out: ParsedRecords, part: ParsedRecords) -> None:
+def _extend(out: RecordColumns, part: RecordColumns) -> None:
     out.uuid += part.uuid
     out.name += part.name
     out.created_at += part.created_at
@@ -176,7 +159,7 @@ def _units(body: bytes) -> tuple[list[bytes], list[bytes]]:
     return units, seps
 
 
-def _parse_body(key: str, body: bytes, out: ParsedRecords, careful: bool = True) -> int | None:
+def _parse_body(key: str, body: bytes, out: RecordColumns, careful: bool = True) -> int | None:
     """Fast path unit by unit; a unit the fast path can't take is handed, with as
     many following units as it needs, to the careful parser."""
     loads, dumps = orjson.loads, orjson.dumps
@@ -194,15 +177,7 @@ def _parse_body(key: str, body: bytes, out: ParsedRecords, careful: bool = True)
                 u = d.pop("event_uuid", MISSING)
                 nm = d.pop("event_name", MISSING)
                 c = d.pop("created_at", MISSING)
-                tc = type(c)
-                # The common valid case, inlined; anything else asks the contract for its reason.
-                if (
-                    type(u) is str and u and type(nm) is str and nm and nm[0] != ":"
-                    and (tc is float or tc is int) and 0 <= c < MAX_CREATED_AT
-                ):
-                    reason = None
-                else:
-                    reason = validate_fields(u, nm, c)
+                reason = validate_fields(u, nm, c)
                 if reason is None:
                     pj = dumps(d)
                     if b"e+" not in pj or not _WIDE_INT.search(piece):
@@ -237,7 +212,7 @@ def _parse_body(key: str, body: bytes, out: ParsedRecords, careful: bool = True)
 
 
 def _careful_window(
-    key: str, units: list[bytes], seps: list[bytes], k: int, i: int, out: ParsedRecords
+    key: str, units: list[bytes], seps: list[bytes], k: int, i: int, out: RecordColumns
 ) -> tuple[int, int]:
     """Parse units[k:...] carefully, widening the window while its last record runs
     past the window's end. Returns (next unit index, next ordinal)."""
@@ -246,7 +221,7 @@ def _careful_window(
     while True:
         hi = min(n_units, k + width)
         window = b"".join([u + s for u, s in zip(units[k:hi], seps[k:hi])])
-        scratch = ParsedRecords()
+        scratch = RecordColumns()
         n, needs_more = _careful_scan(
             key, window, scratch, i, at_end=hi >= n_units, at_line_end=seps[hi - 1] == b"\n"
         )
@@ -340,7 +315,7 @@ def _encodable(value: str) -> bool:
     return True
 
 
-def _parse_careful(key: str, body: bytes, out: ParsedRecords) -> int:
+def _parse_careful(key: str, body: bytes, out: RecordColumns) -> int:
     """The careful path over a whole object (the reference the fast path must agree with)."""
     n, _ = _careful_scan(key, body, out)
     return n
@@ -349,7 +324,7 @@ def _parse_careful(key: str, body: bytes, out: ParsedRecords) -> int:
 def _careful_scan(
     key: str,
     body: bytes,
-    out: ParsedRecords,
+    out: RecordColumns,
     first_ordinal: int = 0,
     at_end: bool = True,
     at_line_end: bool = True,
@@ -384,60 +359,63 @@ def _careful_scan(
             ):
                 # The window ends inside this record (possibly inside a string holding "}{").
                 return i - first_ordinal, True
-            # Besides malformed JSON, the decoder raises RecursionError for deep nesting and
-            # ValueError for integers longer than sys.get_int_max_str_digits(): quarantine those too.
             end = _record_end(text, pos, exc.pos if isinstance(exc, json.JSONDecodeError) else pos)
             if end >= n and not at_end and not at_line_end:
                 return i - first_ordinal, True
             span = text[pos:end].rstrip(_WS)
-            if dirty and _has_escaped_bytes(span):
-                reason = Reason.NOT_UTF8
-            elif isinstance(exc, json.JSONDecodeError):
-                reason = Reason.MALFORMED_JSON.format(detail=exc.msg)
-            elif isinstance(exc, RecursionError):
-                reason = Reason.TOO_DEEP
-            else:
-                reason = Reason.NUMBER_TOO_LONG.format(limit=sys.get_int_max_str_digits())
-            out.quarantine(key, _readable(span), reason, i)
-            i += 1
-            pos = end
-            continue
-        span = text[pos:end]
-        pos = end
-        ordinal = i
+            out.quarantine(key, _readable(span), _undecodable_reason(exc, dirty and _has_escaped_bytes(span)), i)
+        else:
+            _add_value(key, value, text[pos:end], dirty, i, out)
         i += 1
-        if dirty and _has_escaped_bytes(span):
-            out.quarantine(key, _readable(span), Reason.NOT_UTF8, ordinal)
-            continue
-        if type(value) is not dict:
-            out.quarantine(key, span, not_object_reason(value), ordinal)
-            continue
-        u = value.pop("event_uuid", MISSING)
-        nm = value.pop("event_name", MISSING)
-        c = value.pop("created_at", MISSING)
-        reason = validate_fields(u, nm, c)
-        if reason is None:
-            if not _encodable(u):
-                reason = Reason.UNENCODABLE.format(field="event_uuid")
-            elif not _encodable(nm):
-                reason = Reason.UNENCODABLE.format(field="event_name")
-        if reason is None:
-            try:
-                payload = _payload_json(value)
-            except ValueError:
-                reason = Reason.NON_FINITE_PAYLOAD
-            except RecursionError:
-                reason = Reason.TOO_DEEP
-        if reason is not None:
-            out.quarantine(key, _readable(span), reason, ordinal)
-            continue
-        out.uuid.append(u)
-        out.name.append(nm)
-        out.created_at.append(c)
-        out.payload.append(payload)
-        out.source_key.append(key)
-        out.ordinal.append(ordinal)
+        pos = end
     return i - first_ordinal, False
+
+
+def _undecodable_reason(exc: Exception, not_utf8: bool) -> str:
+    """Why the decoder refused a record. Besides malformed JSON it raises RecursionError for
+    deep nesting and ValueError for integers longer than sys.get_int_max_str_digits()."""
+    if not_utf8:
+        return Reason.NOT_UTF8
+    if isinstance(exc, json.JSONDecodeError):
+        return Reason.MALFORMED_JSON.format(detail=exc.msg)
+    if isinstance(exc, RecursionError):
+        return Reason.TOO_DEEP
+    return Reason.NUMBER_TOO_LONG.format(limit=sys.get_int_max_str_digits())
+
+
+def _add_value(key: str, value: object, span: str, dirty: bool, ordinal: int, out: RecordColumns) -> None:
+    """A decoded record: into the valid columns, or quarantined with its reason."""
+    if dirty and _has_escaped_bytes(span):
+        out.quarantine(key, _readable(span), Reason.NOT_UTF8, ordinal)
+        return
+    if type(value) is not dict:
+        out.quarantine(key, span, not_object_reason(value), ordinal)
+        return
+    u = value.pop("event_uuid", MISSING)
+    nm = value.pop("event_name", MISSING)
+    c = value.pop("created_at", MISSING)
+    reason = validate_fields(u, nm, c)
+    if reason is None:
+        if not _encodable(u):
+            reason = Reason.UNENCODABLE.format(field="event_uuid")
+        elif not _encodable(nm):
+            reason = Reason.UNENCODABLE.format(field="event_name")
+    if reason is None:
+        try:
+            payload = _payload_json(value)
+        except ValueError:
+            reason = Reason.NON_FINITE_PAYLOAD
+        except RecursionError:
+            reason = Reason.TOO_DEEP
+    if reason is not None:
+        out.quarantine(key, _readable(span), reason, ordinal)
+        return
+    out.uuid.append(u)
+    out.name.append(nm)
+    out.created_at.append(c)
+    out.payload.append(payload)
+    out.source_key.append(key)
+    out.ordinal.append(ordinal)
 
 
 def _readable(span: str) -> str:

@@ -1,20 +1,22 @@
-"""Read and parse a batch's raw objects, on every core.
+"""Read and parse chunks of a landing zone's raw objects, on every core.
 
-Two parsers give the same records (``tests/lake/test_bulk_parse.py`` holds them to it):
+Two parsers give the same records (``tests/parse/test_bulk.py`` holds them to it):
 
-- ``duckdb`` (the default): the bulk parser (`bulk_parse.py`) reads whole objects in
-  DuckDB, on a thread of ours (DuckDB releases the GIL), and hands every object it
-  is not sure about to the Python parser. S3 objects are downloaded to a temporary
-  directory first.
-- ``python``: objects are independent, so a batch is cut into contiguous runs of keys
-  (in key order) that worker processes read and parse; each returns Arrow tables,
-  and the runs are put back together in key order, which keeps arrival order exact.
-  Small batches are parsed in-process (a worker's start-up would cost more).
+- ``duckdb`` (the default): the bulk parser (`bulk.py`) reads whole objects in DuckDB,
+  on a thread of ours (DuckDB releases the GIL), and hands every object it is not sure
+  about to the Python parser. S3 objects are downloaded to a temporary directory first.
+- ``python``: objects are independent, so a chunk is cut into contiguous runs of keys
+  (in key order) that worker processes read and parse; the runs are put back together
+  in key order, which keeps arrival order exact. Small chunks are parsed in-process
+  (a worker's start-up would cost more).
+
+A :class:`ChunkParser` owns the background thread and the worker processes. A batch is
+handed one; the CLI starts parsing a batch's first chunks with it while Dagster starts
+the run (:meth:`ChunkParser.prefetch`), and the batch picks them up.
 """
 
 from __future__ import annotations
 
-import atexit
 import multiprocessing
 import os
 import signal
@@ -23,67 +25,36 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import polars as pl
-import pyarrow as pa
-
-from lake_pipeline.contract import ORDINAL, SOURCE_KEY
+from lake_pipeline.parse.bulk import parse_files
+from lake_pipeline.parse.careful import GZIP_MAGIC, RecordColumns, UnreadableObject, decompress, parse_object
+from lake_pipeline.parse.records import ParsedRecords
 from lake_pipeline.storage.objects import LocalStorage, ObjectInfo, open_storage
-from lake_pipeline.parse.careful import GZIP_MAGIC, ParsedRecords, UnreadableObject, decompress, parse_object
 
-# Below this many raw bytes a batch is parsed in the calling process.
+# Below this many raw bytes a chunk is parsed in the calling process.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 # The CLI parses this many chunks of the first batch while Dagster starts (memory: each
 # parsed chunk is ~10x its raw bytes).
 PREFETCH_CHUNKS = 2
 
-
-@dataclass
-class ParsedBatch:
-    records: pa.Table | pl.DataFrame  # Arrow from the worker processes, Polars from the bulk parser
-    quarantine: pa.Table
-    records_per_object: dict[str, int] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def records_read(self) -> int:
-        return sum(self.records_per_object.values())
+Pending = Callable[[], ParsedRecords]
 
 
-def parse_keys(raw_uri: str, keys: list[str]) -> ParsedBatch:
-    """Read and parse ``keys`` (in order) from the landing zone at ``raw_uri``."""
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def parse_keys(raw_uri: str, keys: list[str]) -> ParsedRecords:
+    """Read and parse ``keys`` (in order) from the landing zone at ``raw_uri`` with the Python parser."""
     storage = open_storage(raw_uri)
-    parsed = ParsedRecords()
+    columns = RecordColumns()
     sizes: dict[str, int] = {}
     for key in keys:
         data = storage.read(key)
         sizes[key] = len(data)
-        parse_object(key, data, parsed)
-    return ParsedBatch(parsed.records_arrow(), parsed.quarantine_arrow(), parsed.records_per_object, sizes)
-
-
-_POOL: ProcessPoolExecutor | None = None
-_POOL_SIZE = 0
-
-
-def _pool(workers: int) -> ProcessPoolExecutor:
-    global _POOL, _POOL_SIZE
-    if _POOL is None or _POOL_SIZE != workers:
-        if _POOL is not None:
-            _POOL.shutdown()
-        # spawn, not fork: the parent runs Polars/DuckDB/Dagster threads that fork would copy mid-flight.
-        _POOL = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
-        )
-        _POOL_SIZE = workers
-    return _POOL
-
-
-def worker_processes_started() -> bool:
-    """Whether this process started parse worker processes (the Python parser on a big batch)."""
-    return _POOL is not None
+        parse_object(key, data, columns)
+    return columns.build(sizes)
 
 
 def _init_worker() -> None:
@@ -95,23 +66,6 @@ def _init_worker() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
         except OSError:
             pass
-
-
-def _reset_pool() -> None:
-    global _POOL, _POOL_SIZE
-    if _POOL is not None:
-        _POOL.shutdown(wait=False, cancel_futures=True)
-    _POOL, _POOL_SIZE = None, 0
-
-
-@atexit.register
-def _shutdown() -> None:
-    if _POOL is not None:
-        _POOL.shutdown(wait=False, cancel_futures=True)
-
-
-def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
 
 
 def _runs(objects: list[ObjectInfo], parts: int) -> list[list[str]]:
@@ -127,124 +81,138 @@ def _runs(objects: list[ObjectInfo], parts: int) -> list[list[str]]:
     return runs
 
 
-_PREFETCHED: dict[tuple[str, str, tuple[str, ...]], Callable[[], ParsedBatch]] = {}
+class ChunkParser:
+    """Parses chunks of the landing zone at ``raw_uri`` in the background.
+
+    :meth:`start` begins parsing a chunk and returns a function that waits for its
+    :class:`ParsedRecords`, so a batch parses chunk i+1 while it writes chunk i.
+    :meth:`prefetch` begins a chunk early; a later :meth:`start` of the same objects
+    takes that parse instead of beginning another. ``parser`` is `Settings.parser`
+    (checked there), ``workers`` the DuckDB threads or parse processes (None: one per core).
+    """
+
+    def __init__(self, raw_uri: str, parser: str = "duckdb", workers: int | None = None):
+        self.raw_uri = raw_uri
+        self.parser = parser
+        self.workers = workers or default_workers()
+        self._prefetched: dict[tuple[str, ...], Pending] = {}
+        self._pool: ProcessPoolExecutor | None = None
+        self._bulk: ThreadPoolExecutor | None = None
+
+    def prefetch(self, objects: list[ObjectInfo]) -> None:
+        self._prefetched[tuple(o.key for o in objects)] = self._begin(objects)
+
+    def start(self, objects: list[ObjectInfo]) -> Pending:
+        return self._prefetched.pop(tuple(o.key for o in objects), None) or self._begin(objects)
+
+    @property
+    def prefetched(self) -> int:
+        """Chunks begun by :meth:`prefetch` and not yet taken by :meth:`start`."""
+        return len(self._prefetched)
+
+    @property
+    def worker_processes_started(self) -> bool:
+        """Whether parse worker processes run (the Python parser on a big chunk)."""
+        return self._pool is not None
+
+    def close(self) -> None:
+        self._prefetched.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        if self._bulk is not None:
+            self._bulk.shutdown(wait=False, cancel_futures=True)
+            self._bulk = None
+
+    def __enter__(self) -> ChunkParser:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _begin(self, objects: list[ObjectInfo]) -> Pending:
+        if self.parser == "python" or not objects:
+            return self._start_python(objects)
+        if self._bulk is None:
+            # One thread: chunks are parsed one after another, each on every core inside DuckDB.
+            self._bulk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-parse")
+        return self._bulk.submit(self.parse_bulk, objects).result
+
+    def parse_bulk(self, objects: list[ObjectInfo]) -> ParsedRecords:
+        """Parse ``objects`` with the bulk parser; the objects it rejects go to the Python parser."""
+        with tempfile.TemporaryDirectory(prefix="lake-raw-") as tmp:
+            staged = _stage(self.raw_uri, objects, Path(tmp), self.workers)
+            bulk, rejected = parse_files([(key, path) for key, path, _ in staged if path is not None], self.workers)
+        bulk.sizes = {key: size for key, _, size in staged if key in bulk.records_per_object}
+        rejected = set(rejected) | {key for key, path, _ in staged if path is None}
+        if not rejected:
+            return bulk
+        careful = self._start_python([o for o in objects if o.key in rejected])()
+        return ParsedRecords.merge_in_key_order([bulk, careful], [o.key for o in objects])
+
+    def _start_python(self, objects: list[ObjectInfo]) -> Pending:
+        keys = [o.key for o in objects]
+        if self.workers <= 1 or len(objects) < 2 or sum(o.size for o in objects) < PARALLEL_MIN_BYTES:
+            return lambda: parse_keys(self.raw_uri, keys)
+        # A few runs per worker balance uneven objects; each run stays in key order.
+        runs = _runs(objects, min(len(objects), self.workers * 3))
+        try:
+            futures = [self._processes().submit(parse_keys, self.raw_uri, run) for run in runs]
+        except BrokenProcessPool:
+            self._reset_pool()
+            return lambda: parse_keys(self.raw_uri, keys)
+
+        def result() -> ParsedRecords:
+            try:
+                return ParsedRecords.concat(f.result() for f in futures)
+            except BrokenProcessPool:
+                # Workers can't start in some hosts (e.g. a parent whose __main__ can't be re-imported):
+                # parse in this process rather than fail the batch.
+                self._reset_pool()
+                return parse_keys(self.raw_uri, keys)
+
+        return result
+
+    def _processes(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: the parent runs Polars/DuckDB/Dagster threads that fork would copy mid-flight.
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+            )
+        return self._pool
+
+    def _reset_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = None
 
 
-def prefetch(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None, parser: str = "duckdb") -> None:
-    """Start parsing ``objects`` now, for a later :func:`parse_later` of the same objects in this
-    process (the CLI parses a batch's first chunk while Dagster starts the run)."""
-    _PREFETCHED[(raw_uri, parser, tuple(o.key for o in objects))] = _begin(raw_uri, objects, workers, parser)
-
-
-def parse_later(
-    raw_uri: str, objects: list[ObjectInfo], workers: int | None = None, parser: str = "duckdb"
-) -> Callable[[], ParsedBatch]:
-    """Start parsing ``objects`` now (a DuckDB thread, or the worker processes); the returned
-    function waits for the result. Lets a batch parse its next chunk while it writes the current one."""
-    started = _PREFETCHED.pop((raw_uri, parser, tuple(o.key for o in objects)), None)
-    return started or _begin(raw_uri, objects, workers, parser)
-
-
-def _begin(raw_uri: str, objects: list[ObjectInfo], workers: int | None, parser: str) -> Callable[[], ParsedBatch]:
-    """``parser`` is `Settings.parser` (checked there)."""
-    if parser == "python" or not objects:
-        return _start(raw_uri, objects, workers)
-    future = _bulk_thread().submit(parse_bulk, raw_uri, objects, workers)
-    return future.result
-
-
-_BULK: ThreadPoolExecutor | None = None
-
-
-def _bulk_thread() -> ThreadPoolExecutor:
-    """One thread: chunks are parsed one after another, each on every core inside DuckDB."""
-    global _BULK
-    if _BULK is None:
-        _BULK = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-parse")
-    return _BULK
-
-
-def parse_bulk(raw_uri: str, objects: list[ObjectInfo], workers: int | None = None) -> ParsedBatch:
-    """Parse ``objects`` with the bulk parser; the objects it rejects go to the Python parser.
+def _stage(raw_uri: str, objects: list[ObjectInfo], tmp: Path, workers: int) -> list[tuple[str, Path | None, int]]:
+    """(key, local path for DuckDB or None for the Python parser, raw size) per object, in key order.
 
     DuckDB reads plain local files. Gzip objects are decompressed here first, on threads
     (ISA-L releases the GIL), with the CRC checked (DuckDB's own gzip reader doesn't check
     it); S3 objects are downloaded first."""
-    from lake_pipeline.parse.bulk import parse_files
-
     storage = open_storage(raw_uri)
     local = isinstance(storage, LocalStorage)
-    with tempfile.TemporaryDirectory(prefix="lake-raw-") as tmp:
 
-        def stage(item: tuple[int, ObjectInfo]) -> tuple[str, Path | None, int]:
-            i, obj = item
-            path = storage.root / obj.key if local else None
-            data = storage.read(obj.key)  # its errors name what to fix
-            size = len(data)
-            if data[:2] == GZIP_MAGIC:
-                try:
-                    data = decompress(data)
-                except UnreadableObject:
-                    return obj.key, None, size  # the Python parser quarantines it
-                path = None
-            if b"\x0b" in data or b"\x0c" in data or b"\x00" in data:
-                return obj.key, None, size  # DuckDB would skip these as whitespace
-            if path is None:
-                path = Path(tmp) / f"{i:06d}"
-                path.write_bytes(data)
-            return obj.key, path, size
+    def stage(item: tuple[int, ObjectInfo]) -> tuple[str, Path | None, int]:
+        i, obj = item
+        path = storage.root / obj.key if local else None
+        data = storage.read(obj.key)  # its errors name what to fix
+        size = len(data)
+        if data[:2] == GZIP_MAGIC:
+            try:
+                data = decompress(data)
+            except UnreadableObject:
+                return obj.key, None, size  # the Python parser quarantines it
+            path = None
+        if b"\x0b" in data or b"\x0c" in data or b"\x00" in data:
+            return obj.key, None, size  # DuckDB would skip these as whitespace
+        if path is None:
+            path = tmp / f"{i:06d}"
+            path.write_bytes(data)
+        return obj.key, path, size
 
-        with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-            staged = list(pool.map(stage, enumerate(objects)))
-        sizes = {key: size for key, _, size in staged}
-        bulk = parse_files([(key, path) for key, path, _ in staged if path is not None], threads=workers)
-    rejected = set(bulk.rejected) | {key for key, path, _ in staged if path is None}
-    if rejected:
-        python = _start(raw_uri, [o for o in objects if o.key in rejected], workers)()
-        records = _in_key_order([bulk.records, python.records], [o.key for o in objects])
-        quarantine = python.quarantine
-        sizes.update(python.sizes)
-        counts = {**bulk.records_per_object, **python.records_per_object}
-    else:
-        records, quarantine, counts = bulk.records, ParsedRecords().quarantine_arrow(), bulk.records_per_object
-    return ParsedBatch(records, quarantine, {o.key: counts[o.key] for o in objects}, sizes)
-
-
-def _in_key_order(parts: list[pa.Table | pl.DataFrame], keys: list[str]) -> pl.DataFrame:
-    """The records of ``parts`` together, in arrival order (key order, then position)."""
-    index = pl.col(SOURCE_KEY).replace_strict({k: i for i, k in enumerate(keys)}, return_dtype=pl.Int64)
-    frames = [p if isinstance(p, pl.DataFrame) else pl.from_arrow(p) for p in parts]
-    return pl.concat(frames).sort(index, pl.col(ORDINAL), maintain_order=True)
-
-
-def _start(raw_uri: str, objects: list[ObjectInfo], workers: int | None) -> Callable[[], ParsedBatch]:
-    workers = workers or default_workers()
-    keys = [o.key for o in objects]
-    if workers <= 1 or len(objects) < 2 or sum(o.size for o in objects) < PARALLEL_MIN_BYTES:
-        return lambda: parse_keys(raw_uri, keys)
-    # A few runs per worker balance uneven objects; each run stays in key order.
-    runs = _runs(objects, min(len(objects), workers * 3))
-    try:
-        futures = [_pool(workers).submit(parse_keys, raw_uri, run) for run in runs]
-    except BrokenProcessPool:
-        _reset_pool()
-        return lambda: parse_keys(raw_uri, keys)
-
-    def result() -> ParsedBatch:
-        try:
-            parts = [f.result() for f in futures]
-        except BrokenProcessPool:
-            # Workers can't start in some hosts (e.g. a parent whose __main__ can't be re-imported):
-            # parse in this process rather than fail the batch.
-            _reset_pool()
-            return parse_keys(raw_uri, keys)
-        merged = ParsedBatch(
-            pa.concat_tables([p.records for p in parts]),
-            pa.concat_tables([p.quarantine for p in parts]),
-        )
-        for p in parts:
-            merged.records_per_object.update(p.records_per_object)
-            merged.sizes.update(p.sizes)
-        return merged
-
-    return result
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(stage, enumerate(objects)))

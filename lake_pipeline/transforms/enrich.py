@@ -15,23 +15,14 @@ from lake_pipeline.contract import (
     ORDINAL,
     QUARANTINE_SCHEMA,
 )
-from lake_pipeline.parse.careful import ParsedRecords
 
 # created_datetime: ISO 8601 UTC, fixed width (27 chars), microseconds, truncated.
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.6fZ"
 
 
-def records_frame(parsed: ParsedRecords | pa.Table | pl.DataFrame) -> pl.DataFrame:
-    """The valid records as a frame in arrival order (key order, then position)."""
-    if isinstance(parsed, pl.DataFrame):
-        return parsed
-    table = parsed.records_arrow() if isinstance(parsed, ParsedRecords) else parsed
-    return pl.from_arrow(table)
-
-
-def quarantine_frame(parsed: ParsedRecords | pa.Table, batch_id: int, now: object) -> pa.Table:
-    """Quarantined records as an Arrow table in the contract's quarantine schema."""
-    table = parsed.quarantine_arrow() if isinstance(parsed, ParsedRecords) else parsed
+def quarantine_frame(quarantine: pl.DataFrame, batch_id: int, now: object) -> pa.Table:
+    """Quarantined records (`ParsedRecords.quarantine`) as Arrow in the contract's quarantine schema."""
+    table = quarantine.to_arrow()
     n = table.num_rows
     return pa.table(
         {

@@ -10,7 +10,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
 from lake_pipeline.contract import EVENTS_SCHEMA
-from lake_pipeline.defs.resources import LakeResource
+from lake_pipeline.defs.resources import NO_CHUNK_PARSER, LakeResource
 from lake_pipeline.settings import EVENTS_TABLE
 from tests.support.records import T0, event, write_object
 
@@ -97,7 +97,7 @@ def test_checks_fail_on_bad_data(defs, settings, raw_dir, lake_dir, instance):
     result = dg.materialize(
         [a for a in defs.assets if isinstance(a, dg.AssetsDefinition)] + list(defs.asset_checks or []),
         selection=selection,
-        resources={"lake": LakeResource.from_settings(settings)},
+        resources={"lake": LakeResource.from_settings(settings), "chunk_parser": NO_CHUNK_PARSER},
         instance=instance,
         raise_on_error=False,
     )

@@ -11,7 +11,10 @@ from deltalake import DeltaTable
 
 from lake_pipeline.ingest import ledger
 from lake_pipeline.tables.lake import Lake
-from lake_pipeline.ingest.batch import ingest_keys, list_pending, plan_batches, run_batch
+from lake_pipeline.engines.local import run_batch
+from lake_pipeline.engines.run import chunk_parser, ingest_keys
+from lake_pipeline.ingest.batch import BatchPlan
+from lake_pipeline.ingest.landing import list_pending, objects_with_sizes, plan_batches
 from lake_pipeline.storage.objects import open_storage
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE
 from tests.support.records import T0, event, write_object
@@ -96,7 +99,9 @@ def test_crashed_batch_is_finished_with_the_same_id_and_no_double_writes(setting
     lake = Lake.from_settings(settings)
     plan = ledger.write_plan(lake, ledger.next_batch_id(lake), keys)
     # Simulate a crash after the events and quarantine commits but before the ledger commit.
-    result = run_batch(settings, lake, open_storage(settings.raw_uri), plan)
+    objects = objects_with_sizes(open_storage(settings.raw_uri), plan.source_keys, {})
+    with chunk_parser(settings) as parser:
+        result = run_batch(settings, lake, BatchPlan(plan.batch_id, tuple(objects)), parser)
     shutil.rmtree(lake_dir / LEDGER_TABLE)  # its first (and only) commit "never happened"
     assert ledger.unfinished_plans(lake) == [plan]
     summary = ingest_keys(settings, keys)

@@ -14,7 +14,7 @@ import pytest
 from deltalake import DeltaTable
 
 from lake_pipeline.tables.lake import Lake
-from lake_pipeline.ingest.batch import list_pending
+from lake_pipeline.ingest.landing import list_pending
 from lake_pipeline.ingest.ledger import unfinished_plans
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE, load_settings
 from tests.support.cli import LAKE, run_lake

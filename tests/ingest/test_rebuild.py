@@ -8,7 +8,8 @@ import polars as pl
 from deltalake import DeltaTable
 
 from lake_pipeline.tables.lake import Lake
-from lake_pipeline.ingest.batch import ingest_hours, ingest_keys, list_pending
+from lake_pipeline.engines.run import ingest_hours, ingest_keys
+from lake_pipeline.ingest.landing import list_pending
 from lake_pipeline.ingest.rebuild import KeyRange, _record, finish_unfinished_rebuilds, unfinished_rebuilds
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE
 from tests.support.records import HOUR, T0, event, write_object

@@ -16,7 +16,7 @@ from lake_pipeline.cli.main import main as lake_cli
 from lake_pipeline.contract import EVENTS_SCHEMA
 from lake_pipeline.defs.shared import EVENTS, QUARANTINE, batch_run_tags
 from lake_pipeline.defs.marts.assets import HOURLY_EVENT_COUNTS
-from lake_pipeline.defs.resources import LakeResource
+from lake_pipeline.defs.resources import NO_CHUNK_PARSER, LakeResource
 from lake_pipeline.maintenance import compaction
 from lake_pipeline.marts import hourly as marts
 from lake_pipeline.marts.hourly import HOURLY_COUNTS_SCHEMA, update_hourly_counts
@@ -217,7 +217,7 @@ def test_a_failed_blocking_check_on_events_stops_hourly_event_counts_in_the_run(
     result = dg.materialize(
         assets + list(defs.asset_checks or []),
         selection=dg.AssetSelection.assets(EVENTS, QUARANTINE, HOURLY_EVENT_COUNTS),
-        resources={"lake": LakeResource.from_settings(settings)},
+        resources={"lake": LakeResource.from_settings(settings), "chunk_parser": NO_CHUNK_PARSER},
         run_config={"ops": {"ingest_batch": {"config": {"source_keys": [key]}}}},
         instance=instance, raise_on_error=False, tags=batch_run_tags([key]),
     )

@@ -8,35 +8,31 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.compute  # noqa: F401
+import polars as pl
 import pytest
 
 from lake_pipeline.parse import reader
 from lake_pipeline.parse.bulk import parse_files
+from lake_pipeline.parse.records import ParsedRecords
 from lake_pipeline.storage.objects import LocalStorage
 from lake_pipeline.devtools.synthetic import generate
 
 CASES = Path(__file__).parent.parent / "cases"
 
 
-def _arrow(records) -> pa.Table:
-    return records if isinstance(records, pa.Table) else records.to_arrow()
-
-
-def _same_parse(root: Path) -> reader.ParsedBatch:
+def _same_parse(root: Path) -> ParsedRecords:
     """Parse ``root`` both ways; assert the results are the same; return the bulk result."""
     storage = LocalStorage(str(root))
     objects = list(storage.list())
-    bulk = reader.parse_bulk(storage.uri, objects)
+    with reader.ChunkParser(storage.uri) as parser:
+        bulk = parser.parse_bulk(objects)
     python = reader.parse_keys(storage.uri, [o.key for o in objects])
-    got, want = _arrow(bulk.records).cast(python.records.schema), python.records
+    got, want = bulk.records, python.records
+    assert got.schema == want.schema
     for column in ("event_uuid", "event_name", "created_at", "_source_key", "_ordinal"):
-        assert got.column(column).to_pylist() == want.column(column).to_pylist(), column
+        assert got.get_column(column).to_list() == want.get_column(column).to_list(), column
     # Payload text may differ in number spelling (1e+20 vs 100000000000000000000.0); the values may not.
-    assert [json.loads(p) for p in got.column("payload").to_pylist()] == [
-        json.loads(p) for p in want.column("payload").to_pylist()
-    ]
+    assert [json.loads(p) for p in got.get_column("payload")] == [json.loads(p) for p in want.get_column("payload")]
     assert bulk.quarantine.equals(python.quarantine)
     assert bulk.records_per_object == python.records_per_object
     assert bulk.sizes == python.sizes == {o.key: o.size for o in objects}
@@ -47,7 +43,7 @@ def test_every_contract_case_parses_as_the_python_parser_does(tmp_path):
     root = tmp_path / "cases"
     shutil.copytree(CASES, root, ignore=shutil.ignore_patterns("*.expected.json", "*.py"))
     bulk = _same_parse(root)
-    assert len(bulk.records) > 50 and bulk.quarantine.num_rows > 50
+    assert bulk.records.height > 50 and bulk.quarantine.height > 50
 
 
 # Records DuckDB reads differently from strict JSON, each alone in an object.
@@ -89,20 +85,19 @@ def odd_objects(tmp_path) -> Path:
 
 
 def test_objects_duckdb_reads_differently_go_to_the_python_parser(odd_objects):
-    # (gzip, \v, \f and NUL are checked by reader.parse_bulk, which has the bytes)
+    # (gzip, \v, \f and NUL are checked by ChunkParser.parse_bulk, which has the bytes)
     skip = ("bad_crc", "zz_clean", "vertical_tab", "form_feed")
     files = [(p.name, p) for p in sorted(odd_objects.iterdir()) if p.name not in skip]
-    bulk = parse_files(files)
-    assert set(bulk.rejected) == {name for name, _ in files}  # every odd object is handed over
+    bulk, rejected = parse_files(files)
+    assert set(rejected) == {name for name, _ in files}  # every odd object is handed over
     assert bulk.records.height == 0
     got = _same_parse(odd_objects)  # and the batch as a whole parses as the Python parser does
     assert got.records_per_object["zz_clean"] == 2
     assert got.records_per_object["bad_crc"] == 1
-    quarantined = set(got.quarantine.column("source_key").to_pylist())
+    quarantined = set(got.quarantine.get_column("source_key"))
     assert {"bad_crc", "nan", "infinity", "trailing_comma", "vertical_tab", "created_at_bool", "empty_type"} <= quarantined
-    records = _arrow(got.records)
-    valid = records.filter(pa.compute.equal(records.column("_source_key"), "common_field_twice"))
-    assert "b" in valid.column("event_uuid").to_pylist()  # the last value wins, as in the Python parser
+    valid = got.records.filter(pl.col("_source_key") == "common_field_twice")
+    assert "b" in valid.get_column("event_uuid").to_list()  # the last value wins, as in the Python parser
 
 
 def test_a_dirty_landing_zone_parses_the_same_and_keeps_clean_objects_in_bulk(tmp_path):
@@ -111,8 +106,8 @@ def test_a_dirty_landing_zone_parses_the_same_and_keeps_clean_objects_in_bulk(tm
     bulk = _same_parse(tmp_path / "raw")
     files = [(o.key, storage.root / o.key) for o in storage.list()]
     plain = [(k, p) for k, p in files if p.read_bytes()[:2] != b"\x1f\x8b"]
-    assert bulk.quarantine.num_rows > 0
-    assert not plain or len(parse_files(plain).rejected) < len(plain)
+    assert bulk.quarantine.height > 0
+    assert not plain or len(parse_files(plain)[1]) < len(plain)
 
 
 def test_records_keep_arrival_order_across_many_objects(tmp_path):
@@ -124,7 +119,7 @@ def test_records_keep_arrival_order_across_many_objects(tmp_path):
         )
         (root / f"k{i:03d}").write_bytes(gzip.compress(rows) if i % 2 else rows)
     bulk = _same_parse(root)
-    assert _arrow(bulk.records).column("event_uuid").to_pylist() == [f"{i}-{j}" for i in range(40) for j in range(50)]
+    assert bulk.records.get_column("event_uuid").to_list() == [f"{i}-{j}" for i in range(40) for j in range(50)]
 
 
 def test_an_unknown_parser_is_refused_naming_the_variable():

@@ -17,7 +17,7 @@ import pytest
 from lake_pipeline import contract
 from lake_pipeline.contract import MAX_CREATED_AT, MISSING, validate_fields
 from lake_pipeline.parse import careful as parse
-from lake_pipeline.parse.careful import ParsedRecords, decompress, parse_object
+from lake_pipeline.parse.careful import RecordColumns, decompress, parse_object
 
 from tests.support.cases import (
     CASES_DIR,
@@ -31,8 +31,8 @@ from tests.support.cases import (
 COMMON = {"event_uuid", "event_name", "created_at"}
 
 
-def parsed(key: str, data: bytes) -> tuple[int, ParsedRecords]:
-    out = ParsedRecords()
+def parsed(key: str, data: bytes) -> tuple[int, RecordColumns]:
+    out = RecordColumns()
     n = parse_object(key, data, out)
     return n, out
 
@@ -155,13 +155,13 @@ def test_fast_and_careful_paths_agree(name):
     data, _ = load_case(name)
     body = decompress(data)
     _, whole = parsed(name, data)
-    careful = ParsedRecords()
+    careful = RecordColumns()
     n = parse._parse_careful(name, body, careful)
     assert n == whole.records
     assert_same_records(whole, careful)
 
 
-def assert_same_records(a: ParsedRecords, b: ParsedRecords) -> None:
+def assert_same_records(a: RecordColumns, b: RecordColumns) -> None:
     assert a.uuid == b.uuid
     assert a.name == b.name
     assert a.created_at == b.created_at
@@ -195,10 +195,10 @@ def test_fast_path_is_taken_and_matches_careful_path(name):
     """Guards the comparison above: these well-formed objects really run the fast path."""
     data, _ = load_case(name)
     body = decompress(data)
-    fast = ParsedRecords()
+    fast = RecordColumns()
     n = parse._parse_fast(name, body, fast)
     assert n is not None
-    careful = ParsedRecords()
+    careful = RecordColumns()
     assert parse._parse_careful(name, body, careful) == n
     assert_same_records(fast, careful)
 
@@ -216,9 +216,9 @@ def test_fast_path_is_taken_and_matches_careful_path(name):
 def test_fast_path_declines_what_it_would_get_wrong(name):
     """Splitting inside strings, wide integers, NaN, invalid UTF-8 and non-object framing need the careful path."""
     data, _ = load_case(name)
-    out = ParsedRecords()
+    out = RecordColumns()
     assert parse._parse_fast(name, decompress(data), out) is None
-    assert out == ParsedRecords()  # declining leaves no partial output behind
+    assert out == RecordColumns()  # declining leaves no partial output behind
 
 
 def test_fast_and_careful_paths_agree_on_random_well_formed_objects():
@@ -245,9 +245,9 @@ def test_fast_and_careful_paths_agree_on_random_well_formed_objects():
                 rec[f"f{j}"] = rand_value()
             lines.append(json.dumps(rec, separators=(",", ":"), ensure_ascii=rng.random() < 0.5).encode())
         body = rng.choice([b"", b"\n", b"\r\n"]).join(lines)
-        fast = ParsedRecords()
+        fast = RecordColumns()
         n = parse._parse_fast("k", body, fast)
-        careful = ParsedRecords()
+        careful = RecordColumns()
         m = parse._parse_careful("k", body, careful)
         assert m == len(lines)
         if n is not None:
@@ -265,7 +265,7 @@ def rec(uuid: str, **payload) -> bytes:
 
 def test_ordinals_are_positions_inside_each_object():
     body = b"\n".join([rec("a"), b"[1]", rec("b"), b'{"event_uuid":"x"', rec("c"), b"", b"", rec("d")]) + b"\n"
-    out = ParsedRecords()
+    out = RecordColumns()
     assert parse_object("obj-1", body, out) == 6
     assert out.uuid == ["a", "b", "c", "d"]
     assert out.ordinal == [0, 2, 4, 5]
@@ -283,7 +283,7 @@ def test_ordinals_are_positions_inside_each_object():
 
 def test_concatenated_ordinals_match_newline_delimited_ordinals():
     records = [rec("a"), b"42", rec("b"), rec("c", s="}{")]
-    concat, ndjson = ParsedRecords(), ParsedRecords()
+    concat, ndjson = RecordColumns(), RecordColumns()
     parse_object("k", b"".join(records), concat)
     parse_object("k", b"\n".join(records), ndjson)
     assert concat.ordinal == ndjson.ordinal == [0, 2, 3]
@@ -292,7 +292,7 @@ def test_concatenated_ordinals_match_newline_delimited_ordinals():
 
 def test_quarantine_keeps_the_original_text_of_a_malformed_record():
     bad = b'{"event_uuid": "b",   "event_name": "page:view", "created_at": 1, "x": [1, 2,, 3]}'
-    out = ParsedRecords()
+    out = RecordColumns()
     parse_object("k", rec("a") + b"\n" + bad + b"\n" + rec("c") + b"\n", out)
     assert out.uuid == ["a", "c"]
     assert out.q_raw == [bad.decode()]
@@ -304,7 +304,7 @@ def test_quarantine_keeps_the_original_text_of_an_invalid_record():
     """Validation failures keep the record's text as received, spacing and field order included."""
     text = '{ "created_at": "soon",  "event_name": "a:b", "event_uuid": "u1", "z": 1 }'
     for body in (text.encode(), text.encode() + b"\n", text.encode() + b"\r\n"):
-        out = ParsedRecords()
+        out = RecordColumns()
         assert parse_object("k", body, out) == 1
         assert out.q_raw == [text]
         assert out.q_reason == ["created_at must be a JSON number (epoch seconds), got string 'soon'"]
@@ -312,7 +312,7 @@ def test_quarantine_keeps_the_original_text_of_an_invalid_record():
 
 def test_truncated_record_in_concatenated_stream_keeps_following_records():
     cut = b'{"event_uuid":"b","event_name":"page:view","created_at":17'
-    out = ParsedRecords()
+    out = RecordColumns()
     parse_object("k", rec("a") + cut + rec("c") + rec("d") + rec("e"), out)
     assert out.uuid == ["a", "c", "d", "e"]
     assert out.q_raw == [cut.decode()]
@@ -321,7 +321,7 @@ def test_truncated_record_in_concatenated_stream_keeps_following_records():
 
 def test_truncated_record_inside_a_string_keeps_following_records():
     cut = b'{"event_uuid":"b","event_name":"page:view","created_at":1,"note":"half a str'
-    out = ParsedRecords()
+    out = RecordColumns()
     parse_object("k", rec("a") + cut + rec("c") + rec("d"), out)
     assert out.uuid == ["a", "c", "d"]
     assert out.q_raw == [cut.decode()]
@@ -329,7 +329,7 @@ def test_truncated_record_inside_a_string_keeps_following_records():
 
 def test_invalid_utf8_is_quarantined_never_replaced_in_curated_data():
     bad = b'{"event_uuid":"b","event_name":"page:view","created_at":1,"s":"\xc0\xaf\xff"}'
-    out = ParsedRecords()
+    out = RecordColumns()
     parse_object("k", gzip.compress(rec("a", s="\u00e9") + bad + rec("c", s="\u65e5")), out)
     assert out.uuid == ["a", "c"]
     assert [json.loads(p)["s"] for p in out.payload] == ["\u00e9", "\u65e5"]
@@ -340,7 +340,7 @@ def test_invalid_utf8_is_quarantined_never_replaced_in_curated_data():
 
 def test_record_containing_u_fffd_legitimately_is_valid():
     """A real U+FFFD in valid UTF-8 is data, not a decoding error."""
-    out = ParsedRecords()
+    out = RecordColumns()
     parse_object("k", rec("a", s="\ufffd") + b"\n", out)
     assert out.uuid == ["a"]
     assert json.loads(out.payload[0]) == {"s": "\ufffd"}
@@ -348,7 +348,7 @@ def test_record_containing_u_fffd_legitimately_is_valid():
 
 def test_unreadable_object_is_one_quarantine_row_and_other_objects_still_parse():
     good = gzip.compress(rec("a") + rec("b"))
-    out = ParsedRecords()
+    out = RecordColumns()
     assert parse_object("bad.gz", good[:-10], out) == 1
     assert parse_object("good.gz", good, out) == 2
     assert out.uuid == ["a", "b"]

@@ -8,7 +8,8 @@ from pathlib import Path
 from lake_pipeline.defs.shared import batch_run_tags
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.devtools.synthetic import generate
-from lake_pipeline.ingest.batch import ingest_keys, list_pending
+from lake_pipeline.engines.run import ingest_keys
+from lake_pipeline.ingest.landing import list_pending
 from lake_pipeline.settings import Settings
 from lake_pipeline.storage.objects import LocalStorage
 

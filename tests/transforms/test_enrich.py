@@ -22,8 +22,8 @@ from lake_pipeline.contract import (
     REQUIRED_EVENT_COLUMNS,
     SOURCE_KEY,
 )
-from lake_pipeline.transforms.enrich import enrich, quarantine_frame, records_frame, to_events_arrow
-from lake_pipeline.parse.careful import ParsedRecords, parse_object
+from lake_pipeline.transforms.enrich import enrich, quarantine_frame, to_events_arrow
+from lake_pipeline.parse.careful import RecordColumns, parse_object
 
 from tests.support.cases import load_case
 
@@ -31,8 +31,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 
 
-def parsed_records(created_at: list, names: list[str] | None = None) -> ParsedRecords:
-    p = ParsedRecords()
+def parsed_records(created_at: list, names: list[str] | None = None) -> RecordColumns:
+    p = RecordColumns()
     for i, c in enumerate(created_at):
         p.uuid.append(f"u{i}")
         p.name.append(names[i] if names else "page:view")
@@ -44,7 +44,7 @@ def parsed_records(created_at: list, names: list[str] | None = None) -> ParsedRe
 
 
 def enriched(created_at: list, names: list[str] | None = None, batch_id: int = 3) -> pl.DataFrame:
-    return enrich(records_frame(parsed_records(created_at, names)), batch_id)
+    return enrich(parsed_records(created_at, names).build().records, batch_id)
 
 
 def reference(created_at: float | int) -> tuple[str, date]:
@@ -215,9 +215,9 @@ def test_event_type_and_subtype_vectorised_over_mixed_names():
 
 def test_fields_named_like_derived_columns_stay_in_payload():
     data, _ = load_case("derived_named_fields.json")
-    out = ParsedRecords()
+    out = RecordColumns()
     parse_object("k", data, out)
-    row = enrich(records_frame(out), 9).row(0, named=True)
+    row = enrich(out.build().records, 9).row(0, named=True)
     assert row["event_type"] == "real"
     assert row["event_subtype"] == "sub"
     assert row["created_datetime"] == "1970-01-02T00:00:00.000000Z"
@@ -244,10 +244,10 @@ def test_created_at_is_numeric_and_keeps_its_fraction():
 
 
 def test_enrich_output_follows_the_events_schema():
-    out = ParsedRecords()
+    out = RecordColumns()
     for name in ("ndjson_lf.json", "validation_rules.json", "lossless_payload.json"):
         parse_object(name, load_case(name)[0], out)
-    frame = enrich(records_frame(out), batch_id=12)
+    frame = enrich(out.build().records, batch_id=12)
     assert frame.columns == EVENTS_SCHEMA.names
     assert frame.height == len(out.uuid)
     # rows keep arrival order and their lineage
@@ -271,17 +271,17 @@ def test_enrich_output_follows_the_events_schema():
 
 
 def test_enrich_of_no_records():
-    frame = enrich(records_frame(ParsedRecords()), batch_id=1)
+    frame = enrich(RecordColumns().build().records, batch_id=1)
     assert frame.height == 0 and frame.columns == EVENTS_SCHEMA.names
     assert to_events_arrow(frame).cast(EVENTS_SCHEMA).schema.equals(EVENTS_SCHEMA)
 
 
 def test_quarantine_frame_follows_the_quarantine_schema():
-    out = ParsedRecords()
+    out = RecordColumns()
     parse_object("bad.gz", b"\x1f\x8b garbage", out)
     parse_object("mixed.json", b'{"event_uuid":"a","event_name":"x","created_at":1}\n[1]\n', out)
     now = datetime(2025, 11, 20, 13, 5, tzinfo=UTC)
-    table = quarantine_frame(out, batch_id=4, now=now)
+    table = quarantine_frame(out.build().quarantine, batch_id=4, now=now)
     assert table.schema.equals(QUARANTINE_SCHEMA)
     rows = table.to_pylist()
     assert [r["raw_record"] for r in rows] == [None, "[1]"]
@@ -289,5 +289,5 @@ def test_quarantine_frame_follows_the_quarantine_schema():
     assert [r[ORDINAL] for r in rows] == [None, 1]
     assert all(r["reason"] for r in rows)
     assert all(r["quarantined_at"] == now and r[BATCH_ID] == 4 for r in rows)
-    assert quarantine_frame(ParsedRecords(), 1, now).num_rows == 0
+    assert quarantine_frame(RecordColumns().build().quarantine, 1, now).num_rows == 0
     assert pa.types.is_timestamp(table.schema.field("quarantined_at").type)

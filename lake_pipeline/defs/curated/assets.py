@@ -2,19 +2,23 @@
 
 
 from datetime import timedelta
+from typing import Optional
 
 import dagster as dg
 
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.defs.shared import ARRIVAL_HOURS, EVENTS, QUARANTINE, RAW_LANDING_ZONE
-from lake_pipeline.ingest.batch import IngestSummary, ingest_hours, ingest_keys, list_pending, plan_batches
+from lake_pipeline.engines.run import IngestSummary, ingest_hours, ingest_keys
+from lake_pipeline.ingest.landing import list_pending, plan_batches
+from lake_pipeline.parse.reader import ChunkParser
 from lake_pipeline.storage.uris import join
 from lake_pipeline.settings import EVENTS_TABLE, QUARANTINE_TABLE, WRITER_POOL
 
 class IngestConfig(dg.Config):
     """What this run ingests.
 
-    - ``source_keys`` given: exactly those raw objects (what the sensor and `lake ingest` pass).
+    - ``source_keys`` given: exactly those raw objects (what the sensor and `lake ingest` pass),
+      with ``source_sizes`` (their raw bytes, from the listing that found them; optional).
     - otherwise, in a partitioned run (a backfill, or the reconciliation schedule): every
       object of the run's arrival hours that the ledger doesn't hold, in bounded batches;
       with ``rebuild``, everything that came from those hours is replaced.
@@ -22,6 +26,7 @@ class IngestConfig(dg.Config):
     """
 
     source_keys: list[str] = []
+    source_sizes: list[int] = []
     rebuild: bool = False
 
 
@@ -64,10 +69,18 @@ def _metadata(summary: IngestSummary, table_uri: str) -> dict[str, dg.MetadataVa
     # A backfill of many hours is one run: batches inside it are bounded anyway.
     backfill_policy=dg.BackfillPolicy.single_run(),
 )
-def ingest_batch(context: dg.AssetExecutionContext, config: IngestConfig, lake: LakeResource):
+def ingest_batch(
+    context: dg.AssetExecutionContext,
+    config: IngestConfig,
+    lake: LakeResource,
+    chunk_parser: dg.ResourceParam[Optional[ChunkParser]],
+):
     """Parse, validate, enrich and deduplicate one micro-batch of raw objects, then commit it."""
     settings = lake.settings()
     keys = list(config.source_keys)
+    sizes = dict(zip(keys, config.source_sizes)) if len(config.source_sizes) == len(keys) else {}
+    # The CLI hands over the parser that began parsing this batch while Dagster started.
+    parser = chunk_parser if chunk_parser is not None and chunk_parser.raw_uri == settings.raw_uri else None
     partitioned = context.has_partition_key or context.has_partition_key_range
     if config.rebuild and (keys or not partitioned):
         raise dg.Failure("rebuild needs a partitioned run (arrival hours) and no source_keys")
@@ -75,14 +88,16 @@ def ingest_batch(context: dg.AssetExecutionContext, config: IngestConfig, lake: 
         window = context.partition_time_window
         first, last = window.start, window.end - timedelta(hours=1)
         context.log.info(f"{'rebuilding' if config.rebuild else 'ingesting'} arrival hours {first:%Y-%m-%dT%H}..{last:%Y-%m-%dT%H}")
-        summary = ingest_hours(settings, first, last, rebuild=config.rebuild, run_id=context.run.run_id)
+        summary = ingest_hours(settings, first, last, rebuild=config.rebuild, run_id=context.run.run_id,
+                               parser=parser)
     else:
         if not keys:
             pending = list_pending(settings)
             batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes)
             keys = [o.key for o in batches[0]] if batches else []
+            sizes = {o.key: o.size for o in batches[0]} if batches else {}
         context.log.info(f"ingesting {len(keys)} raw object(s) from {settings.raw_uri}")
-        summary = ingest_keys(settings, keys, run_id=context.run.run_id)
+        summary = ingest_keys(settings, keys, sizes, run_id=context.run.run_id, parser=parser)
     for b in summary.batches:
         context.log.info(
             f"batch {b.batch_id}{' (resumed)' if b.resumed else ''}: {b.objects} objects, {b.records} records, "

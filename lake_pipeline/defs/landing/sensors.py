@@ -12,7 +12,7 @@ from lake_pipeline.defs.shared import batch_run_tags
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.storage import aws
 from lake_pipeline.ingest.firehose import recent_hour_prefixes
-from lake_pipeline.ingest.batch import list_pending, plan_batches
+from lake_pipeline.ingest.landing import list_pending, plan_batches
 from lake_pipeline.storage.objects import open_storage
 from lake_pipeline.storage.uris import is_s3
 from lake_pipeline.settings import load_settings
@@ -40,7 +40,8 @@ def landing_sensor_tick(context: dg.SensorEvaluationContext, lake: LakeResource,
         requests.append(
             dg.RunRequest(
                 run_key=_run_key(keys),
-                run_config={"ops": {"ingest_batch": {"config": {"source_keys": keys}}}},
+                run_config={"ops": {"ingest_batch": {"config": {"source_keys": keys,
+                                                                "source_sizes": [o.size for o in batch]}}}},
                 tags={"lake/objects": str(len(keys)), "lake/first_key": keys[0], **batch_run_tags(keys)},
             )
         )

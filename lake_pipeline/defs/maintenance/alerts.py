@@ -1,7 +1,7 @@
 """run_failure_alert_sensor: tell on-call when any run of this code location fails.
 
 The destination is LAKE_ALERT_DESTINATION (`sns:<topic-arn>` or a Slack-style webhook
-URL), held by the `alerts` resource; formatting and delivery are in lake/alerts.py.
+URL), held by the `alerts` resource; formatting and delivery are in ops/alerts.py.
 A failed blocking asset check fails its run too, so it is alerted like a failed step.
 """
 

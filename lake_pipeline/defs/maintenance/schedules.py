@@ -7,7 +7,7 @@ import dagster as dg
 from lake_pipeline.defs.shared import ARRIVAL_HOURS, EVENTS
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.ingest.firehose import hour_prefixes_between
-from lake_pipeline.ingest.batch import list_pending
+from lake_pipeline.ingest.landing import list_pending
 
 events_uniqueness_job = dg.define_asset_job(
     "events_uniqueness_job",
