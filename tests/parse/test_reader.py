@@ -57,3 +57,23 @@ def test_a_prefetched_chunk_is_the_parse_the_batch_takes_once(tmp_path):
             parser.start(objects)()
     assert got.records.equals(fresh.records) and got.quarantine.equals(fresh.quarantine)
     assert got.records_per_object == fresh.records_per_object and got.sizes == fresh.sizes
+
+
+def test_lake_ingest_uses_the_chunks_it_parsed_while_dagster_started(tmp_path, monkeypatch):
+    """The CLI hands its ChunkParser to the run (the `chunk_parser` resource); the run takes
+    the prefetched chunks instead of parsing them again."""
+    import dagster as dg
+    from click.testing import CliRunner
+
+    from lake_pipeline.cli.main import main
+
+    generate(LocalStorage(str(tmp_path / "raw")), 2000, start=datetime(2025, 11, 20, 13, tzinfo=UTC), seed=5)
+    monkeypatch.setattr(reader, "PARALLEL_MIN_BYTES", 0)  # prefetch even this small batch
+    monkeypatch.setenv("LAKE_CHUNK_MAX_BYTES", "20000")  # several chunks
+    result = CliRunner().invoke(main, ["ingest", "--raw", str(tmp_path / "raw"), "--lake", str(tmp_path / "lake"),
+                                       "--quiet"])
+    assert result.exit_code == 0, result.output
+    with dg.DagsterInstance.get() as instance:
+        (run,) = instance.get_runs()
+        logs = [e.message for e in instance.all_logs(run.run_id) if e.message]
+    assert f"{reader.PREFETCH_CHUNKS} of {reader.PREFETCH_CHUNKS} chunk(s) parsed while the run started were used" in logs
