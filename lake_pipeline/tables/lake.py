@@ -6,6 +6,8 @@ data file), appends (idempotently per batch), overwrites it (whole or by predica
 deletes by predicate, compacts and vacuums it. Every method sends deltalake and
 object_store failures through one mapper, :func:`_storage_error`, which raises a
 :class:`StorageError` with a one-line message naming the table and what to fix.
+Nothing outside this module calls ``write_deltalake``, builds a ``DeltaTable`` or
+catches a deltalake exception.
 Callers hold on to a snapshot (a ``DeltaTable`` returned by :meth:`Lake.table`) when
 several reads must see the same version, and hand it back to these methods.
 """
@@ -65,7 +67,9 @@ def _commit_properties(txn: Transaction | None = None, metadata: dict[str, str] 
 
 def _storage_error(where: str, doing: str, exc: BaseException, retention_hours: int | None = None) -> StorageError:
     """The one error mapper: a deltalake/object_store failure on ``where`` (a table's URI; the
-    lake's for a whole-lake problem) as one StorageError, on one line, that says what to fix."""
+    lake's for a whole-lake problem) as one StorageError, on one line, naming the table, what
+    failed and, where the cause is known (a lost commit race, a too short vacuum retention, the
+    S3 causes of :func:`object_store_error`), what to do about it."""
     if isinstance(exc, CommitFailedError):
         return StorageError(f"cannot {doing} Delta table {where}: another writer committed first ({exc}); "
                             "run it again")
@@ -292,12 +296,17 @@ class Lake:
 
     def delete(self, name: str, predicate: str, *, metadata: dict[str, str] | None = None) -> int:
         """Delete the rows that match ``predicate`` (a Delta SQL predicate) in one commit;
-        return how many (0 when the table doesn't exist)."""
+        return how many (0 when the table doesn't exist).
+
+        The files it rewrites (the rows of a file that stay) are written with delta-rs'
+        default writer properties, not :func:`writer_properties`: the sizes `lake compact`
+        reports after a rebuild stay what they were.
+        """
         table = self.table(name)
         if table is None:
             return 0
         with self._errors(name, "delete from"):
-            metrics = table.delete(predicate, writer_properties(), commit_properties=_commit_properties(None, metadata))
+            metrics = table.delete(predicate, commit_properties=_commit_properties(None, metadata))
         return int(metrics.get("num_deleted_rows", 0) or 0)
 
     def compact(
