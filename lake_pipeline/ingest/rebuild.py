@@ -5,6 +5,7 @@ objects of those Firehose arrival hours (events, quarantine, ledger, plans), so
 the next ingest processes them again as new. The intent is recorded first in
 ``_ingest_rebuilds``; a rebuild interrupted half-way is finished (its deletes are
 idempotent) before any other ingest work, so no table is left half-rebuilt.
+The deletes and the rewrite of the plans go through :class:`Lake` (lake_pipeline/tables/lake.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pyarrow as pa
-from deltalake import write_deltalake
 
 from lake_pipeline.contract import PLANS_SCHEMA, SOURCE_KEY
 from lake_pipeline.tables.lake import Lake
@@ -74,29 +74,24 @@ def _apply(lake: Lake, rebuild_id: str, keys: KeyRange) -> dict[str, int]:
     for table, column in ((LEDGER_TABLE, "source_key"), (EVENTS_TABLE, SOURCE_KEY), (QUARANTINE_TABLE, "source_key")):
         if table == EVENTS_TABLE:
             _drop_plans(lake, keys)
-        dt = lake.table(table)
-        if dt is None:
-            removed[table] = 0
-            continue
-        metrics = dt.delete(keys.predicate(column))
-        removed[table] = int(metrics.get("num_deleted_rows", 0) or 0)
+        removed[table] = lake.delete(table, keys.predicate(column))
     _record(lake, rebuild_id, keys, "done")
     return removed
 
 
 def _drop_plans(lake: Lake, keys: KeyRange) -> None:
     """Forget plans of batches that held any key of the range (their ledger rows are gone)."""
-    dt = lake.table(PLANS_TABLE)
-    if dt is None:
+    snapshot = lake.table(PLANS_TABLE)
+    if snapshot is None:
         return
-    plans = pl.from_arrow(dt.to_pyarrow_table())
+    plans = pl.from_arrow(lake.read_arrow(PLANS_TABLE, snapshot=snapshot))
     hit = plans.with_columns(
         pl.col("source_keys").list.eval((pl.element() >= keys.lo) & (pl.element() < keys.hi)).list.any().alias("hit")
     )
     if not hit.get_column("hit").any():
         return
     keep = hit.filter(~pl.col("hit")).drop("hit").to_arrow().cast(PLANS_SCHEMA)
-    write_deltalake(dt, keep, mode="overwrite", storage_options=lake.storage_options)
+    lake.overwrite(PLANS_TABLE, keep, snapshot=snapshot)
 
 
 def rebuild_hours(lake: Lake, first: datetime, last: datetime) -> dict[str, int]:

@@ -2,8 +2,10 @@
 
 Micro-batches leave one small Parquet file per (event_date, event_type) partition
 they touch. Compaction bin-packs those files into files of about
-``compact_target_file_bytes`` with delta-rs ``optimize.compact``; vacuum then
-deletes the files no version within the retention period references.
+``compact_target_file_bytes`` (:meth:`Lake.compact`, delta-rs ``optimize.compact``);
+vacuum (:meth:`Lake.vacuum`) then deletes the files no version within the retention
+period references. Every table access goes through :class:`Lake`
+(lake_pipeline/tables/lake.py), which also turns storage failures into StorageError.
 
 - **Which partitions.** The current snapshot's add actions say, per partition, how
   many files are smaller than the target. A partition is a candidate when two of
@@ -13,7 +15,7 @@ deletes the files no version within the retention period references.
   crashed compaction is simply picked up by the next one).
 - **One commit per partition group.** Candidates are grouped per event_date, a
   group holding at most ``compact_group_max_bytes`` of small files, and each group
-  is one ``optimize.compact`` call with ``partition_filters`` = that date and those
+  is one :meth:`Lake.compact` call with ``partition_filters`` = that date and those
   types, so one commit. Compaction only rewrites (``dataChange=false``); the
   contents never change, which :func:`check_parity` verifies by time travel.
 - **Bound.** A partition whose files add up to less than the target ends as one
@@ -30,12 +32,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 
 import polars as pl
-import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable
-from deltalake.exceptions import DeltaError
+from deltalake import DeltaTable
 
 from lake_pipeline.contract import EVENT_UUID
-from lake_pipeline.tables.lake import Lake, writer_properties
+from lake_pipeline.tables.lake import Lake, add_actions
+from lake_pipeline.tables.lake import RetentionTooShort  # noqa: F401 (what vacuum raises; callers catch it from here)
 from lake_pipeline.quality.rules import CheckOutcome
 from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.settings import EVENTS_TABLE
@@ -56,7 +57,7 @@ class PartitionFiles:
 
 @dataclass(frozen=True)
 class PartitionGroup:
-    """Partitions of one event_date compacted by one ``optimize.compact`` commit."""
+    """Partitions of one event_date compacted by one :meth:`Lake.compact` commit."""
 
     event_date: str
     event_types: tuple[str, ...]
@@ -139,15 +140,9 @@ def file_bound(partition_bytes: int, target_bytes: int) -> int:
     return (2 * partition_bytes) // target_bytes + 1
 
 
-def _events_table(lake: Lake, version: int | None = None) -> DeltaTable | None:
-    if not lake.exists(EVENTS_TABLE):
-        return None
-    return DeltaTable(lake.table_uri(EVENTS_TABLE), version=version, storage_options=lake.storage_options)
-
-
 def partition_files(table: DeltaTable, target_bytes: int | None = None) -> dict[Partition, PartitionFiles]:
     """Files, bytes and rows per (event_date, event_type) of a snapshot, from its add actions (no data read)."""
-    actions = pa.table(table.get_add_actions(flatten=True))
+    actions = add_actions(table)
     dates = actions.column(f"partition.{DATE}").to_pylist()
     types = actions.column(f"partition.{TYPE}").to_pylist()
     sizes = actions.column("size_bytes").to_pylist()
@@ -171,7 +166,7 @@ def _mergeable(p: PartitionFiles, target_bytes: int) -> bool:
 
 def plan_compaction(lake: Lake, target_bytes: int, group_max_bytes: int) -> CompactionPlan:
     """Partitions that micro-batches touched since the last compaction, grouped per date."""
-    table = _events_table(lake)
+    table = lake.table(EVENTS_TABLE)
     if table is None:
         return CompactionPlan(None, target_bytes)
     parts = partition_files(table, target_bytes)
@@ -205,23 +200,19 @@ def _group_files(table: DeltaTable, group: PartitionGroup) -> tuple[int, int]:
 def compact_group(lake: Lake, group: PartitionGroup, target_bytes: int, run_id: str | None = None) -> GroupResult:
     """Bin-pack one group's small files in one commit (``dataChange=false``; contents unchanged)."""
     started = time.perf_counter()
-    table = _events_table(lake)
+    table = lake.table(EVENTS_TABLE)
     if table is None:
         raise StorageError(f"no events table at {lake.table_uri(EVENTS_TABLE)}")
     before = table.version()
     files_before, bytes_before = _group_files(table, group)
-    try:
-        metrics = table.optimize.compact(
-            partition_filters=group.filters(),
-            target_size=target_bytes,
-            writer_properties=writer_properties(),
-            commit_properties=CommitProperties(
-                custom_metadata={"lake/operation": "compaction", "lake/run_id": run_id or ""}
-            ),
-        )
-    except (OSError, DeltaError) as exc:
-        raise StorageError(f"cannot compact {lake.table_uri(EVENTS_TABLE)} ({group.event_date}): {exc}") from exc
-    after_table = _events_table(lake)
+    metrics = lake.compact(
+        EVENTS_TABLE,
+        snapshot=table,
+        partition_filters=group.filters(),
+        target_size=target_bytes,
+        metadata={"lake/operation": "compaction", "lake/run_id": run_id or ""},
+    )
+    after_table = lake.table(EVENTS_TABLE)
     committed = int(metrics.get("numFilesAdded", 0)) > 0 or int(metrics.get("numFilesRemoved", 0)) > 0
     after = after_table.version() if committed else None
     files_after, bytes_after = _group_files(after_table, group) if committed else (files_before, bytes_before)
@@ -268,10 +259,9 @@ def fingerprint(lake: Lake, version: int, partitions: Iterable[Partition]) -> Fi
     is bounded by its chunks, not by the partition.
     """
     parts = sorted(set(partitions))
-    table = _events_table(lake, version)
-    if table is None or not parts:
+    scan = lake.scan(EVENTS_TABLE, version) if parts else None
+    if scan is None:
         return Fingerprint(0, (0, 0), (0, 0))
-    scan = pl.scan_delta(table)
     columns = sorted(scan.collect_schema().names())  # column order must not matter
     totals = {"rows": 0, "uuid_hi": 0, "uuid_lo": 0, "row_hi": 0, "row_lo": 0}
     for d, t in parts:
@@ -322,8 +312,8 @@ def check_file_bound(lake: Lake, results: Sequence[GroupResult], target_bytes: i
     (exactly one when its files add up to less than the target)."""
     violations, checked, worst = [], 0, 0
     for r in results:
-        before = partition_files(_events_table(lake, r.version_before))
-        after = partition_files(_events_table(lake, r.version_after if r.version_after is not None else r.version_before))
+        before = partition_files(lake.table(EVENTS_TABLE, r.version_before))
+        after = partition_files(lake.table(EVENTS_TABLE, r.version_after if r.version_after is not None else r.version_before))
         for p in r.group.partitions():
             size = before.get(p, PartitionFiles()).bytes
             files = after.get(p, PartitionFiles()).files
@@ -343,7 +333,7 @@ def check_file_bound(lake: Lake, results: Sequence[GroupResult], target_bytes: i
 
 def table_file_stats(lake: Lake) -> dict[str, int]:
     """Partitions, files and the most files in one partition (current snapshot)."""
-    table = _events_table(lake)
+    table = lake.table(EVENTS_TABLE)
     if table is None:
         return {"partitions": 0, "files": 0, "max_files_per_partition": 0, "bytes": 0}
     parts = partition_files(table)
@@ -358,55 +348,29 @@ def table_file_stats(lake: Lake) -> dict[str, int]:
 # --- Vacuum -------------------------------------------------------------------------
 
 
-class RetentionTooShort(StorageError):
-    """A vacuum retention below the table's minimum was asked for without opting out of the check."""
-
-
 def check_retention(lake: Lake, retention_hours: int, table: str = EVENTS_TABLE) -> None:
     """Raise :class:`RetentionTooShort` when ``retention_hours`` is below the table's minimum
     (a dry run of an enforced vacuum: nothing is deleted)."""
-    if not lake.exists(table):
-        return
-    dt = DeltaTable(lake.table_uri(table), storage_options=lake.storage_options)
-    try:
-        dt.vacuum(retention_hours=retention_hours, dry_run=True, enforce_retention_duration=True)
-    except DeltaError as exc:
-        raise RetentionTooShort(
-            f"a vacuum retention of {retention_hours} h is shorter than the minimum of {lake.table_uri(table)} "
-            f"({exc}); pass --unsafe-retention to `lake compact` to allow it"
-        ) from exc
+    lake.vacuum(table, retention_hours, dry_run=True, enforce_retention_duration=True)
 
 
 def vacuum(lake: Lake, retention_hours: int, enforce_retention_duration: bool = True, table: str = EVENTS_TABLE) -> VacuumResult:
     """Delete files of ``table`` that no version within ``retention_hours`` references.
 
-    ``full=True`` also removes files no commit ever referenced (left by a writer that
+    A full vacuum: it also removes files no commit ever referenced (left by a writer that
     crashed before its commit) once they are older than the retention. With
     ``enforce_retention_duration`` (the default), a retention shorter than the table's
-    ``delta.deletedFileRetentionDuration`` (7 days unless set) is refused: readers and
-    time travel within that window need the files.
+    ``delta.deletedFileRetentionDuration`` (7 days unless set) is refused
+    (:class:`RetentionTooShort`): readers and time travel within that window need the files.
     """
     started = time.perf_counter()
-    if not lake.exists(table):
-        return VacuumResult(retention_hours, enforce_retention_duration, 0, 0.0)
-    dt = DeltaTable(lake.table_uri(table), storage_options=lake.storage_options)
-    try:
-        deleted = dt.vacuum(
-            retention_hours=retention_hours,
-            dry_run=False,
-            enforce_retention_duration=enforce_retention_duration,
-            full=True,
-            commit_properties=CommitProperties(custom_metadata={"lake/operation": "vacuum"}),
-        )
-    except DeltaError as exc:
-        if "retention period" in str(exc).lower():
-            raise RetentionTooShort(
-                f"vacuum retention of {retention_hours} h is shorter than the minimum of the table "
-                f"{lake.table_uri(table)} ({exc}); pass --unsafe-retention to `lake compact` to allow it"
-            ) from exc
-        raise StorageError(f"cannot vacuum {lake.table_uri(table)}: {exc}") from exc
-    except OSError as exc:
-        raise StorageError(f"cannot vacuum {lake.table_uri(table)}: {exc}") from exc
+    deleted = lake.vacuum(
+        table,
+        retention_hours,
+        enforce_retention_duration=enforce_retention_duration,
+        full=True,
+        metadata={"lake/operation": "vacuum"},
+    )
     return VacuumResult(retention_hours, enforce_retention_duration, len(deleted), time.perf_counter() - started,
                         sorted(deleted)[:10])
 

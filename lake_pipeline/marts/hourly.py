@@ -22,7 +22,8 @@ never missed when several ingest runs finish before the mart runs once.
 **How.** Recomputing an hour reads the rows of that hour from ``events`` (pruned
 by the ``event_date`` partition and ``created_at`` file statistics) and aggregates
 them in DuckDB; the touched hours are then replaced in one commit with a Delta
-predicate overwrite (``event_hour IN (...)``), so readers see all or nothing.
+predicate overwrite (``event_hour IN (...)``), so readers see all or nothing. Every
+table access goes through :class:`Lake` (lake_pipeline/tables/lake.py).
 ``payload.user_id`` is compared as DuckDB's ``json_extract_string`` gives it
 (strings unquoted, numbers as written), which stays exact for integers beyond 64 bits.
 """
@@ -38,11 +39,10 @@ from datetime import UTC, date, datetime, timedelta
 import duckdb
 import polars as pl
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
-from deltalake.exceptions import DeltaError
+from deltalake import DeltaTable, Transaction
 
 from lake_pipeline.contract import BATCH_ID, CREATED_AT
-from lake_pipeline.tables.lake import Lake, writer_properties
+from lake_pipeline.tables.lake import Lake
 from lake_pipeline.quality.rules import CheckOutcome
 from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE
@@ -123,26 +123,10 @@ class MartUpdate:
         return self.mart_version is not None
 
 
-def _events(lake: Lake, version: int | None = None) -> DeltaTable | None:
-    if not lake.exists(EVENTS_TABLE):
-        return None
-    return DeltaTable(lake.table_uri(EVENTS_TABLE), version=version, storage_options=lake.storage_options)
-
-
-def _mart(lake: Lake) -> DeltaTable | None:
-    if not lake.exists(HOURLY_COUNTS_TABLE):
-        return None
-    return DeltaTable(lake.table_uri(HOURLY_COUNTS_TABLE), storage_options=lake.storage_options)
-
-
 def mart_events_version(lake: Lake) -> int | None:
     """The events version the mart reflects (None: no mart yet)."""
-    mart = _mart(lake)
+    mart = lake.table(HOURLY_COUNTS_TABLE)
     return None if mart is None else mart.transaction_version(MART_APP_ID)
-
-
-def _add_actions(table: DeltaTable) -> pa.Table:
-    return pa.table(table.get_add_actions(flatten=True))
 
 
 def _hours_of_dates(dates: Iterable[str]) -> set[str]:
@@ -153,32 +137,21 @@ def _hours_of_dates(dates: Iterable[str]) -> set[str]:
     return out
 
 
-def all_hours(events: DeltaTable) -> set[str]:
-    """Every hour that holds events (reads created_datetime of the whole table)."""
-    keys = pl.scan_delta(events).select(pl.col("created_datetime").str.slice(0, 13).unique()).collect()
+def all_hours(events: pl.LazyFrame) -> set[str]:
+    """Every hour that holds events (reads created_datetime of the whole scan)."""
+    keys = events.select(pl.col("created_datetime").str.slice(0, 13).unique()).collect()
     return set(keys.to_series().to_list())
 
 
-def touched_hours(lake: Lake, events: DeltaTable, since_version: int | None) -> TouchedHours:
-    """Hours of ``events`` (at its loaded version) whose counts may differ from version ``since_version``."""
-    version = events.version()
-    out = TouchedHours(since_version, version)
-    if since_version is None:
-        out.full_rebuild, out.reason = True, "the mart does not exist yet"
-    elif since_version > version:
-        out.full_rebuild, out.reason = True, f"the mart reflects v{since_version}, newer than events v{version}"
-    if out.full_rebuild:
-        out.hours = all_hours(events)
-        return out
-    if since_version == version:
-        out.reason = "events unchanged"
-        return out
-    commits = {h["version"]: h for h in events.history(limit=version - since_version)}
-    missing = [v for v in range(since_version + 1, version + 1) if v not in commits]
-    if missing:
-        out.full_rebuild, out.reason = True, f"the events log no longer holds v{missing[0]}"
-        out.hours = all_hours(events)
-        return out
+def _rebuild_all(out: TouchedHours, lake: Lake, events: DeltaTable, reason: str) -> TouchedHours:
+    out.full_rebuild, out.reason = True, reason
+    out.hours = all_hours(lake.scan(EVENTS_TABLE, snapshot=events))
+    return out
+
+
+def _classify_commits(commits: dict[int, dict], since_version: int, version: int) -> tuple[list[int], list[str]]:
+    """The batch ids of the ingest appends after ``since_version``, and the other commits that
+    may have changed rows (compactions and vacuums change none: they are skipped)."""
     batch_ids: list[int] = []
     other = []
     for v in range(since_version + 1, version + 1):
@@ -191,31 +164,53 @@ def touched_hours(lake: Lake, events: DeltaTable, since_version: int | None) -> 
             batch_ids.append(int(c["batch_id"]))
         else:
             other.append(f"v{v} {op} {mode}".strip())
-    out.batch_ids = sorted(set(batch_ids))
+    return sorted(set(batch_ids)), other
+
+
+def _changed_dates(before: pa.Table, now: pa.Table) -> set[str]:
+    """event_date of every file added or removed between two add-actions tables."""
+    old = dict(zip(before.column("path").to_pylist(), before.column("partition.event_date").to_pylist(), strict=True))
+    new = dict(zip(now.column("path").to_pylist(), now.column("partition.event_date").to_pylist(), strict=True))
+    return {str(d) for p, d in old.items() if p not in new} | {str(d) for p, d in new.items() if p not in old}
+
+
+def touched_hours(lake: Lake, events: DeltaTable, since_version: int | None) -> TouchedHours:
+    """Hours of ``events`` (a snapshot) whose counts may differ from version ``since_version``."""
+    version = events.version()
+    out = TouchedHours(since_version, version)
+    if since_version is None:
+        return _rebuild_all(out, lake, events, "the mart does not exist yet")
+    if since_version > version:
+        return _rebuild_all(out, lake, events, f"the mart reflects v{since_version}, newer than events v{version}")
+    if since_version == version:
+        out.reason = "events unchanged"
+        return out
+    commits = {h["version"]: h for h in events.history(limit=version - since_version)}
+    missing = [v for v in range(since_version + 1, version + 1) if v not in commits]
+    if missing:
+        return _rebuild_all(out, lake, events, f"the events log no longer holds v{missing[0]}")
+    out.batch_ids, other = _classify_commits(commits, since_version, version)
     if out.batch_ids:
         keys = (
-            pl.scan_delta(events)
+            lake.scan(EVENTS_TABLE, snapshot=events)
             .filter(pl.col(BATCH_ID).is_in(out.batch_ids))
             .select(pl.col("created_datetime").str.slice(0, 13).unique())
             .collect()
         )
         out.hours.update(keys.to_series().to_list())
-    if other:
-        # Not an append: recompute every hour of the dates whose files changed.
-        try:
-            before = _add_actions(_events(lake, since_version))
-        except Exception as exc:  # the old snapshot can't be loaded (log cleaned up)
-            out.full_rebuild, out.reason = True, f"cannot load events v{since_version}: {exc}"
-            out.hours = all_hours(events)
-            return out
-        now = _add_actions(events)
-        old = dict(zip(before.column("path").to_pylist(), before.column("partition.event_date").to_pylist(), strict=True))
-        new = dict(zip(now.column("path").to_pylist(), now.column("partition.event_date").to_pylist(), strict=True))
-        dates = {str(d) for p, d in old.items() if p not in new} | {str(d) for p, d in new.items() if p not in old}
-        out.hours |= _hours_of_dates(dates)
-        out.reason = f"{len(other)} non-append commit(s) ({', '.join(other[:3])}): {len(dates)} date(s) recomputed"
-    else:
+    if not other:
         out.reason = f"{len(out.batch_ids)} new batch(es)"
+        return out
+    # Not an append: recompute every hour of the dates whose files changed.
+    try:
+        before = lake.add_actions(EVENTS_TABLE, since_version)
+    except StorageError as exc:  # the old snapshot can't be loaded (log cleaned up)
+        return _rebuild_all(out, lake, events, f"cannot load events v{since_version}: {exc}")
+    if before is None:  # the table is gone since (only a snapshot is left)
+        return _rebuild_all(out, lake, events, f"cannot load events v{since_version}: no events table")
+    dates = _changed_dates(before, lake.add_actions(EVENTS_TABLE, snapshot=events))
+    out.hours |= _hours_of_dates(dates)
+    out.reason = f"{len(other)} non-append commit(s) ({', '.join(other[:3])}): {len(dates)} date(s) recomputed"
     return out
 
 
@@ -237,8 +232,8 @@ def _arrow_stream(frame: pl.LazyFrame) -> pa.RecordBatchReader | None:
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
-def hourly_counts(events: DeltaTable, hours: Iterable[str]) -> pa.Table:
-    """hourly_event_counts rows of ``hours``, computed from ``events`` (at its loaded version).
+def hourly_counts(events: pl.LazyFrame, hours: Iterable[str]) -> pa.Table:
+    """hourly_event_counts rows of ``hours``, computed from ``events`` (a scan of one version).
 
     One streaming read per event_date: Polars scans the date's partitions (pruned by the
     created_at statistics of the files), DuckDB aggregates the stream with bounded memory.
@@ -249,10 +244,9 @@ def hourly_counts(events: DeltaTable, hours: Iterable[str]) -> pa.Table:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     parts = []
-    scan = pl.scan_delta(events)
     for d, keys in sorted(by_date.items()):
         rows = (
-            scan.filter(
+            events.filter(
                 (pl.col("event_date") == date.fromisoformat(d))
                 & (pl.col(CREATED_AT) >= _epoch(keys[0]) - 1)  # file/row-group pruning; exact filter below
                 & (pl.col(CREATED_AT) < _epoch(keys[-1]) + 3601)
@@ -275,11 +269,33 @@ def _predicate(hours: Iterable[str]) -> str:
     return "event_hour IN (" + ", ".join(f"'{k}:00:00Z'" for k in sorted(hours)) + ")"
 
 
+def _replace_hours(lake: Lake, rows: pa.Table, touched: TouchedHours, run_id: str | None) -> None:
+    """Write ``rows`` in one commit that records the events version they reflect: the whole
+    mart on a full rebuild (or when there is none yet), else only the touched hours."""
+    txn = Transaction(MART_APP_ID, touched.events_version)
+    metadata = {"lake/operation": "hourly_event_counts", "events_version": str(touched.events_version),
+                "hours": str(len(touched.hours)), "lake/run_id": run_id or ""}
+    if touched.full_rebuild or not lake.exists(HOURLY_COUNTS_TABLE):
+        lake.overwrite(HOURLY_COUNTS_TABLE, rows, replace_schema=True, txn=txn, metadata=metadata)
+    else:
+        lake.overwrite(HOURLY_COUNTS_TABLE, rows, predicate=_predicate(touched.hours), txn=txn, metadata=metadata)
+
+
+def _keep_files_few(lake: Lake, mart: DeltaTable) -> bool:
+    """Compact and vacuum the mart once it has MART_COMPACT_FILES files (True when it did).
+    The mart's only writer is :func:`update_hourly_counts`, so it keeps its own files few."""
+    if lake.add_actions(HOURLY_COUNTS_TABLE, snapshot=mart).num_rows < MART_COMPACT_FILES:
+        return False
+    lake.compact(HOURLY_COUNTS_TABLE, snapshot=mart)
+    lake.vacuum(HOURLY_COUNTS_TABLE)  # the table's retention (7 days unless configured), enforced
+    return True
+
+
 def update_hourly_counts(lake: Lake, run_id: str | None = None) -> MartUpdate:
     """Bring the mart up to the current version of ``events``: recompute the touched hours and
     replace them in one commit. A no-op (no commit) when events hasn't changed."""
     started = time.perf_counter()
-    events = _events(lake)
+    events = lake.table(EVENTS_TABLE)
     if events is None:
         return MartUpdate(None, None, False, [], 0, [], None, time.perf_counter() - started, "no events table yet")
     since = mart_events_version(lake)
@@ -290,31 +306,12 @@ def update_hourly_counts(lake: Lake, run_id: str | None = None) -> MartUpdate:
         # Nothing to recompute (no new events, or only compactions/vacuums since): no commit.
         base.seconds = time.perf_counter() - started
         return base
-    rows = hourly_counts(events, touched.hours)
-    commit = CommitProperties(
-        app_transactions=[Transaction(MART_APP_ID, touched.events_version)],
-        custom_metadata={"lake/operation": "hourly_event_counts", "events_version": str(touched.events_version),
-                         "hours": str(len(touched.hours)), "lake/run_id": run_id or ""},
-    )
-    uri = lake.table_uri(HOURLY_COUNTS_TABLE)
-    try:
-        if touched.full_rebuild or _mart(lake) is None:
-            write_deltalake(uri, rows, mode="overwrite", schema_mode="overwrite", storage_options=lake.storage_options,
-                            writer_properties=writer_properties(), commit_properties=commit)
-        else:
-            write_deltalake(uri, rows, mode="overwrite", predicate=_predicate(touched.hours),
-                            storage_options=lake.storage_options, writer_properties=writer_properties(),
-                            commit_properties=commit)
-    except (OSError, DeltaError) as exc:
-        raise StorageError(f"cannot write {uri}: {exc}") from exc
-    mart = _mart(lake)
+    rows = hourly_counts(lake.scan(EVENTS_TABLE, snapshot=events), touched.hours)
+    _replace_hours(lake, rows, touched, run_id)
+    mart = lake.table(HOURLY_COUNTS_TABLE)
     base.mart_version = mart.version()
     base.rows_written = rows.num_rows
-    if len(mart.file_uris()) >= MART_COMPACT_FILES:
-        # The mart's only writer is this function, so it keeps its own files few.
-        mart.optimize.compact(writer_properties=writer_properties())
-        mart.vacuum(dry_run=False)  # the table's retention (7 days unless configured), enforced
-        base.compacted = True
+    base.compacted = _keep_files_few(lake, mart)
     base.seconds = time.perf_counter() - started
     return base
 
@@ -323,41 +320,62 @@ def update_hourly_counts(lake: Lake, run_id: str | None = None) -> MartUpdate:
 
 
 def _mart_frame(lake: Lake) -> pl.DataFrame | None:
-    mart = _mart(lake)
-    return None if mart is None else pl.from_arrow(mart.to_pyarrow_table())
+    mart = lake.read_arrow(HOURLY_COUNTS_TABLE)
+    return None if mart is None else pl.from_arrow(mart)
 
 
 def _comparable_events(lake: Lake, version: int) -> DeltaTable | None:
     """``events`` as the mart saw it: the current version when only compactions and vacuums
     came since (same rows, and the old files may be vacuumed by now), else version ``version``."""
-    current = _events(lake)
+    current = lake.table(EVENTS_TABLE)
     if current is None or version >= current.version():
         return current
     n = current.version() - version
     commits = current.history(limit=n)
     if len(commits) == n and all(c.get("operation") in NO_DATA_CHANGE_OPERATIONS for c in commits):
         return current
-    return _events(lake, version)
+    return lake.table(EVENTS_TABLE, version)
+
+
+def _hour_mismatches(mart: pl.DataFrame, events: pl.LazyFrame, wanted: list[str]) -> list[str]:
+    """Hours of ``wanted`` whose mart sum differs from the events count."""
+    mart_hours = dict(
+        mart.filter(pl.col("event_hour").dt.strftime("%Y-%m-%dT%H").is_in(wanted))
+        .group_by(pl.col("event_hour").dt.strftime("%Y-%m-%dT%H").alias("h"))
+        .agg(pl.col("events").sum())
+        .iter_rows()
+    )
+    event_hours = dict(
+        events.filter(pl.col("event_date").is_in([date.fromisoformat(k[:10]) for k in wanted]))
+        .select(pl.col("created_datetime").str.slice(0, 13).alias("h"))
+        .filter(pl.col("h").is_in(wanted))
+        .group_by("h")
+        .agg(pl.len())
+        .collect()
+        .iter_rows()
+    )
+    return [f"{k}: mart {mart_hours.get(k, 0)} != events {event_hours.get(k, 0)}"
+            for k in wanted if mart_hours.get(k, 0) != event_hours.get(k, 0)]
 
 
 def counts_match_events(lake: Lake, hours: Iterable[str] | None = None) -> CheckOutcome:
     """The mart's ``events`` sums equal the events table's row counts: per hour for ``hours``
     (e.g. those the latest update touched) and in total, both at the events version the
     mart reflects (so batches committed since don't count as differences)."""
-    mart = _mart(lake)
+    mart = lake.table(HOURLY_COUNTS_TABLE)
     if mart is None:
         return CheckOutcome(False, "hourly_event_counts does not exist yet", {"hours_checked": 0})
     version = mart.transaction_version(MART_APP_ID)
     events = _comparable_events(lake, version) if version is not None else None
-    frame = pl.from_arrow(mart.to_pyarrow_table())
+    frame = pl.from_arrow(lake.read_arrow(HOURLY_COUNTS_TABLE, snapshot=mart))
     mart_total = int(frame.get_column("events").sum()) if frame.height else 0
     if events is None:
         ok = mart_total == 0
         return CheckOutcome(ok, "no events; the mart is empty" if ok else f"no events, but the mart counts {mart_total}",
                             {"mart_total": mart_total, "events_total": 0})
-    rows = pa.table(events.get_add_actions(flatten=True)).column("num_records").to_pylist()
+    rows = lake.add_actions(EVENTS_TABLE, snapshot=events).column("num_records").to_pylist()
     if any(n is None for n in rows):  # no statistics: count the rows
-        events_total = pl.scan_delta(events).select(pl.len()).collect().item()
+        events_total = lake.scan(EVENTS_TABLE, snapshot=events).select(pl.len()).collect().item()
     else:
         events_total = int(sum(rows))
     problems = []
@@ -365,25 +383,7 @@ def counts_match_events(lake: Lake, hours: Iterable[str] | None = None) -> Check
         problems.append(f"total: mart {mart_total} != events {events_total}")
     wanted = sorted(set(hours)) if hours is not None else []
     if wanted:
-        mart_hours = dict(
-            frame.filter(pl.col("event_hour").dt.strftime("%Y-%m-%dT%H").is_in(wanted))
-            .group_by(pl.col("event_hour").dt.strftime("%Y-%m-%dT%H").alias("h"))
-            .agg(pl.col("events").sum())
-            .iter_rows()
-        )
-        event_hours = dict(
-            pl.scan_delta(events)
-            .filter(pl.col("event_date").is_in([date.fromisoformat(k[:10]) for k in wanted]))
-            .select(pl.col("created_datetime").str.slice(0, 13).alias("h"))
-            .filter(pl.col("h").is_in(wanted))
-            .group_by("h")
-            .agg(pl.len())
-            .collect()
-            .iter_rows()
-        )
-        for k in wanted:
-            if mart_hours.get(k, 0) != event_hours.get(k, 0):
-                problems.append(f"{k}: mart {mart_hours.get(k, 0)} != events {event_hours.get(k, 0)}")
+        problems += _hour_mismatches(frame, lake.scan(EVENTS_TABLE, snapshot=events), wanted)
     return CheckOutcome(
         not problems,
         "; ".join(problems[:5]) if problems else
@@ -395,13 +395,13 @@ def counts_match_events(lake: Lake, hours: Iterable[str] | None = None) -> Check
 
 def newest_event_hour(lake: Lake) -> datetime | None:
     """Newest hour in ``events`` (from the Delta log's created_at statistics; no data read)."""
-    events = _events(lake)
+    events = lake.table(EVENTS_TABLE)
     if events is None:
         return None
-    actions = pa.table(events.get_add_actions(flatten=True))
+    actions = lake.add_actions(EVENTS_TABLE, snapshot=events)
     col = f"max.{CREATED_AT}"
     if col not in actions.column_names:
-        newest = pl.scan_delta(events).select(pl.col(CREATED_AT).max()).collect().item()
+        newest = lake.scan(EVENTS_TABLE, snapshot=events).select(pl.col(CREATED_AT).max()).collect().item()
     else:
         newest = max((v for v in actions.column(col).to_pylist() if v is not None), default=None)
     if newest is None:

@@ -1,7 +1,21 @@
-"""Delta tables of one lake: paths, idempotent appends, reads."""
+"""Delta tables of one lake: the one way to open, scan, write, delete, compact and vacuum them.
+
+:class:`Lake` (lake_pipeline/tables/lake.py) is the only code that calls deltalake: it opens
+a table (optionally at a version), scans and reads it, reads its add actions (one row per
+data file), appends (idempotently per batch), overwrites it (whole or by predicate),
+deletes by predicate, compacts and vacuums it. Every method sends deltalake and
+object_store failures through one mapper, :func:`_storage_error`, which raises a
+:class:`StorageError` with a one-line message naming the table and what to fix.
+Nothing outside this module calls ``write_deltalake``, builds a ``DeltaTable`` or
+catches a deltalake exception.
+Callers hold on to a snapshot (a ``DeltaTable`` returned by :meth:`Lake.table`) when
+several reads must see the same version, and hand it back to these methods.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 import polars as pl
@@ -28,6 +42,10 @@ class CommitConflict(RuntimeError):
     application id since ours, or the table did not exist yet (it has just been created, empty)."""
 
 
+class RetentionTooShort(StorageError):
+    """A vacuum retention below the table's minimum was asked for without opting out of the check."""
+
+
 # Columns whose values are (nearly) all distinct: a dictionary page only costs time there
 # (building it, then falling back to plain encoding). Turning it off made the 1M-event
 # write 2.3 s -> 1.0 s and the files 6% smaller. Min/max statistics of the payload are of
@@ -43,9 +61,61 @@ def writer_properties() -> WriterProperties:
     return WriterProperties(compression="ZSTD", compression_level=1, column_properties=columns)
 
 
+def _commit_properties(txn: Transaction | None = None, metadata: dict[str, str] | None = None) -> CommitProperties:
+    return CommitProperties(app_transactions=[txn] if txn else None, custom_metadata=metadata)
+
+
+def _storage_error(where: str, doing: str, exc: BaseException, retention_hours: int | None = None) -> StorageError:
+    """The one error mapper: a deltalake/object_store failure on ``where`` (a table's URI; the
+    lake's for a whole-lake problem) as one StorageError, on one line, naming the table, what
+    failed and, where the cause is known (a lost commit race, a too short vacuum retention, the
+    S3 causes of :func:`object_store_error`), what to do about it."""
+    if isinstance(exc, CommitFailedError):
+        return StorageError(f"cannot {doing} Delta table {where}: another writer committed first ({exc}); "
+                            "run it again")
+    if isinstance(exc, DeltaError):
+        if retention_hours is not None and "retention period" in str(exc).lower():
+            return RetentionTooShort(
+                f"a vacuum retention of {retention_hours} h is shorter than the minimum of {where} "
+                f"({exc}); pass --unsafe-retention to `lake compact` to allow it"
+            )
+        return StorageError(f"cannot {doing} Delta table {where}: {exc}")
+    return object_store_error(where, exc)  # OSError and the like: object_store (local files, S3)
+
+
+@contextmanager
+def _delta_errors(
+    where: str,
+    doing: str,
+    *,
+    retention_hours: int | None = None,
+    catch: type[BaseException] | tuple[type[BaseException], ...] = (DeltaError, OSError),
+) -> Iterator[None]:
+    """Run a deltalake call; what it raises of ``catch`` leaves as :func:`_storage_error`'s StorageError."""
+    try:
+        yield
+    except (StorageError, CommitConflict):
+        raise
+    except catch as exc:
+        raise _storage_error(where, doing, exc, retention_hours) from exc
+
+
+def add_actions(snapshot: DeltaTable, where: str | None = None) -> pa.Table:
+    """The add actions of ``snapshot``: one row per data file (path, size_bytes, num_records,
+    ``partition.<column>``, ``min.<column>``/``max.<column>`` statistics), from the log (no data read).
+    ``where``: the table's URI for error messages (default: the snapshot's own)."""
+    with _delta_errors(where or snapshot.table_uri, "list the files of"):
+        return pa.table(snapshot.get_add_actions(flatten=True))
+
+
 @dataclass(frozen=True)
 class Lake:
-    """The lake root plus how to reach it."""
+    """The lake root plus how to reach it.
+
+    Methods take a table name. Readers return None when the table doesn't exist yet. A
+    method that takes ``snapshot`` (a DeltaTable from :meth:`table`) works on that version
+    instead of opening the current one, so several calls see the same version.
+    """
 
     uri: str
     storage_options: dict[str, str] | None = None
@@ -58,16 +128,52 @@ class Lake:
     def table_uri(self, name: str) -> str:
         return join(self.uri, name)
 
-    def exists(self, name: str) -> bool:
-        try:
-            return DeltaTable.is_deltatable(self.table_uri(name), storage_options=self.storage_options)
-        except Exception as exc:  # object_store errors surface as generic exceptions
-            raise object_store_error(self.uri, exc) from exc
+    def _errors(self, name: str, doing: str, *, retention_hours: int | None = None) -> AbstractContextManager[None]:
+        return _delta_errors(self.table_uri(name), doing, retention_hours=retention_hours)
 
-    def table(self, name: str) -> DeltaTable | None:
+    # --- Open and read ------------------------------------------------------------------
+
+    def exists(self, name: str) -> bool:
+        # object_store errors (a missing bucket, no credentials) surface as generic exceptions
+        # here, and concern the whole lake, so the message names the lake.
+        with _delta_errors(self.uri, "open", catch=Exception):
+            return DeltaTable.is_deltatable(self.table_uri(name), storage_options=self.storage_options)
+
+    def table(self, name: str, version: int | None = None) -> DeltaTable | None:
+        """A snapshot of the table: the current version, or ``version`` (time travel)."""
         if not self.exists(name):
             return None
-        return DeltaTable(self.table_uri(name), storage_options=self.storage_options)
+        with self._errors(name, "open" if version is None else f"open version {version} of"):
+            return DeltaTable(self.table_uri(name), version=version, storage_options=self.storage_options)
+
+    def _snapshot(self, name: str, version: int | None, snapshot: DeltaTable | None) -> DeltaTable | None:
+        return snapshot if snapshot is not None else self.table(name, version)
+
+    def scan(self, name: str, version: int | None = None, *, snapshot: DeltaTable | None = None) -> pl.LazyFrame | None:
+        """Lazy Polars scan of a table (None when the table doesn't exist yet)."""
+        table = self._snapshot(name, version, snapshot)
+        if table is None:
+            return None
+        with self._errors(name, "scan"):
+            return pl.scan_delta(table)
+
+    def read_arrow(
+        self, name: str, columns: list[str] | None = None, *, snapshot: DeltaTable | None = None
+    ) -> pa.Table | None:
+        table = self._snapshot(name, None, snapshot)
+        if table is None:
+            return None
+        with self._errors(name, "read"):
+            return table.to_pyarrow_table(columns=columns)
+
+    def add_actions(
+        self, name: str, version: int | None = None, *, snapshot: DeltaTable | None = None
+    ) -> pa.Table | None:
+        """The table's data files, one row each, from its log (no data read): see :func:`add_actions`."""
+        table = self._snapshot(name, version, snapshot)
+        return None if table is None else add_actions(table, self.table_uri(name))
+
+    # --- Append -------------------------------------------------------------------------
 
     def check_writable(self) -> None:
         storage = open_storage(self.uri)
@@ -98,34 +204,27 @@ class Lake:
         if snapshot is None:
             self.create(name, data.schema, partition_by)
             raise CommitConflict(f"{self.table_uri(name)} did not exist; created it empty")
-        try:
-            write_deltalake(
-                snapshot,
-                data,
-                mode="append",
-                partition_by=partition_by,
-                storage_options=self.storage_options,
-                writer_properties=writer_properties(),
-                commit_properties=CommitProperties(app_transactions=[txn] if txn else None, custom_metadata=metadata),
-            )
-        except CommitFailedError as exc:
-            raise CommitConflict(f"concurrent commit to {self.table_uri(name)}: {exc}") from exc
-        except DeltaError as exc:
-            raise StorageError(f"cannot write Delta table {self.table_uri(name)}: {exc}") from exc
-        except OSError as exc:
-            raise object_store_error(self.table_uri(name), exc) from exc
+        with self._errors(name, "write"):
+            try:
+                write_deltalake(
+                    snapshot,
+                    data,
+                    mode="append",
+                    partition_by=partition_by,
+                    storage_options=self.storage_options,
+                    writer_properties=writer_properties(),
+                    commit_properties=_commit_properties(txn, metadata),
+                )
+            except CommitFailedError as exc:
+                raise CommitConflict(f"concurrent commit to {self.table_uri(name)}: {exc}") from exc
 
     def create(self, name: str, schema: pa.Schema, partition_by: list[str] | None = None) -> None:
         """Create an empty table (nothing when it exists). Concurrent creations are harmless."""
-        try:
+        with self._errors(name, "create"):
             DeltaTable.create(
                 self.table_uri(name), schema=schema, partition_by=partition_by, mode="ignore",
                 storage_options=self.storage_options,
             )
-        except DeltaError as exc:
-            raise StorageError(f"cannot create Delta table {self.table_uri(name)}: {exc}") from exc
-        except OSError as exc:
-            raise object_store_error(self.table_uri(name), exc) from exc
 
     def append(
         self,
@@ -164,18 +263,103 @@ class Lake:
             f"cannot commit to {self.table_uri(name)}: {MAX_COMMIT_ATTEMPTS} attempts lost to concurrent writers"
         )
 
-    def scan(self, name: str) -> pl.LazyFrame | None:
-        """Lazy Polars scan of a table (None when the table doesn't exist yet)."""
-        table = self.table(name)
-        if table is None:
-            return None
-        return pl.scan_delta(table)
+    # --- Rewrite: overwrite, delete, compact, vacuum -------------------------------------
 
-    def read_arrow(self, name: str, columns: list[str] | None = None) -> pa.Table | None:
+    def overwrite(
+        self,
+        name: str,
+        data: pa.Table | pa.RecordBatchReader,
+        *,
+        predicate: str | None = None,
+        snapshot: DeltaTable | None = None,
+        replace_schema: bool = False,
+        txn: Transaction | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        """Replace the table's rows with ``data`` in one commit (creating the table if needed);
+        with ``predicate`` (a Delta SQL predicate), only the rows that match it.
+
+        ``snapshot``: the version the caller read (a writer that committed since makes this
+        commit conflict). ``replace_schema``: ``data`` may bring a new schema.
+        """
+        with self._errors(name, "overwrite"):
+            write_deltalake(
+                snapshot if snapshot is not None else self.table_uri(name),
+                data,
+                mode="overwrite",
+                predicate=predicate,
+                schema_mode="overwrite" if replace_schema else None,
+                storage_options=self.storage_options,
+                writer_properties=writer_properties(),
+                commit_properties=_commit_properties(txn, metadata),
+            )
+
+    def delete(self, name: str, predicate: str, *, metadata: dict[str, str] | None = None) -> int:
+        """Delete the rows that match ``predicate`` (a Delta SQL predicate) in one commit;
+        return how many (0 when the table doesn't exist).
+
+        The files it rewrites (the rows of a file that stay) are written with delta-rs'
+        default writer properties, not :func:`writer_properties`: the sizes `lake compact`
+        reports after a rebuild stay what they were.
+        """
         table = self.table(name)
         if table is None:
-            return None
-        return table.to_pyarrow_table(columns=columns)
+            return 0
+        with self._errors(name, "delete from"):
+            metrics = table.delete(predicate, commit_properties=_commit_properties(None, metadata))
+        return int(metrics.get("num_deleted_rows", 0) or 0)
+
+    def compact(
+        self,
+        name: str,
+        *,
+        snapshot: DeltaTable | None = None,
+        partition_filters: list[tuple[str, str, object]] | None = None,
+        target_size: int | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> dict:
+        """Bin-pack the small files (of the partitions ``partition_filters`` selects) into files of
+        about ``target_size`` bytes, in one commit that changes no rows (``dataChange=false``).
+        Returns delta-rs' metrics (``numFilesAdded``, ``numFilesRemoved``, ...; {} without a table)."""
+        table = self._snapshot(name, None, snapshot)
+        if table is None:
+            return {}
+        with self._errors(name, "compact"):
+            return table.optimize.compact(
+                partition_filters=partition_filters,
+                target_size=target_size,
+                writer_properties=writer_properties(),
+                commit_properties=_commit_properties(None, metadata),
+            )
+
+    def vacuum(
+        self,
+        name: str,
+        retention_hours: int | None = None,
+        *,
+        dry_run: bool = False,
+        enforce_retention_duration: bool = True,
+        full: bool = False,
+        metadata: dict[str, str] | None = None,
+    ) -> list[str]:
+        """Delete the files no version within ``retention_hours`` (None: the table's
+        ``delta.deletedFileRetentionDuration``) references; return them ([] without a table).
+
+        ``dry_run``: only list them. ``full``: also files no commit ever referenced.
+        With ``enforce_retention_duration``, a retention below the table's minimum raises
+        :class:`RetentionTooShort`.
+        """
+        table = self.table(name)
+        if table is None:
+            return []
+        with self._errors(name, "vacuum", retention_hours=retention_hours):
+            return table.vacuum(
+                retention_hours=retention_hours,
+                dry_run=dry_run,
+                enforce_retention_duration=enforce_retention_duration,
+                full=full,
+                commit_properties=_commit_properties(None, metadata),
+            )
 
 
 def _holds(table: DeltaTable, batch_id: int) -> bool:

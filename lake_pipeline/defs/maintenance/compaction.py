@@ -1,8 +1,8 @@
 """Compaction and vacuum of `events`: the assets, their checks, the job and its schedule.
 
 `events_compaction` is a graph: `plan_events_compaction` lists the partition groups
-micro-batches touched since the last compaction (lake/compaction.py), then one
-`compact_partition_group` step per group rewrites that group in one commit. Each
+micro-batches touched since the last compaction (lake_pipeline/maintenance/compaction.py),
+then one `compact_partition_group` step per group rewrites that group in one commit. Each
 such step claims the `lake_writer` pool, like ingest, and only for its own commit;
 its priority is below ingest's, so when a slot frees up a waiting ingest step gets
 it first. Ingest therefore never waits longer than one compaction commit.

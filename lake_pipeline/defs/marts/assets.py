@@ -4,7 +4,7 @@ How it runs by itself: the asset carries an automation condition (eager, plus "t
 blocking checks of `events` passed"), evaluated by `marts_automation_sensor`. Under
 `dagster dev` (or the AWS daemon) the sensor requests a run of the asset soon after
 an ingest run materializes `events`; the run recomputes only the hours that changed
-(lake/marts.py). `lake marts` does the same from the command line.
+(lake_pipeline/marts/hourly.py). `lake marts` does the same from the command line.
 """
 
 import dagster as dg
