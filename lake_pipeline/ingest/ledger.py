@@ -74,13 +74,14 @@ def committed_batches(lake: Lake) -> set[int]:
 
 
 def all_plans(lake: Lake) -> list[Plan]:
-    return _plans(lake.table(PLANS_TABLE))
+    return _plans(lake, lake.table(PLANS_TABLE))
 
 
-def _plans(snapshot: DeltaTable | None) -> list[Plan]:
+def _plans(lake: Lake, snapshot: DeltaTable | None) -> list[Plan]:
+    """The plans of ``snapshot`` of the plans table (None: the table did not exist)."""
     if snapshot is None:
         return []
-    df = pl.scan_delta(snapshot).select(BATCH_ID, "source_keys").collect().sort(BATCH_ID)
+    df = lake.scan(PLANS_TABLE, snapshot=snapshot).select(BATCH_ID, "source_keys").collect().sort(BATCH_ID)
     return [Plan(int(b), tuple(k)) for b, k in df.iter_rows()]
 
 
@@ -154,7 +155,7 @@ def claim_plan(lake: Lake, keys: Iterable[str]) -> Claim:
     wanted = sorted(set(keys))
     for _ in range(MAX_COMMIT_ATTEMPTS):
         snapshot = lake.table(PLANS_TABLE)
-        plans = _plans(snapshot)
+        plans = _plans(lake, snapshot)
         # The ledger is read after the plans snapshot: a plan of the snapshot is either
         # finished by now (its keys are in the ledger) or reported unfinished.
         unfinished = _unfinished(plans, committed_batches(lake))
