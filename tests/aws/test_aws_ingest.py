@@ -14,7 +14,10 @@ from lake_pipeline.storage import aws
 from lake_pipeline.devtools.bootstrap import bootstrap
 from lake_pipeline.storage.uris import is_s3, join
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, PLANS_TABLE, QUARANTINE_TABLE
+from tests.support.aws import credentials_checked
 from tests.support.cli import run_lake, run_lake_async, summary, upload_tree
+
+pytestmark = pytest.mark.e2e  # the moto server, and `lake` in subprocesses
 
 
 def _table(uri: str, name: str) -> pl.DataFrame:
@@ -132,17 +135,13 @@ def test_unusable_s3_gives_one_clear_error_line(bootstrapped, tmp_path, monkeypa
         f"error: no AWS credentials for {raw}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
 
 
-def test_rejected_credentials_give_one_clear_error_line(aws_env, tmp_path, monkeypatch):
-    # A second moto server that checks credentials (IAM auth on from the first request).
-    strict = emulator.start(tmp_path / "strict", extra_env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", strict.endpoint)
+def test_rejected_credentials_give_one_clear_error_line(aws_env, tmp_path):
+    # The session's moto server, checking credentials for the length of the call (as AWS does).
+    with credentials_checked(aws_env.endpoint):
         r = run_lake("ingest", "--raw", "s3://some-bucket/raw", "--lake", "s3://some-bucket/lake", cwd=tmp_path)
-        assert _one_error_line(r) == (
-            "error: AWS rejected the credentials for s3://some-bucket/raw (InvalidAccessKeyId): "
-            "check AWS_ACCESS_KEY_ID/AWS_PROFILE")
-    finally:
-        emulator.stop(strict.state_dir)
+    assert _one_error_line(r) == (
+        "error: AWS rejected the credentials for s3://some-bucket/raw (InvalidAccessKeyId): "
+        "check AWS_ACCESS_KEY_ID/AWS_PROFILE")
 
 
 def test_bootstrap_refuses_to_run_against_real_aws(aws_settings, tmp_path, monkeypatch):

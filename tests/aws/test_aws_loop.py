@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import orjson
 import polars as pl
+import pytest
 from deltalake import DeltaTable
 
 from lake_pipeline.defs.resources import LakeResource
@@ -20,6 +21,8 @@ from lake_pipeline.storage.objects import open_storage
 from lake_pipeline.storage.uris import join
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE
 from tests.support.cli import run_lake
+
+pytestmark = pytest.mark.e2e  # the moto server, and `lake` in subprocesses
 
 # YYYY/MM/dd/HH/<stream>-<version>-YYYY-MM-dd-HH-mm-ss-<uuid> (moto writes no ".gz" suffix and no gzip)
 FIREHOSE_KEY = r"\d{4}/\d{2}/\d{2}/\d{2}/STREAM-1-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}"

@@ -6,9 +6,12 @@ import os
 import re
 
 import polars as pl
+import pytest
 from deltalake import DeltaTable
 
 from tests.support.cli import run_lake
+
+pytestmark = pytest.mark.e2e  # every test here runs `lake` in a subprocess
 
 
 def _summary(stdout: str) -> dict[str, int]:

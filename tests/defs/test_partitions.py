@@ -6,6 +6,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pytest
 from deltalake import DeltaTable
 
 from lake_pipeline.defs.resources import LakeResource
@@ -48,6 +49,7 @@ def test_reconcile_schedule_skips_when_nothing_was_missed_and_requests_yesterday
     assert req.tags["dagster/asset_partition_range_end"] == "2025-11-20-23:00"
 
 
+@pytest.mark.e2e  # `lake backfill` in a subprocess
 def test_cli_backfill_is_recorded_in_the_instance_and_idempotent(tmp_path):
     home = tmp_path / "home"
     env = {"DAGSTER_HOME": str(home)}
@@ -77,6 +79,7 @@ def test_cli_backfill_is_recorded_in_the_instance_and_idempotent(tmp_path):
         assert all(r.tags["dagster/asset_partition_range_end"] for r in runs)
 
 
+@pytest.mark.e2e  # `lake backfill` in a subprocess
 def test_backfill_rejects_an_inverted_range(tmp_path):
     (tmp_path / "raw").mkdir()
     r = run_lake("backfill", "--raw", "raw", "--lake", "lake", "--start", "2025-11-20T05", "--end", "2025-11-20T01",

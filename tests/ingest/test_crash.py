@@ -19,6 +19,8 @@ from lake_pipeline.ingest.ledger import unfinished_plans
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE, load_settings
 from tests.support.cli import LAKE, run_lake
 
+pytestmark = pytest.mark.e2e  # `lake ingest` processes, killed with SIGKILL
+
 SMALL_BATCHES = {"LAKE_BATCH_MAX_OBJECTS": "2"}
 
 

@@ -1,4 +1,5 @@
-"""Helpers of the emulated-AWS tests: the `lake` command in subprocesses, uploads."""
+"""The `lake` command in tests as a real process (:func:`run_lake`, :func:`run_lake_async`;
+e2e tests only); uploads, summaries."""
 
 from __future__ import annotations
 
@@ -8,17 +9,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import tiers
+
 LAKE = [sys.executable, "-m", "lake_pipeline.cli.main"]
 
 
 def run_lake(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run the `lake` command as a user would, with the test's environment."""
+    """Run the `lake` command in a process of its own, as a user would, with the test's environment."""
+    tiers.require(tiers.E2E, "runs the `lake` command in a subprocess")
     return subprocess.run(
         [*LAKE, *args], cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
     )
 
 
 def run_lake_async(*args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """:func:`run_lake` without waiting: the running process (its output is piped)."""
+    tiers.require(tiers.E2E, "runs the `lake` command in a subprocess")
     return subprocess.Popen(
         [*LAKE, *args], cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
