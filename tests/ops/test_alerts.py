@@ -39,7 +39,8 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 def webhook():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     server.received, server.status = [], 200
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for serve_forever's next poll (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     server.shutdown()
