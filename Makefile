@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include terraform/infra.mk
 
-.PHONY: help setup demo dev test bench bench-scale lint clean
+.PHONY: help setup demo dev test test-fast bench bench-scale lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -45,6 +45,9 @@ dev: ## Open the Dagster UI (http://127.0.0.1:3000) on the demo lake; the sensor
 
 test: ## Run the test suite (unit, Dagster, CLI end to end, emulated AWS, Terraform static checks)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: ## The fast tier (under 60 s): all but the e2e (subprocesses, moto server) and terraform (fmt, checkov) tests
+	$(PY) -m pytest -q -m "not e2e and not terraform" $(PYTEST_ARGS)
 
 bench: ## Throughput vs the single-SQL DuckDB floor on 1M events (empty lake and 30 days of history), peak RSS
 	$(PY) -m lake_pipeline.devtools.bench --events 1000000

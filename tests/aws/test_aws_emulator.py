@@ -6,12 +6,15 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from lake_pipeline.devtools import emulator
 from tests.support.cli import run_lake
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.e2e  # `lake emulator start` starts a moto server of its own (the subject here)
 def test_emulator_start_status_env_stop(tmp_path):
     state = tmp_path / ".aws-local"
     started = run_lake("emulator", "start", "--state-dir", str(state), cwd=tmp_path)

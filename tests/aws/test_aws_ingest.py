@@ -1,5 +1,5 @@
-"""`lake ingest` with s3:// URIs: the same tables as a local ingest, concurrent writers,
-and one clear error line when S3 is unusable."""
+"""`lake ingest` with s3:// URIs: the same tables as a local ingest, concurrent writers
+(real processes), and one clear error line when S3 is unusable (in-process, CliRunner)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,10 @@ from lake_pipeline.storage import aws
 from lake_pipeline.devtools.bootstrap import bootstrap
 from lake_pipeline.storage.uris import is_s3, join
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, PLANS_TABLE, QUARANTINE_TABLE
-from tests.support.cli import run_lake, run_lake_async, summary, upload_tree
+from tests.support.aws import credentials_checked
+from tests.support.cli import invoke, run_lake, run_lake_async, summary, upload_tree
+
+pytestmark = pytest.mark.e2e  # the moto server, and `lake` in subprocesses
 
 
 def _table(uri: str, name: str) -> pl.DataFrame:
@@ -98,7 +101,7 @@ def test_two_concurrent_ingests_on_s3_lose_nothing_and_duplicate_nothing(bootstr
 
 
 def _one_error_line(result) -> str:
-    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0]
@@ -108,18 +111,18 @@ def test_unusable_s3_gives_one_clear_error_line(bootstrapped, tmp_path, monkeypa
     s = bootstrapped
     raw, lake_uri = s.raw_uri, s.lake_uri
 
-    missing_raw = run_lake("ingest", "--raw", "s3://no-such-bucket-xyz/raw", "--lake", lake_uri, cwd=tmp_path)
+    missing_raw = invoke("ingest", "--raw", "s3://no-such-bucket-xyz/raw", "--lake", lake_uri, cwd=tmp_path)
     assert _one_error_line(missing_raw) == (
         "error: bucket of s3://no-such-bucket-xyz/raw does not exist: create it (make bootstrap) or fix the URI")
-    missing_lake = run_lake("ingest", "--raw", raw, "--lake", "s3://no-such-bucket-xyz/lake", cwd=tmp_path)
+    missing_lake = invoke("ingest", "--raw", raw, "--lake", "s3://no-such-bucket-xyz/lake", cwd=tmp_path)
     assert _one_error_line(missing_lake) == (
         "error: bucket of s3://no-such-bucket-xyz/lake does not exist: create it (make bootstrap) or fix the URI")
-    query = run_lake("query", "--lake", "s3://no-such-bucket-xyz/lake", "SELECT count(*) FROM events", cwd=tmp_path)
+    query = invoke("query", "--lake", "s3://no-such-bucket-xyz/lake", "SELECT count(*) FROM events", cwd=tmp_path)
     assert "bucket of s3://no-such-bucket-xyz/lake does not exist" in _one_error_line(query)
 
     down = f"http://127.0.0.1:{emulator.free_port()}"
-    unreachable = run_lake("ingest", "--raw", raw, "--lake", lake_uri, cwd=tmp_path,
-                       env={"AWS_ENDPOINT_URL": down, "AWS_MAX_ATTEMPTS": "1"})
+    unreachable = invoke("ingest", "--raw", raw, "--lake", lake_uri, cwd=tmp_path,
+                         env={"AWS_ENDPOINT_URL": down, "AWS_MAX_ATTEMPTS": "1"})
     line = _one_error_line(unreachable)
     assert line.startswith(f"error: cannot reach AWS for {raw}: ") and f"AWS_ENDPOINT_URL={down}" in line
     assert "make aws-local" in line
@@ -127,27 +130,23 @@ def test_unusable_s3_gives_one_clear_error_line(bootstrapped, tmp_path, monkeypa
     no_creds = {"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none")}
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
-    anonymous = run_lake("ingest", "--raw", raw, "--lake", lake_uri, cwd=tmp_path, env=no_creds)
+    anonymous = invoke("ingest", "--raw", raw, "--lake", lake_uri, cwd=tmp_path, env=no_creds)
     assert _one_error_line(anonymous) == (
         f"error: no AWS credentials for {raw}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
 
 
-def test_rejected_credentials_give_one_clear_error_line(aws_env, tmp_path, monkeypatch):
-    # A second moto server that checks credentials (IAM auth on from the first request).
-    strict = emulator.start(tmp_path / "strict", extra_env={"INITIAL_NO_AUTH_ACTION_COUNT": "0"})
-    try:
-        monkeypatch.setenv("AWS_ENDPOINT_URL", strict.endpoint)
-        r = run_lake("ingest", "--raw", "s3://some-bucket/raw", "--lake", "s3://some-bucket/lake", cwd=tmp_path)
-        assert _one_error_line(r) == (
-            "error: AWS rejected the credentials for s3://some-bucket/raw (InvalidAccessKeyId): "
-            "check AWS_ACCESS_KEY_ID/AWS_PROFILE")
-    finally:
-        emulator.stop(strict.state_dir)
+def test_rejected_credentials_give_one_clear_error_line(aws_env, tmp_path):
+    # The session's moto server, checking credentials for the length of the call (as AWS does).
+    with credentials_checked(aws_env.endpoint):
+        r = invoke("ingest", "--raw", "s3://some-bucket/raw", "--lake", "s3://some-bucket/lake", cwd=tmp_path)
+    assert _one_error_line(r) == (
+        "error: AWS rejected the credentials for s3://some-bucket/raw (InvalidAccessKeyId): "
+        "check AWS_ACCESS_KEY_ID/AWS_PROFILE")
 
 
 def test_bootstrap_refuses_to_run_against_real_aws(aws_settings, tmp_path, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL")
-    r = run_lake("bootstrap", cwd=tmp_path)
+    r = invoke("bootstrap", cwd=tmp_path)
     assert "AWS_ENDPOINT_URL is not set" in _one_error_line(r)
     with pytest.raises(Exception, match="AWS_ENDPOINT_URL is not set"):
         bootstrap(aws_settings)

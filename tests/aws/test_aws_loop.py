@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import orjson
 import polars as pl
+import pytest
 from deltalake import DeltaTable
 
 from lake_pipeline.defs.resources import LakeResource
@@ -19,7 +20,9 @@ from lake_pipeline.ingest.firehose import object_key
 from lake_pipeline.storage.objects import open_storage
 from lake_pipeline.storage.uris import join
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE
-from tests.support.cli import run_lake
+from tests.support.cli import invoke, run_lake
+
+pytestmark = pytest.mark.e2e  # the moto server, and `lake` in subprocesses
 
 # YYYY/MM/dd/HH/<stream>-<version>-YYYY-MM-dd-HH-mm-ss-<uuid> (moto writes no ".gz" suffix and no gzip)
 FIREHOSE_KEY = r"\d{4}/\d{2}/\d{2}/\d{2}/STREAM-1-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-[0-9a-f-]{36}"
@@ -149,8 +152,8 @@ def test_produce_to_kinesis_uses_put_records_with_the_uuid_as_partition_key(boot
 
 
 def test_produce_reports_a_missing_stream_in_one_line(aws_settings, tmp_path):
-    r = run_lake("produce", "--events", "10", "--quiet", cwd=tmp_path)
-    assert r.returncode == 2
+    r = invoke("produce", "--events", "10", "--quiet", cwd=tmp_path)
+    assert r.exit_code == 2
     assert r.stderr.strip().splitlines() == [
         f"error: firehose stream {aws_settings.delivery_stream_name} does not exist: "
         "create it (make bootstrap) or fix the name"

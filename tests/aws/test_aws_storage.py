@@ -1,4 +1,6 @@
-"""The storage layer on S3 (moto over HTTP), AWS client configuration, and safe concurrent Delta commits."""
+"""The storage layer on S3 (moto over HTTP), AWS client configuration, and safe concurrent Delta commits.
+
+The tests that talk to the moto server are e2e; the local variants of the commit tests are not."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ def bucket(aws_env, aws_names) -> str:
     return aws_names["raw_bucket"]
 
 
+@pytest.mark.e2e
 def test_listing_is_paginated_relative_and_stays_under_the_prefix(bucket):
     s3 = aws.s3_client()
     for key in ("raw/2025/11/20/13/a", "raw/2025/11/20/13/b", "raw/2025/11/20/14/c", "raw/2025/11/20/14/d",
@@ -37,6 +40,7 @@ def test_listing_is_paginated_relative_and_stays_under_the_prefix(bucket):
     assert [o.key for o in open_storage(f"s3://{bucket}").list("other/")] == ["other/y"]
 
 
+@pytest.mark.e2e
 def test_read_write_and_missing_objects(bucket):
     storage = open_storage(f"s3://{bucket}/raw")
     storage.write("2025/11/20/13/obj", b"payload")
@@ -47,6 +51,7 @@ def test_read_write_and_missing_objects(bucket):
     assert storage.exists() and not open_storage("s3://no-such-bucket-abc/raw").exists()
 
 
+@pytest.mark.e2e
 def test_clients_honour_the_standard_aws_environment(aws_env, monkeypatch):
     monkeypatch.setenv("AWS_REGION", "eu-west-1")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
@@ -62,6 +67,7 @@ def test_clients_honour_the_standard_aws_environment(aws_env, monkeypatch):
     assert (resource.region_name, resource.endpoint_url, resource.max_attempts) == ("eu-west-1", aws_env.endpoint, 3)
 
 
+@pytest.mark.e2e
 def test_delta_storage_options(aws_env, monkeypatch):
     assert aws.delta_storage_options("/tmp/lake") is None
     opts = aws.delta_storage_options("s3://bucket/lake")
@@ -83,10 +89,11 @@ def test_storage_errors_are_one_line():
     assert str(err) == "bucket of s3://b/lake does not exist: create it (make bootstrap) or fix the URI"
 
 
-@pytest.fixture(params=["local", "s3"])
-def any_lake(request, tmp_path, aws_env, aws_names) -> Lake:
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.e2e)])
+def any_lake(request, tmp_path, aws_names) -> Lake:
     if request.param == "local":
         return Lake.from_settings(load_settings(lake_uri=str(tmp_path / "lake")))
+    request.getfixturevalue("aws_env")  # only the S3 variant needs the moto server
     aws.s3_client().create_bucket(Bucket=aws_names["lake_bucket"])
     return Lake.from_settings(load_settings(lake_uri=f"s3://{aws_names['lake_bucket']}/lake"))
 

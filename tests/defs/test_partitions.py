@@ -6,12 +6,13 @@ import os
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pytest
 from deltalake import DeltaTable
 
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.settings import EVENTS_TABLE
 from tests.support.records import HOUR, event, write_object
-from tests.support.cli import run_lake
+from tests.support.cli import invoke, run_lake
 
 
 def test_assets_are_partitioned_by_arrival_hour_with_a_single_run_backfill_policy(defs):
@@ -48,6 +49,7 @@ def test_reconcile_schedule_skips_when_nothing_was_missed_and_requests_yesterday
     assert req.tags["dagster/asset_partition_range_end"] == "2025-11-20-23:00"
 
 
+@pytest.mark.e2e  # three `lake backfill` processes against one instance
 def test_cli_backfill_is_recorded_in_the_instance_and_idempotent(tmp_path):
     home = tmp_path / "home"
     env = {"DAGSTER_HOME": str(home)}
@@ -79,6 +81,15 @@ def test_cli_backfill_is_recorded_in_the_instance_and_idempotent(tmp_path):
 
 def test_backfill_rejects_an_inverted_range(tmp_path):
     (tmp_path / "raw").mkdir()
-    r = run_lake("backfill", "--raw", "raw", "--lake", "lake", "--start", "2025-11-20T05", "--end", "2025-11-20T01",
-             cwd=tmp_path)
-    assert r.returncode == 2 and "before --start" in r.stderr
+    r = invoke("backfill", "--raw", "raw", "--lake", "lake", "--start", "2025-11-20T05", "--end", "2025-11-20T01",
+               cwd=tmp_path)
+    assert r.exit_code == 2
+    assert r.stderr.strip() == "error: --end 2025-11-20T01 is before --start 2025-11-20T05"
+    assert not (tmp_path / "lake").exists()  # refused before any work
+
+
+def test_backfill_rejects_an_hour_it_cannot_read(tmp_path):
+    r = invoke("backfill", "--raw", str(tmp_path), "--lake", str(tmp_path / "lake"), "--start", "yesterday",
+               "--end", "2025-11-20T01", cwd=tmp_path)
+    assert r.exit_code == 2  # click's usage error
+    assert "'yesterday' is not an hour like 2025-11-20T13" in r.stderr

@@ -1,10 +1,9 @@
-"""run_failure_alert_sensor after real failed runs: a webhook on 127.0.0.1 and SNS on a moto server."""
+"""run_failure_alert_sensor after real failed runs: a webhook on 127.0.0.1 and SNS on the session's moto server."""
 
 from __future__ import annotations
 
 import http.server
 import json
-import socket
 import threading
 from datetime import datetime
 
@@ -40,7 +39,8 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 def webhook():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     server.received, server.status = [], 200
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for serve_forever's next poll (0.5 s by default).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     server.shutdown()
@@ -98,34 +98,20 @@ def test_no_destination_skips_and_a_refusing_webhook_fails_the_tick(defs, settin
     assert len(webhook.received) == 1  # one attempt; the next tick retries, not a loop here
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def moto_sns(_isolated_env, monkeypatch):
-    """A moto server on 127.0.0.1 with an SNS topic that delivers into an SQS queue we can read."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
+def moto_sns(aws_env, aws_names):
+    """An SNS topic on the session's moto server that delivers into an SQS queue we can read."""
     from lake_pipeline.storage.aws import client
 
     sns, sqs = client("sns"), client("sqs")
-    topic = sns.create_topic(Name="lakehouse-test-alerts")["TopicArn"]
-    queue = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+    topic = sns.create_topic(Name=aws_names["topic"])["TopicArn"]
+    queue = sqs.create_queue(QueueName=aws_names["queue"])["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    yield topic, queue, sqs
-    server.stop()
+    return topic, queue, sqs
 
 
+@pytest.mark.e2e  # the moto server
 def test_failed_blocking_check_is_published_to_sns(defs, settings, raw_dir, lake_dir, instance, moto_sns, monkeypatch):
     topic, queue, sqs = moto_sns
     # A forged row for the next batch makes its blocking conservation check fail, which fails the run.

@@ -63,15 +63,13 @@ def test_lake_ingest_uses_the_chunks_it_parsed_while_dagster_started(tmp_path, m
     """The CLI hands its ChunkParser to the run (the `chunk_parser` resource); the run takes
     the prefetched chunks instead of parsing them again."""
     import dagster as dg
-    from click.testing import CliRunner
 
-    from lake_pipeline.cli.main import main
+    from tests.support.cli import invoke
 
     generate(LocalStorage(str(tmp_path / "raw")), 2000, start=datetime(2025, 11, 20, 13, tzinfo=UTC), seed=5)
     monkeypatch.setattr(reader, "PARALLEL_MIN_BYTES", 0)  # prefetch even this small batch
     monkeypatch.setenv("LAKE_CHUNK_MAX_BYTES", "20000")  # several chunks
-    result = CliRunner().invoke(main, ["ingest", "--raw", str(tmp_path / "raw"), "--lake", str(tmp_path / "lake"),
-                                       "--quiet"])
+    result = invoke("ingest", "--raw", str(tmp_path / "raw"), "--lake", str(tmp_path / "lake"), "--quiet")
     assert result.exit_code == 0, result.output
     with dg.DagsterInstance.get() as instance:
         (run,) = instance.get_runs()

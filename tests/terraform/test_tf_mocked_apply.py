@@ -22,6 +22,8 @@ from _tf_hcl import ENV_NAMES, TERRAFORM, tfvars
 
 from lake_pipeline import settings
 
+pytestmark = pytest.mark.terraform
+
 MIRROR = Path(os.environ.get("TF_PROVIDER_MIRROR", "/opt/tf-plugins"))
 TERRAFORM_BIN = shutil.which(os.environ.get("TERRAFORM", "terraform"))
 ACCOUNT = "123456789012"

@@ -25,11 +25,13 @@ def tf_files() -> list[Path]:
     return sorted(p for p in TERRAFORM.rglob("*.tf") if ".terraform" not in p.parts)
 
 
+@pytest.mark.terraform
 def test_terraform_files_are_formatted():
     code, out = _infra().fmt(check=True)
     assert code == 0, f"run `make infra-fmt`:\n{out}"
 
 
+@pytest.mark.terraform
 def test_fmt_check_detects_unformatted_files(tmp_path):
     (tmp_path / "bad.tf").write_text('variable "x" {\n type = string\n    default="a"\n}\n')
     code, out = _infra().fmt(check=True, directory=tmp_path)
@@ -47,6 +49,7 @@ def checkov_report() -> dict:
     return terraform
 
 
+@pytest.mark.terraform
 def test_checkov_reports_no_failed_checks(checkov_report):
     summary = checkov_report["summary"]
     failed = [
@@ -58,6 +61,7 @@ def test_checkov_reports_no_failed_checks(checkov_report):
     assert summary["parsing_errors"] == 0
 
 
+@pytest.mark.terraform
 def test_every_checkov_skip_has_a_reason(checkov_report):
     skipped = checkov_report["results"]["skipped_checks"]
     assert skipped, "expected the documented inline skips"
@@ -66,6 +70,7 @@ def test_every_checkov_skip_has_a_reason(checkov_report):
         assert len(reason) >= MIN_REASON, f"{c['check_id']} on {c['resource']}: no real reason"
 
 
+@pytest.mark.terraform
 def test_every_skip_comment_in_tf_files_has_a_reason_and_is_used(checkov_report):
     used = {c["check_id"] for c in checkov_report["results"]["skipped_checks"]}
     comments = []

@@ -1,14 +1,15 @@
-"""Compaction, vacuum and the hourly mart on a lake in S3 (moto server over real HTTP)."""
+"""Compaction, vacuum and the hourly mart on a lake in S3 (the session's moto server over real HTTP).
+
+The logic is tested on local lakes in tests/maintenance and tests/marts; this is the same
+code on the emulated AWS path (object_store, conditional puts, vacuum deleting S3 objects).
+"""
 
 from __future__ import annotations
-
-import uuid as uuidlib
 
 import polars as pl
 import pytest
 from deltalake import DeltaTable
 
-from lake_pipeline.devtools import emulator
 from lake_pipeline.maintenance import compaction
 from lake_pipeline.marts import hourly as marts
 from lake_pipeline.storage.aws import client, delta_storage_options
@@ -16,21 +17,11 @@ from lake_pipeline.tables.lake import Lake
 from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, load_settings
 from tests.support.runs import ingest_one_object_per_batch, synthetic_landing_zone
 
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    # Its own process: deltalake holds the GIL while it waits on the network (see tests/aws/conftest.py).
-    emu = emulator.start(tmp_path_factory.mktemp("aws-local-ops"))
-    try:
-        yield emu
-    finally:
-        emulator.stop(emu.state_dir)
+pytestmark = pytest.mark.e2e  # the moto server
 
 
-def test_compaction_vacuum_and_mart_on_s3(moto, _isolated_env, monkeypatch, raw_dir):
-    for name, value in moto.aws_environment().items():
-        monkeypatch.setenv(name, value)
-    bucket = f"t-{uuidlib.uuid4().hex[:10]}-lake"
+def test_compaction_vacuum_and_mart_on_s3(aws_env, aws_names, raw_dir):
+    bucket = aws_names["lake_bucket"]
     client("s3").create_bucket(Bucket=bucket)
     settings = load_settings(raw_uri=str(raw_dir), lake_uri=f"s3://{bucket}/lake")
     lake = Lake.from_settings(settings)
