@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _tf_hcl import ENV_NAMES, MODULES, env_scope, load_module, resolve
+from tests.support.terraform import ENV_NAMES, MODULES, env_scope, load_module, resolve
 
 from lake_pipeline import settings
 

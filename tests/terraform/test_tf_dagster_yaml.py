@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import yaml
-from _tf_hcl import MODULES, REPO, TERRAFORM, load_module
+from tests.support.terraform import MODULES, REPO, TERRAFORM, load_module
 
 from lake_pipeline import settings
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _tf_hcl import ENV_NAMES, ENVS, MODULES, env_root, env_scope, load_module, tfvars
+from tests.support.terraform import ENV_NAMES, ENVS, MODULES, env_root, env_scope, load_module, tfvars
 
 ROOT_ONLY = {"region", "aws_account_id", "tags"}
 

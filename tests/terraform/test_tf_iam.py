@@ -20,7 +20,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _tf_hcl import MODULES, REPO, expand_locals, load_module, policy_statements, ref_name, role_statements
+from tests.support.terraform import MODULES, REPO, expand_locals, load_module, policy_statements, ref_name, role_statements
 
 ORCH = MODULES / "orchestration"
 INGESTION = MODULES / "ingestion"

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from _tf_hcl import ENV_NAMES, MODULES, env_scope, load_module, ref_name, resolve
+from tests.support.terraform import ENV_NAMES, MODULES, env_scope, load_module, ref_name, resolve
 
 from lake_pipeline import settings
 

@@ -18,7 +18,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _tf_hcl import ENV_NAMES, TERRAFORM, tfvars
+from tests.support.terraform import ENV_NAMES, TERRAFORM, tfvars
 
 from lake_pipeline import settings
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from _tf_hcl import MODULES, load_module, ref_name
+from tests.support.terraform import MODULES, load_module, ref_name
 
 MON = MODULES / "monitoring"
 

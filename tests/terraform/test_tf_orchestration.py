@@ -6,7 +6,7 @@ import dataclasses
 import re
 
 import pytest
-from _tf_hcl import ENV_NAMES, MODULES, all_modules, env_scope, load_module, ref_name, resolve, tfvars
+from tests.support.terraform import ENV_NAMES, MODULES, all_modules, env_scope, load_module, ref_name, resolve, tfvars
 
 from lake_pipeline import settings
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from _tf_hcl import ENV_NAMES, MODULES, all_modules, env_scope, load_module, ref_name
+from tests.support.terraform import ENV_NAMES, MODULES, all_modules, env_scope, load_module, ref_name
 
 from lake_pipeline import settings
 

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from _tf_hcl import REPO, TERRAFORM
+from tests.support.terraform import REPO, TERRAFORM
 
 SKIP_COMMENT = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 MIN_REASON = 30
