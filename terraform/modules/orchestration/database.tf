@@ -177,12 +177,25 @@ resource "aws_rds_cluster_parameter_group" "dagster" {
   family      = "aurora-postgresql${split(".", var.db_aurora_engine_version)[0]}"
   description = "Dagster storage: TLS required, slow and DDL statements logged"
 
-  dynamic "parameter" {
-    for_each = local.db_parameters
-    content {
-      name  = parameter.key
-      value = parameter.value
-    }
+  # Literal blocks, as on the RDS parameter group (checkov reads no dynamic blocks).
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "1000"
+  }
+
+  parameter {
+    name  = "log_statement"
+    value = "ddl"
+  }
+
+  parameter {
+    name  = "log_connections"
+    value = "1"
   }
 }
 
