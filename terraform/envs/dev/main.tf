@@ -38,7 +38,8 @@ module "lakehouse" {
   project                                    = var.project
   vpc_cidr                                   = var.vpc_cidr
   availability_zones                         = var.availability_zones
-  single_nat_gateway                         = var.single_nat_gateway
+  nat_gateways                               = var.nat_gateways
+  interface_endpoint_az_count                = var.interface_endpoint_az_count
   kinesis_stream_mode                        = var.kinesis_stream_mode
   kinesis_shard_count                        = var.kinesis_shard_count
   kinesis_retention_hours                    = var.kinesis_retention_hours
@@ -69,6 +70,10 @@ module "lakehouse" {
   webserver_allowed_cidrs                    = var.webserver_allowed_cidrs
   webserver_certificate_arn                  = var.webserver_certificate_arn
   alb_deletion_protection                    = var.alb_deletion_protection
+  webserver_wake_cron                        = var.webserver_wake_cron
+  webserver_sleep_cron                       = var.webserver_sleep_cron
+  schedule_timezone                          = var.schedule_timezone
+  dagster_idle_sleep_minutes                 = var.dagster_idle_sleep_minutes
   db_instance_class                          = var.db_instance_class
   db_allocated_storage_gb                    = var.db_allocated_storage_gb
   db_max_allocated_storage_gb                = var.db_max_allocated_storage_gb
@@ -76,6 +81,10 @@ module "lakehouse" {
   db_deletion_protection                     = var.db_deletion_protection
   db_skip_final_snapshot                     = var.db_skip_final_snapshot
   db_backup_retention_days                   = var.db_backup_retention_days
+  db_engine                                  = var.db_engine
+  db_min_capacity_acu                        = var.db_min_capacity_acu
+  db_max_capacity_acu                        = var.db_max_capacity_acu
+  db_seconds_until_auto_pause                = var.db_seconds_until_auto_pause
   alert_emails                               = var.alert_emails
   iterator_age_alarm_threshold_ms            = var.iterator_age_alarm_threshold_ms
   firehose_freshness_alarm_threshold_seconds = var.firehose_freshness_alarm_threshold_seconds

@@ -41,9 +41,15 @@ variable "availability_zones" {
   default     = null
 }
 
-variable "single_nat_gateway" {
-  description = "One NAT gateway for all AZs (cheaper) instead of one per AZ."
-  type        = bool
+variable "nat_gateways" {
+  description = "NAT gateways: none (interface endpoints only), one (shared by all AZs) or per_az (survives an AZ outage)."
+  type        = string
+  default     = null
+}
+
+variable "interface_endpoint_az_count" {
+  description = "AZs carrying the interface VPC endpoints (ECR, Logs, Secrets Manager, ECS, EC2, SNS, STS, Kinesis, Firehose); 0: none. Required with nat_gateways = \"none\"."
+  type        = number
   default     = null
 }
 
@@ -227,6 +233,30 @@ variable "alb_deletion_protection" {
   default     = null
 }
 
+variable "webserver_wake_cron" {
+  description = "Application Auto Scaling schedule that starts the Dagster UI, e.g. \"cron(0 8 ? * MON-FRI *)\"; empty with webserver_sleep_cron empty: the UI never sleeps."
+  type        = string
+  default     = null
+}
+
+variable "webserver_sleep_cron" {
+  description = "Schedule that stops the Dagster UI, e.g. \"cron(0 19 * * ? *)\" (every evening). `make ui-wake ENV=...` starts it in between."
+  type        = string
+  default     = null
+}
+
+variable "schedule_timezone" {
+  description = "IANA time zone of webserver_wake_cron and webserver_sleep_cron, e.g. \"Europe/Dublin\"."
+  type        = string
+  default     = null
+}
+
+variable "dagster_idle_sleep_minutes" {
+  description = "Stop the daemon and code location after this many minutes without incoming records, open UI or running runs; the first record wakes them. 0: always on."
+  type        = number
+  default     = null
+}
+
 variable "db_instance_class" {
   description = "RDS instance class of Dagster storage."
   type        = string
@@ -265,6 +295,30 @@ variable "db_skip_final_snapshot" {
 
 variable "db_backup_retention_days" {
   description = "RDS automated backup retention (days)."
+  type        = number
+  default     = null
+}
+
+variable "db_engine" {
+  description = "Dagster storage: rds-postgres (an RDS instance) or aurora-serverless-v2 (scales to 0 ACUs and pauses when idle)."
+  type        = string
+  default     = null
+}
+
+variable "db_min_capacity_acu" {
+  description = "Aurora Serverless v2 minimum ACUs; 0 lets the database pause after db_seconds_until_auto_pause without connections."
+  type        = number
+  default     = null
+}
+
+variable "db_max_capacity_acu" {
+  description = "Aurora Serverless v2 maximum ACUs."
+  type        = number
+  default     = null
+}
+
+variable "db_seconds_until_auto_pause" {
+  description = "Idle seconds (no connections) before Aurora pauses, 300-86400 (used when db_min_capacity_acu = 0)."
   type        = number
   default     = null
 }

@@ -46,6 +46,13 @@ locals {
     daemon        = "dagster-daemon"
     code_location = "dagster-code-location"
   }
+
+  # Services that scale to zero by design: their "no running task" alarm would
+  # fire every night (the UI) or every idle period (daemon, code location).
+  ecs_scaled_to_zero = concat(
+    var.webserver_sleep_cron != "" ? [local.ecs_service_names.webserver] : [],
+    var.dagster_idle_sleep_minutes > 0 ? [local.ecs_service_names.daemon, local.ecs_service_names.code_location] : [],
+  )
 }
 
 module "kms" {
@@ -60,9 +67,11 @@ module "network" {
   name               = local.name
   vpc_cidr           = var.vpc_cidr
   availability_zones = var.availability_zones
-  single_nat_gateway = var.single_nat_gateway
-  log_retention_days = var.log_retention_days
-  log_kms_key_arn    = module.kms.platform_key_arn
+  nat_gateways       = var.nat_gateways
+
+  interface_endpoint_az_count = var.interface_endpoint_az_count
+  log_retention_days          = var.log_retention_days
+  log_kms_key_arn             = module.kms.platform_key_arn
 }
 
 module "storage" {
@@ -137,7 +146,9 @@ module "monitoring" {
   ecs_cluster_name                     = local.cluster_name
   ecs_service_names                    = [local.ecs_service_names.daemon, local.ecs_service_names.code_location, local.ecs_service_names.webserver]
   ecs_alarms_enabled                   = var.image_tag != ""
+  ecs_scaled_to_zero_service_names     = local.ecs_scaled_to_zero
   db_instance_identifier               = local.db_identifier
+  db_engine                            = var.db_engine
   iterator_age_threshold_ms            = var.iterator_age_alarm_threshold_ms
   firehose_freshness_threshold_seconds = var.firehose_freshness_alarm_threshold_seconds
 }
@@ -196,4 +207,13 @@ module "orchestration" {
   db_deletion_protection      = var.db_deletion_protection
   db_skip_final_snapshot      = var.db_skip_final_snapshot
   db_backup_retention_days    = var.db_backup_retention_days
+  db_engine                   = var.db_engine
+  db_min_capacity_acu         = var.db_min_capacity_acu
+  db_max_capacity_acu         = var.db_max_capacity_acu
+  db_seconds_until_auto_pause = var.db_seconds_until_auto_pause
+
+  webserver_wake_cron        = var.webserver_wake_cron
+  webserver_sleep_cron       = var.webserver_sleep_cron
+  schedule_timezone          = var.schedule_timezone
+  dagster_idle_sleep_minutes = var.dagster_idle_sleep_minutes
 }

@@ -42,10 +42,17 @@ variable "availability_zones" {
   nullable    = false
 }
 
-variable "single_nat_gateway" {
-  description = "One NAT gateway for all AZs (cheaper) instead of one per AZ."
-  type        = bool
-  default     = false
+variable "nat_gateways" {
+  description = "NAT gateways: none (interface endpoints only), one (shared by all AZs) or per_az (survives an AZ outage)."
+  type        = string
+  default     = "per_az"
+  nullable    = false
+}
+
+variable "interface_endpoint_az_count" {
+  description = "AZs carrying the interface VPC endpoints (ECR, Logs, Secrets Manager, ECS, EC2, SNS, STS, Kinesis, Firehose); 0: none. Required with nat_gateways = \"none\"."
+  type        = number
+  default     = 0
   nullable    = false
 }
 
@@ -281,6 +288,34 @@ variable "alb_deletion_protection" {
   nullable    = false
 }
 
+variable "webserver_wake_cron" {
+  description = "Application Auto Scaling schedule that starts the Dagster UI, e.g. \"cron(0 8 ? * MON-FRI *)\"; empty with webserver_sleep_cron empty: the UI never sleeps."
+  type        = string
+  default     = ""
+  nullable    = false
+}
+
+variable "webserver_sleep_cron" {
+  description = "Schedule that stops the Dagster UI, e.g. \"cron(0 19 * * ? *)\" (every evening). `make ui-wake ENV=...` starts it in between."
+  type        = string
+  default     = ""
+  nullable    = false
+}
+
+variable "schedule_timezone" {
+  description = "IANA time zone of webserver_wake_cron and webserver_sleep_cron, e.g. \"Europe/Dublin\"."
+  type        = string
+  default     = "UTC"
+  nullable    = false
+}
+
+variable "dagster_idle_sleep_minutes" {
+  description = "Stop the daemon and code location after this many minutes without incoming records, open UI or running runs; the first record wakes them. 0: always on."
+  type        = number
+  default     = 0
+  nullable    = false
+}
+
 variable "db_instance_class" {
   description = "RDS instance class of Dagster storage."
   type        = string
@@ -327,6 +362,34 @@ variable "db_backup_retention_days" {
   description = "RDS automated backup retention (days)."
   type        = number
   default     = 14
+  nullable    = false
+}
+
+variable "db_engine" {
+  description = "Dagster storage: rds-postgres (an RDS instance) or aurora-serverless-v2 (scales to 0 ACUs and pauses when idle)."
+  type        = string
+  default     = "rds-postgres"
+  nullable    = false
+}
+
+variable "db_min_capacity_acu" {
+  description = "Aurora Serverless v2 minimum ACUs; 0 lets the database pause after db_seconds_until_auto_pause without connections."
+  type        = number
+  default     = 0
+  nullable    = false
+}
+
+variable "db_max_capacity_acu" {
+  description = "Aurora Serverless v2 maximum ACUs."
+  type        = number
+  default     = 4
+  nullable    = false
+}
+
+variable "db_seconds_until_auto_pause" {
+  description = "Idle seconds (no connections) before Aurora pauses, 300-86400 (used when db_min_capacity_acu = 0)."
+  type        = number
+  default     = 900
   nullable    = false
 }
 

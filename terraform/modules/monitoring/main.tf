@@ -2,7 +2,7 @@
 #   - Kinesis: consumer (Firehose) falling behind, producers throttled
 #   - Firehose: data not reaching S3 (freshness) or deliveries failing
 #   - ECS: the Dagster daemon / code location not running (Container Insights)
-#   - RDS: Dagster storage running out of space
+#   - Dagster storage: RDS running out of space, or Aurora pinned at its maximum ACUs
 # Dagster run failures reach the same topic from the pipeline itself
 # (LAKE_ALERT_DESTINATION = sns:<topic arn>).
 
@@ -157,8 +157,12 @@ resource "aws_cloudwatch_metric_alarm" "firehose_delivery_failures" {
 
 # --- ECS (Container Insights) -----------------------------------------------------
 
+# Services that scale to zero by design (the UI off-hours, the daemon and code
+# location when idle sleep is on) are left out: they would alarm every night. For
+# those, orchestration's "<name>-dagster-asleep-while-records-arrive" alarm pages
+# when records arrive and no daemon runs.
 resource "aws_cloudwatch_metric_alarm" "ecs_service_not_running" {
-  for_each = toset(var.ecs_service_names)
+  for_each = setsubtract(toset(var.ecs_service_names), var.ecs_scaled_to_zero_service_names)
 
   alarm_name          = "${var.name}-ecs-${each.key}-not-running"
   alarm_description   = "ECS service ${each.key} on ${var.ecs_cluster_name} has no running task: sensors, schedules and run launches stop while the daemon or code location is down."
@@ -184,6 +188,8 @@ resource "aws_cloudwatch_metric_alarm" "ecs_service_not_running" {
 # --- RDS (Dagster storage) ----------------------------------------------------------
 
 resource "aws_cloudwatch_metric_alarm" "rds_free_storage" {
+  count = var.db_engine == "rds-postgres" ? 1 : 0
+
   alarm_name          = "${var.name}-dagster-db-free-storage"
   alarm_description   = "Dagster's Postgres (${var.db_instance_identifier}) has less than ${var.db_free_storage_threshold_bytes} bytes free; storage autoscaling may be at its maximum."
   namespace           = "AWS/RDS"
@@ -201,5 +207,30 @@ resource "aws_cloudwatch_metric_alarm" "rds_free_storage" {
 
   dimensions = {
     DBInstanceIdentifier = var.db_instance_identifier
+  }
+}
+
+# Aurora storage grows on its own (no free-storage limit to watch); what can run
+# out is compute: the cluster pinned at its maximum ACUs.
+resource "aws_cloudwatch_metric_alarm" "aurora_capacity_at_max" {
+  count = var.db_engine == "aurora-serverless-v2" ? 1 : 0
+
+  alarm_name          = "${var.name}-dagster-db-capacity-at-max"
+  alarm_description   = "Dagster's Aurora Serverless cluster (${var.db_instance_identifier}) has used over 90% of its maximum ACUs for 15 minutes: raise db_max_capacity_acu."
+  namespace           = "AWS/RDS"
+  metric_name         = "ACUUtilization"
+  statistic           = "Average"
+  period              = 300
+  evaluation_periods  = 3
+  datapoints_to_alarm = 3
+  threshold           = 90
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  actions_enabled     = true
+  alarm_actions       = local.actions
+  ok_actions          = local.actions
+
+  dimensions = {
+    DBClusterIdentifier = var.db_instance_identifier
   }
 }

@@ -62,3 +62,14 @@ variable "db_free_storage_threshold_bytes" {
   type        = number
   default     = 2147483648
 }
+
+variable "ecs_scaled_to_zero_service_names" {
+  description = "ECS services that scale to zero by design (schedules, idle sleep): no \"not running\" alarm for them."
+  type        = list(string)
+  default     = []
+}
+
+variable "db_engine" {
+  description = "rds-postgres (free-storage alarm) or aurora-serverless-v2 (capacity alarm)."
+  type        = string
+}

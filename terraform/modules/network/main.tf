@@ -1,7 +1,12 @@
-# VPC for one environment: private subnets for every workload (ECS tasks, RDS,
-# the internal ALB), public subnets only for NAT gateways, an S3 gateway endpoint
-# so lake/raw traffic bypasses the NAT (no per-GB NAT charge), VPC flow logs, and
-# a default security group with no rules.
+# VPC for one environment: private subnets for every workload (ECS tasks, the
+# database, the internal ALB), public subnets only for NAT gateways, an S3 gateway
+# endpoint so lake/raw traffic (and ECR image layers) bypasses the NAT, interface
+# endpoints for the other AWS APIs the tasks call (so an environment can run with
+# no NAT gateway at all), VPC flow logs, and a default security group with no rules.
+#
+# nat_gateways = "none" | "one" | "per_az"; interface_endpoint_az_count = how many
+# AZs carry the interface endpoints (0: none). The trade-off, with prices, is in
+# docs/deployment.md ("Network: NAT gateways or interface endpoints").
 
 # The AZs are pinned by name in tfvars, so the set never grows on its own when
 # AWS adds a zone; the data source only proves they exist and are available.
@@ -27,7 +32,23 @@ locals {
   # /16 -> /20 subnets: private ones first, public ones after them.
   private_cidrs = [for i in range(local.az_count) : cidrsubnet(var.vpc_cidr, 4, i)]
   public_cidrs  = [for i in range(local.az_count) : cidrsubnet(var.vpc_cidr, 4, i + 8)]
-  nat_count     = var.single_nat_gateway ? 1 : local.az_count
+  nat_count     = { none = 0, one = 1, per_az = local.az_count }[var.nat_gateways]
+
+  # Every AWS API an ECS task calls, besides S3 (gateway endpoint above):
+  #   ecr.api, ecr.dkr   image pull (manifests; layers come from S3)
+  #   logs               the awslogs driver; the run launcher reads a failed run's logs
+  #   secretsmanager     the DB password, injected by the execution role
+  #   ecs, ec2           EcsRunLauncher: RunTask/DescribeTasks, and the daemon's own ENI
+  #                      (use_current_ecs_task_config reads its subnets and security groups)
+  #   sns                pipeline alerts (lake_pipeline/ops/alerts.py)
+  #   sts                regional STS for SDK credential and identity calls
+  #   kinesis-streams, firehose   producers and tools inside the VPC (lake produce)
+  # tests/terraform/test_tf_cost.py checks this list against the code's boto3 clients.
+  interface_endpoint_services = [
+    "ecr.api", "ecr.dkr", "logs", "secretsmanager", "ecs", "ec2", "sns", "sts", "kinesis-streams", "firehose",
+  ]
+  interface_endpoints = var.interface_endpoint_az_count > 0 ? toset(local.interface_endpoint_services) : toset([])
+  endpoint_subnet_ids = slice(aws_subnet.private[*].id, 0, var.interface_endpoint_az_count)
 }
 
 resource "aws_vpc" "this" {
@@ -138,11 +159,11 @@ resource "aws_route_table" "private" {
 }
 
 resource "aws_route" "private_nat" {
-  count = local.az_count
+  count = local.nat_count > 0 ? local.az_count : 0
 
   route_table_id         = aws_route_table.private[count.index].id
   destination_cidr_block = "0.0.0.0/0"
-  nat_gateway_id         = aws_nat_gateway.this[var.single_nat_gateway ? 0 : count.index].id
+  nat_gateway_id         = aws_nat_gateway.this[var.nat_gateways == "per_az" ? count.index : 0].id
 }
 
 resource "aws_route_table_association" "private" {
@@ -162,6 +183,46 @@ resource "aws_vpc_endpoint" "s3" {
 
   tags = {
     Name = "${var.name}-s3"
+  }
+}
+
+# --- Interface endpoints ---------------------------------------------------------
+# Private DNS makes the regional API names (ecr.<region>.amazonaws.com, ...) resolve
+# to the endpoints' addresses in the VPC, so the SDKs need no configuration. Each
+# endpoint bills per AZ-hour, so they live in interface_endpoint_az_count AZs only;
+# tasks in the other AZs reach them across AZs.
+
+resource "aws_security_group" "endpoints" {
+  count = length(local.interface_endpoints) > 0 ? 1 : 0
+
+  name        = "${var.name}-vpc-endpoints"
+  description = "Interface VPC endpoints: HTTPS from inside the VPC"
+  vpc_id      = aws_vpc.this.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints_from_vpc" {
+  count = length(local.interface_endpoints) > 0 ? 1 : 0
+
+  security_group_id = aws_security_group.endpoints[0].id
+  description       = "HTTPS to the AWS API endpoints from the VPC"
+  cidr_ipv4         = aws_vpc.this.cidr_block
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+resource "aws_vpc_endpoint" "interface" {
+  for_each = local.interface_endpoints
+
+  vpc_id              = aws_vpc.this.id
+  service_name        = "com.amazonaws.${data.aws_region.current.name}.${each.key}"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = local.endpoint_subnet_ids
+  security_group_ids  = [aws_security_group.endpoints[0].id]
+
+  tags = {
+    Name = "${var.name}-${each.key}"
   }
 }
 

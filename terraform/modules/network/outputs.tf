@@ -17,3 +17,8 @@ output "s3_prefix_list_id" {
   description = "Prefix list of the S3 gateway endpoint, for security-group egress rules."
   value       = aws_vpc_endpoint.s3.prefix_list_id
 }
+
+output "interface_endpoint_services" {
+  description = "AWS services with an interface endpoint in this VPC."
+  value       = sort(keys(aws_vpc_endpoint.interface))
+}

@@ -18,9 +18,29 @@ variable "availability_zones" {
   }
 }
 
-variable "single_nat_gateway" {
-  description = "One NAT gateway for all AZs (cheaper) instead of one per AZ (survives an AZ outage)."
-  type        = bool
+variable "nat_gateways" {
+  description = "none (the interface endpoints carry all AWS API traffic), one (shared by all AZs) or per_az (survives an AZ outage)."
+  type        = string
+
+  validation {
+    condition     = contains(["none", "one", "per_az"], var.nat_gateways)
+    error_message = "nat_gateways must be none, one or per_az."
+  }
+}
+
+variable "interface_endpoint_az_count" {
+  description = "AZs that carry the interface VPC endpoints (0: no interface endpoints; tasks then need a NAT gateway)."
+  type        = number
+
+  validation {
+    condition     = var.interface_endpoint_az_count >= 0 && var.interface_endpoint_az_count <= length(var.availability_zones)
+    error_message = "interface_endpoint_az_count must be between 0 and the number of availability zones."
+  }
+
+  validation {
+    condition     = var.nat_gateways != "none" || var.interface_endpoint_az_count > 0
+    error_message = "With nat_gateways = \"none\", the tasks reach ECR, Logs, ECS and the other APIs only through interface endpoints: set interface_endpoint_az_count >= 1."
+  }
 }
 
 variable "log_retention_days" {

@@ -7,7 +7,8 @@
 #                            v
 #                          run task (one Fargate task per run, exits when the run ends)
 #
-#   webserver, daemon, code location and runs all use RDS Postgres for Dagster's
+#   webserver, daemon, code location and runs all use Postgres (RDS, or Aurora
+#   Serverless v2 that pauses when idle: database.tf) for Dagster's
 #   run/event/schedule storage. The password lives in Secrets Manager and is
 #   injected by ECS (execution role); task roles never read the secret.
 #
@@ -44,6 +45,14 @@ locals {
 
   compute_logs_prefix = trimsuffix(var.compute_logs_prefix, "/")
 
+  # Runs on Spot. ECS never moves a task from one capacity provider to another when
+  # Spot has no capacity (aws/containers-roadmap#852); FARGATE is listed with weight
+  # 0 so that shifting runs to on-demand is a one-number change in the YAML.
+  run_capacity_provider_strategy = [
+    { capacityProvider = "FARGATE_SPOT", weight = 1, base = 0 },
+    { capacityProvider = "FARGATE", weight = 0, base = 0 },
+  ]
+
   # Runtime configuration of the pipeline: lake_pipeline.settings.Settings field
   # <x> is read from LAKE_<X>. Tests check every key is a Settings field.
   lake_environment_base = {
@@ -60,8 +69,8 @@ locals {
   # Read by dagster_home/dagster.aws.yaml and the image's workspace.yaml.
   dagster_environment = {
     DAGSTER_HOME                = local.dagster_home
-    DAGSTER_PG_HOST             = aws_db_instance.dagster.address
-    DAGSTER_PG_PORT             = tostring(aws_db_instance.dagster.port)
+    DAGSTER_PG_HOST             = local.db_address
+    DAGSTER_PG_PORT             = tostring(local.db_port)
     DAGSTER_PG_DB               = var.db_name
     DAGSTER_PG_USERNAME         = var.db_username
     DAGSTER_RUN_TASK_DEFINITION = local.run_task_family
@@ -157,9 +166,13 @@ resource "aws_ecs_cluster" "this" {
   }
 }
 
+# FARGATE_SPOT is for run tasks only: the EcsRunLauncher passes the strategy in
+# dagster_home/dagster.aws.yaml (run_launcher.config.run_task_kwargs), which
+# tests/terraform/test_tf_cost.py holds to local.run_capacity_provider_strategy.
+# The long-running services keep launch_type = "FARGATE" (services.tf).
 resource "aws_ecs_cluster_capacity_providers" "this" {
   cluster_name       = aws_ecs_cluster.this.name
-  capacity_providers = ["FARGATE"]
+  capacity_providers = ["FARGATE", "FARGATE_SPOT"]
 
   default_capacity_provider_strategy {
     capacity_provider = "FARGATE"

@@ -29,7 +29,12 @@ output "webserver_url" {
 
 output "db_endpoint" {
   description = "Dagster Postgres endpoint."
-  value       = aws_db_instance.dagster.address
+  value       = local.db_address
+}
+
+output "db_engine" {
+  description = "Dagster storage engine (rds-postgres or aurora-serverless-v2)."
+  value       = var.db_engine
 }
 
 output "db_password_secret_arn" {

@@ -298,3 +298,79 @@ variable "secret_recovery_window_days" {
   type        = number
   default     = 7
 }
+
+variable "db_engine" {
+  description = "rds-postgres (aws_db_instance) or aurora-serverless-v2 (aws_rds_cluster with db.serverless instances)."
+  type        = string
+
+  validation {
+    condition     = contains(["rds-postgres", "aurora-serverless-v2"], var.db_engine)
+    error_message = "db_engine must be rds-postgres or aurora-serverless-v2."
+  }
+}
+
+variable "db_aurora_engine_version" {
+  description = "Aurora PostgreSQL version (0 ACUs and auto-pause need 16.3, 15.7, 14.12 or 13.15 and later)."
+  type        = string
+  default     = "16.6"
+}
+
+variable "db_min_capacity_acu" {
+  description = "Aurora Serverless v2 minimum ACUs (0: pause after db_seconds_until_auto_pause without connections)."
+  type        = number
+
+  validation {
+    condition     = var.db_min_capacity_acu >= 0 && var.db_min_capacity_acu <= 256
+    error_message = "db_min_capacity_acu must be between 0 and 256."
+  }
+}
+
+variable "db_max_capacity_acu" {
+  description = "Aurora Serverless v2 maximum ACUs."
+  type        = number
+
+  validation {
+    condition     = var.db_max_capacity_acu >= 1 && var.db_max_capacity_acu <= 256 && var.db_max_capacity_acu >= var.db_min_capacity_acu
+    error_message = "db_max_capacity_acu must be between 1 and 256 and at least db_min_capacity_acu."
+  }
+}
+
+variable "db_seconds_until_auto_pause" {
+  description = "Seconds without connections before Aurora pauses (300-86400)."
+  type        = number
+
+  validation {
+    condition     = var.db_seconds_until_auto_pause >= 300 && var.db_seconds_until_auto_pause <= 86400
+    error_message = "db_seconds_until_auto_pause must be between 300 and 86400."
+  }
+}
+
+variable "webserver_wake_cron" {
+  description = "Application Auto Scaling schedule that starts the webserver (\"\": none)."
+  type        = string
+}
+
+variable "webserver_sleep_cron" {
+  description = "Application Auto Scaling schedule that stops the webserver (\"\": the UI never sleeps)."
+  type        = string
+
+  validation {
+    condition     = (var.webserver_sleep_cron == "") == (var.webserver_wake_cron == "")
+    error_message = "Set both webserver_wake_cron and webserver_sleep_cron, or neither."
+  }
+}
+
+variable "schedule_timezone" {
+  description = "IANA time zone of the webserver schedules."
+  type        = string
+}
+
+variable "dagster_idle_sleep_minutes" {
+  description = "Minutes without incoming records, UI or runs before the daemon and code location stop (0: never)."
+  type        = number
+
+  validation {
+    condition     = var.dagster_idle_sleep_minutes == 0 || (var.dagster_idle_sleep_minutes >= 15 && var.dagster_idle_sleep_minutes <= 1440)
+    error_message = "dagster_idle_sleep_minutes must be 0 (never) or 15-1440 (a CloudWatch alarm evaluates at most one day)."
+  }
+}
