@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from _tf_hcl import ENV_NAMES, ENVS, MODULES, REPO, TERRAFORM, env_root, env_scope, load_module, ref_name, tfvars
+from tests.support.terraform import ENV_NAMES, ENVS, MODULES, REPO, TERRAFORM, env_root, env_scope, load_module, ref_name, tfvars
 
 import test_tf_mocked_apply as mocked
 
@@ -277,19 +277,12 @@ def test_nat_gateways_none_one_or_per_az_and_none_needs_endpoints():
 
 # --- 7. Everything applies (mocked provider) ------------------------------------------
 
-AUTOSCALING_POLICY_ARN = (
-    "arn:aws:autoscaling:{region}:{account}:scalingPolicy:00000000-0000-0000-0000-000000000000:"
-    "resource/ecs/service/mock/mock:policyName/mock"
-)
-
-
 @pytest.mark.skipif(mocked.TERRAFORM_BIN is None, reason="no terraform binary on PATH")
 @pytest.mark.skipif(not (mocked.MIRROR / "registry.terraform.io" / "hashicorp" / "aws").is_dir(),
                     reason=f"no AWS provider mirror at {mocked.MIRROR}")
+@pytest.mark.terraform
 @pytest.mark.parametrize("env", ENV_NAMES)
-def test_env_applies_against_mocked_aws_with_scaling_policies(env, tmp_path, monkeypatch):
-    # The mocked alarms need ARNs of scaling policies (alarm_actions are validated ARNs).
-    monkeypatch.setitem(mocked.MOCK_ARNS, "aws_appautoscaling_policy", AUTOSCALING_POLICY_ARN)
+def test_env_applies_against_mocked_aws_with_scaling_policies(env, tmp_path):
     work = tmp_path / "terraform"
     shutil.copytree(TERRAFORM, work, ignore=shutil.ignore_patterns(".terraform", ".cache", "*.tfplan", "*.tfstate*"))
     root = work / "envs" / env

@@ -87,6 +87,7 @@ def test_required_stack_inputs_resolve(env):
 def test_prod_is_stricter_than_dev():
     dev, prod = env_scope("dev"), env_scope("prod")
     assert prod.var("db_deletion_protection") and prod.var("db_multi_az") and prod.var("alb_deletion_protection")
-    assert not prod.var("single_nat_gateway")
+    # prod keeps a NAT gateway (one) unless every AZ has the interface endpoints; dev has none.
+    assert prod.var("nat_gateways") != "none" or prod.var("interface_endpoint_az_count") == len(prod.var("availability_zones"))
     assert prod.var("log_retention_days") >= 365
     assert prod.var("kinesis_retention_hours") >= dev.var("kinesis_retention_hours")

@@ -42,6 +42,10 @@ MOCK_ARNS = {
     "aws_ecs_cluster": "arn:aws:ecs:{region}:{account}:cluster/mock",
     "aws_ecs_task_definition": "arn:aws:ecs:{region}:{account}:task-definition/mock:1",
     "aws_lb": "arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/app/mock/0",
+    "aws_appautoscaling_policy": (
+        "arn:aws:autoscaling:{region}:{account}:scalingPolicy:00000000-0000-0000-0000-000000000000:"
+        "resource/ecs/service/mock/mock:policyName/mock"
+    ),
     "aws_lb_target_group": "arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/mock/0",
     "aws_ecr_repository": "arn:aws:ecr:{region}:{account}:repository/mock",
     "aws_service_discovery_service": "arn:aws:servicediscovery:{region}:{account}:service/srv-mock",
