@@ -39,9 +39,9 @@ demo: ## Generate an hour of events (+ a redelivery batch), ingest both, build t
 	$(LAKE) query --lake $(DATA)/demo/lake "SELECT reason, count(*) AS records FROM quarantine GROUP BY 1 ORDER BY 2 DESC"
 	$(LAKE) query --lake $(DATA)/demo/lake "SELECT event_hour, sum(events)::BIGINT AS events, max(unique_users) AS max_users_per_name FROM hourly_event_counts WHERE event_hour >= TIMESTAMP '2025-11-20 13:00:00' GROUP BY 1 ORDER BY 1"
 
-dev: ## Open the Dagster UI (http://127.0.0.1:3000) on the demo lake; the sensor picks up new files
+dev: ## Open the Dagster UI (http://127.0.0.1:3000) on the demo lake; the sensor picks up new files; Ctrl-C stops it
 	LAKE_RAW_URI=$${LAKE_RAW_URI:-$(DATA)/demo/raw} LAKE_URI=$${LAKE_URI:-$(DATA)/demo/lake} \
-	  .venv/bin/dagster dev -m lake_pipeline.definitions -h 127.0.0.1 -p $${PORT:-3000}
+	  exec $(PY) -m lake_pipeline.devtools.dev -h 127.0.0.1 -p $${PORT:-3000}
 
 test: ## Run the test suite (unit, Dagster, CLI end to end, emulated AWS, Terraform static checks)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
