@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include terraform/infra.mk
 
-.PHONY: help setup demo dev test test-fast bench bench-scale lint clean
+.PHONY: help setup demo dev freshness test test-fast bench bench-scale lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ demo: ## Generate an hour of events (+ a redelivery batch), ingest both, build t
 dev: ## Open the Dagster UI (http://127.0.0.1:3000) on the demo lake; the sensor picks up new files; Ctrl-C stops it
 	LAKE_RAW_URI=$${LAKE_RAW_URI:-$(DATA)/demo/raw} LAKE_URI=$${LAKE_URI:-$(DATA)/demo/lake} \
 	  exec $(PY) -m lake_pipeline.devtools.dev -h 127.0.0.1 -p $${PORT:-3000}
+
+freshness: ## Landing -> queryable in a running `make dev` (same DATA and PORT): drops small objects one at a time, prints p50/p95/max
+	$(PY) -m lake_pipeline.devtools.freshness --raw $${LAKE_RAW_URI:-$(DATA)/demo/raw} --lake $${LAKE_URI:-$(DATA)/demo/lake} \
+	  --url http://127.0.0.1:$${PORT:-3000} $(FRESHNESS_ARGS)
 
 test: ## Run the test suite (unit, Dagster, CLI end to end, emulated AWS, Terraform static checks)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

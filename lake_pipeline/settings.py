@@ -86,11 +86,15 @@ class Settings:
     # Enrichment: when false, the no-transform mode keeps only the contract columns
     # computed from the record itself and skips derived columns beyond partitioning.
     enrich: bool = True
-    # Landing sensor: hour prefixes looked at on every tick, and how often
-    # (in ticks) a full catch-up listing of the landing zone is done.
+    # Landing sensor: hour prefixes listed on every tick (the current hour and this many
+    # before it), how often (in ticks) a full catch-up listing of the landing zone is done
+    # instead, and the least number of seconds between two ticks. Dagster's sensor daemon
+    # looks at its sensors every 5 s, and a tick waits for the next look once this interval
+    # has passed: 4 (any value up to ~4) means a tick on every look, ~5 s apart; 5 would
+    # mean ~10 s. 120 ticks of ~5 s: a catch-up listing every ~10 minutes.
     sensor_lookback_hours: int = 3
-    sensor_catchup_every_ticks: int = 20
-    sensor_interval_seconds: int = 30
+    sensor_catchup_every_ticks: int = 120
+    sensor_interval_seconds: int = 4
     # Firehose/Kinesis names used by `lake produce` and `make bootstrap`.
     stream_name: str = f"{PROJECT}-local-events"
     delivery_stream_name: str = f"{PROJECT}-local-events-to-raw"

@@ -18,6 +18,15 @@ concurrency:
     default_limit: 1
   runs:
     max_concurrent_runs: 4
+
+# The daemon looks at the run queue every second instead of every 5 s (Dagster's default):
+# a run the landing sensor requested starts ~2 s sooner. Each look is one small query of
+# the local run storage.
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
 """
 
 
