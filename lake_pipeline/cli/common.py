@@ -31,13 +31,11 @@ def command_settings(raw: str | None = None, lake: str | None = None) -> Setting
 
 def instance():
     """The Dagster instance in DAGSTER_HOME (created on first use); dead CLI runs of this host are marked failed."""
-    from dagster import DagsterInstance
+    from lake_pipeline.ops.instance import open_local_instance, reap_dead_runs
 
-    from lake_pipeline.ops.instance import ensure_dagster_home, reap_dead_runs
-
-    home = ensure_dagster_home(dagster_home())
+    home = dagster_home()
     os.environ["DAGSTER_HOME"] = str(home)
-    inst = DagsterInstance.get()
+    inst = open_local_instance(home)  # safe when several `lake` processes create a new home at once
     for run_id in reap_dead_runs(inst):
         click.echo(f"marked run {run_id} failed: its process died before finishing (slot freed)", err=True)
     return inst

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Written to a new DAGSTER_HOME; dagster_home/dagster.yaml in the repo is the same text (a test checks).
@@ -30,13 +33,51 @@ run_coordinator:
 """
 
 
+# In DAGSTER_HOME: held while a process creates or opens the instance's storage.
+LOCK_FILE = ".instance.lock"
+
+
 def ensure_dagster_home(home: Path) -> Path:
-    """Create ``home`` with the local dagster.yaml when it doesn't exist yet."""
+    """Create ``home`` with the local dagster.yaml when it doesn't exist yet (written whole:
+    another process never reads half of it)."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(LOCAL_DAGSTER_YAML)
+        tmp = home / f".dagster.yaml.{os.getpid()}.tmp"
+        tmp.write_text(LOCAL_DAGSTER_YAML)
+        tmp.replace(config)
     return home
+
+
+@contextmanager
+def instance_lock(home: Path) -> Iterator[None]:
+    """One process at a time (an exclusive ``flock`` on ``home/.instance.lock``)."""
+    import fcntl
+
+    with open(home / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def open_local_instance(home: Path):
+    """The Dagster instance in ``home`` (DAGSTER_HOME), created on first use; any number of
+    processes may start at once.
+
+    Dagster creates a new home's SQLite storage (runs, event log index, schedules) by creating
+    the tables and then stamping ``alembic_version``; two processes doing that at once race,
+    and the loser dies with ``table alembic_version already exists``. So the home is set up and
+    the instance opened under :func:`instance_lock`: the first process creates the storage, the
+    others wait for it (a fraction of a second) and open what it made.
+    """
+    from dagster import DagsterInstance
+
+    home.mkdir(parents=True, exist_ok=True)
+    with instance_lock(home):
+        ensure_dagster_home(home)
+        return DagsterInstance.from_config(str(home))
 
 
 def reap_dead_runs(instance) -> list[str]:

@@ -1,0 +1,94 @@
+"""Several `lake ingest` / `lake backfill` processes started at once, on a new and on an existing
+Dagster home: every one exits 0, and the lake is exactly what one clean ingest makes."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+from deltalake import DeltaTable
+
+from lake_pipeline.engines.run import ingest_keys
+from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE, load_settings
+from tests.support.cli import run_lake_async
+from tests.support.runs import synthetic_landing_zone
+
+pytestmark = pytest.mark.e2e
+
+# 6 objects in batches of 2: the processes compete for 3 plans; duplicates span objects.
+SMALL_BATCHES = {"LAKE_BATCH_MAX_OBJECTS": "2"}
+
+
+def _table(path, *columns) -> pl.DataFrame:
+    return pl.from_arrow(DeltaTable(str(path)).to_pyarrow_table(columns=list(columns) or None))
+
+
+def _clean_lake(tmp_path, raw) -> dict[str, pl.DataFrame]:
+    """What one ingest, alone, makes of ``raw``."""
+    settings = load_settings(raw_uri=str(raw), lake_uri=str(tmp_path / "clean"), batch_max_objects=2)
+    ingest_keys(settings, [p.relative_to(raw).as_posix() for p in sorted(raw.rglob("*.gz"))])
+    return _contents(tmp_path / "clean")
+
+
+def _contents(lake) -> dict[str, pl.DataFrame]:
+    return {
+        "events": _table(lake / EVENTS_TABLE, "event_uuid", "created_at", "_source_key").sort("event_uuid"),
+        "quarantine": _table(lake / QUARANTINE_TABLE, "source_key", "_ordinal", "reason").sort("source_key", "_ordinal"),
+        "ledger": _table(lake / LEDGER_TABLE, "source_key", "records", "inserted", "duplicates", "quarantined")
+        .sort("source_key"),
+    }
+
+
+def _start(tmp_path, env, commands):
+    procs = [run_lake_async(*args, cwd=tmp_path, env=env) for args in commands]
+    return [(p, *p.communicate(timeout=300)) for p in procs]
+
+
+def _assert_all_succeeded(results):
+    for proc, out, err in results:
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err and "OperationalError" not in err, err
+        last = out.strip().splitlines()[-1]
+        assert last.startswith(("objects=", "nothing to ingest")), out
+        if last.startswith("nothing to ingest: another ingest claimed"):
+            # It ingested nothing: no progress bar left saying it did.
+            assert "100%" not in err and "/6 [" not in err.replace("0/6 [", ""), err
+
+
+def test_three_ingests_at_once_on_a_new_dagster_home_all_exit_0_and_the_lake_is_exact(tmp_path):
+    raw = tmp_path / "raw"
+    keys = synthetic_landing_zone(raw, 1800, seed=33, object_seconds=600)
+    assert len(keys) == 6
+    home = tmp_path / "new_home"  # does not exist: the three create it together
+    env = {**SMALL_BATCHES, "DAGSTER_HOME": str(home)}
+    ingest = ("ingest", "--raw", "raw", "--lake", "lake")
+    _assert_all_succeeded(_start(tmp_path, env, [ingest] * 3))
+    clean = _clean_lake(tmp_path, raw)
+    got = _contents(tmp_path / "lake")
+    assert got["events"]["event_uuid"].n_unique() == got["events"].height == 1800  # every event exactly once
+    for name in clean:
+        assert got[name].equals(clean[name]), name
+    assert sorted(got["ledger"]["source_key"]) == keys
+
+    # The same race on the home that now exists, with new objects: as exact.
+    more = synthetic_landing_zone(raw, 1200, seed=34, object_seconds=900)
+    _assert_all_succeeded(_start(tmp_path, env, [ingest] * 3))
+    ledger = _table(tmp_path / "lake" / LEDGER_TABLE, "source_key")
+    assert sorted(ledger["source_key"]) == sorted(set(keys) | set(more))
+    events = _table(tmp_path / "lake" / EVENTS_TABLE, "event_uuid")
+    assert events["event_uuid"].n_unique() == events.height
+
+
+def test_ingests_and_a_backfill_at_once_on_a_new_dagster_home_all_exit_0_and_the_lake_is_exact(tmp_path):
+    raw = tmp_path / "raw"
+    synthetic_landing_zone(raw, 1800, seed=35, object_seconds=600)  # arrival hour 2025-11-20T13
+    env = {**SMALL_BATCHES, "DAGSTER_HOME": str(tmp_path / "new_home")}
+    ingest = ("ingest", "--raw", "raw", "--lake", "lake", "--quiet")
+    backfill = ("backfill", "--raw", "raw", "--lake", "lake", "--start", "2025-11-20T00", "--end", "2025-11-20T23")
+    results = _start(tmp_path, env, [ingest, backfill, ingest])
+    for proc, out, err in results:
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err, err
+    got = _contents(tmp_path / "lake")
+    clean = _clean_lake(tmp_path, raw)
+    for name in clean:
+        assert got[name].equals(clean[name]), name
