@@ -56,6 +56,8 @@ def _run_batches(settings, batches, instance, job, echo=True):
     from lake_pipeline.defs.shared import batch_run_tags
 
     totals = {k: 0 for k in ("objects", "records", "inserted", "duplicates", "quarantined")}
+    # The bar counts the objects this process ingested: batches another process claimed first
+    # don't move it, and a bar that moved not at all is cleared at the end.
     with tqdm(total=sum(len(b) for b in batches), unit="obj", desc="ingest", disable=not echo) as bar:
         for batch in batches:
             keys = [o.key for o in batch]
@@ -74,8 +76,9 @@ def _run_batches(settings, batches, instance, job, echo=True):
                 if mat.asset_key.to_user_string() == "events":  # once per partition: same metadata
                     for k in totals:
                         totals[k] += int(mat.metadata[k].value)
+                    bar.update(int(mat.metadata["objects"].value))
                     break
-            bar.update(len(keys))
+        bar.leave = totals["objects"] > 0
     return totals
 
 
@@ -119,6 +122,12 @@ def ingest(raw, lake, quiet):
     dagster_loaded()
     totals = _run_batches(settings, batches, instance, job, echo=not quiet)
     seconds = time.perf_counter() - started
+    if totals["objects"] == 0:  # another `lake ingest` (or the sensor's run) claimed them between listing and run
+        click.echo(f"nothing to ingest: another ingest claimed the {len(pending)} new object(s) in "
+                   f"{settings.raw_uri} first")
+        parser.close()
+        done(parser.worker_processes_started)
+        return
     click.echo(
         f"objects={totals['objects']} records={totals['records']} inserted={totals['inserted']} "
         f"duplicates={totals['duplicates']} quarantined={totals['quarantined']} "
