@@ -49,13 +49,38 @@ def _ingest_definitions(chunk_parser=None):
     )
 
 
+# Counts of `lake ingest`'s and `lake backfill`'s last line (tests parse them).
+COUNTS = ("objects", "records", "inserted", "duplicates", "quarantined")
+
+
+def _add_counts(totals: dict, metadata) -> None:
+    """Add one run's `events` materialization metadata to ``totals``."""
+    for k in COUNTS:
+        totals[k] += int(metadata[k].value)
+    totals["batch_seconds"] += float(metadata["batch_seconds"].value)
+
+
+def summary_line(totals: dict, process_seconds: float) -> str:
+    """The counts, then two throughputs, each under one name wherever it appears: ``process_*`` for
+    this whole process (start-up, listing and Dagster's bookkeeping included), ``batch_*`` for the
+    batches' stages alone (the UI shows the same two ``batch_*`` figures on each materialization)."""
+
+    def per_second(seconds: float) -> str:
+        return f"{totals['records'] / seconds:.0f}" if seconds > 0 else "0"
+
+    return (" ".join(f"{k}={totals[k]}" for k in COUNTS)
+            + f" process_seconds={process_seconds:.2f} process_records_per_second={per_second(process_seconds)}"
+            + f" batch_seconds={totals['batch_seconds']:.2f}"
+            + f" batch_records_per_second={per_second(totals['batch_seconds'])}")
+
+
 def _run_batches(settings, batches, instance, job, echo=True):
     """Run each batch as one Dagster run of ingest_job; return the summed metadata."""
     from tqdm import tqdm
 
     from lake_pipeline.defs.shared import batch_run_tags
 
-    totals = {k: 0 for k in ("objects", "records", "inserted", "duplicates", "quarantined")}
+    totals = dict.fromkeys(COUNTS, 0) | {"batch_seconds": 0.0}
     # The bar counts the objects this process ingested: batches another process claimed first
     # don't move it, and a bar that moved not at all is cleared at the end.
     with tqdm(total=sum(len(b) for b in batches), unit="obj", desc="ingest", disable=not echo) as bar:
@@ -74,8 +99,7 @@ def _run_batches(settings, batches, instance, job, echo=True):
                 fail(run_error(result))
             for mat in result.asset_materializations_for_node("ingest_batch"):
                 if mat.asset_key.to_user_string() == "events":  # once per partition: same metadata
-                    for k in totals:
-                        totals[k] += int(mat.metadata[k].value)
+                    _add_counts(totals, mat.metadata)
                     bar.update(int(mat.metadata["objects"].value))
                     break
         bar.leave = totals["objects"] > 0
@@ -121,18 +145,11 @@ def ingest(raw, lake, quiet):
     job = _ingest_definitions(parser).resolve_job_def("ingest_job")
     dagster_loaded()
     totals = _run_batches(settings, batches, instance, job, echo=not quiet)
-    seconds = time.perf_counter() - started
     if totals["objects"] == 0:  # another `lake ingest` (or the sensor's run) claimed them between listing and run
         click.echo(f"nothing to ingest: another ingest claimed the {len(pending)} new object(s) in "
                    f"{settings.raw_uri} first")
-        parser.close()
-        done(parser.worker_processes_started)
-        return
-    click.echo(
-        f"objects={totals['objects']} records={totals['records']} inserted={totals['inserted']} "
-        f"duplicates={totals['duplicates']} quarantined={totals['quarantined']} "
-        f"seconds={seconds:.2f} events/s={totals['records'] / seconds if seconds else 0:,.0f}"
-    )
+    else:
+        click.echo(summary_line(totals, time.perf_counter() - started))
     worker_processes = parser.worker_processes_started
     parser.close()
     done(worker_processes)
@@ -155,6 +172,7 @@ def _hour(value: str) -> datetime:
 @click.option("--rebuild", is_flag=True, help="Replace everything that came from these hours (after a logic change).")
 def backfill(raw, lake, start, end, rebuild):
     """Backfill Firehose arrival hours as one Dagster backfill (a single run); idempotent."""
+    process_started = time.perf_counter()
     loading_dagster()
     from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
@@ -198,7 +216,6 @@ def backfill(raw, lake, start, end, rebuild):
     run_config = lake_run_config(settings, ingest_batch={"config": {"rebuild": rebuild}})
     click.echo(f"backfill {backfill_id}: {len(hours)} arrival hour(s) {hours[0]}..{hours[-1]}"
                f"{' (rebuild)' if rebuild else ''}")
-    started = time.perf_counter()
     result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags)
     record = PartitionBackfill.from_asset_partitions(
         backfill_id=backfill_id,
@@ -217,17 +234,12 @@ def backfill(raw, lake, start, end, rebuild):
     instance.add_backfill(record.with_status(status))
     if not result.success:
         fail(run_error(result))
-    totals = {k: 0 for k in ("objects", "records", "inserted", "duplicates", "quarantined")}
+    totals = dict.fromkeys(COUNTS, 0) | {"batch_seconds": 0.0}
     for mat in result.asset_materializations_for_node("ingest_batch"):
-        if mat.asset_key == EVENTS:
-            for k in totals:
-                totals[k] = int(mat.metadata[k].value)
+        if mat.asset_key == EVENTS:  # once per partition, all with the run's metadata: take one
+            _add_counts(totals, mat.metadata)
             break
-    seconds = time.perf_counter() - started
-    click.echo(
-        f"objects={totals['objects']} records={totals['records']} inserted={totals['inserted']} "
-        f"duplicates={totals['duplicates']} quarantined={totals['quarantined']} seconds={seconds:.2f} run={result.run_id}"
-    )
+    click.echo(f"{summary_line(totals, time.perf_counter() - process_started)} run={result.run_id}")
     worker_processes = parser.worker_processes_started
     parser.close()
     done(worker_processes)

@@ -40,7 +40,10 @@ def _metadata(summary: IngestSummary, table_uri: str) -> dict[str, dg.MetadataVa
         "inserted": dg.MetadataValue.int(summary.total("inserted")),
         "duplicates": dg.MetadataValue.int(summary.total("duplicates")),
         "quarantined": dg.MetadataValue.int(summary.total("quarantined")),
-        "events_per_second": dg.MetadataValue.float(round(summary.events_per_second, 1)),
+        # The batch alone (its stages in this run), not the process: `lake ingest`'s last line
+        # prints these two under the same names, next to its process_* figures.
+        "batch_seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
+        "batch_records_per_second": dg.MetadataValue.float(round(summary.events_per_second, 1)),
         "resumed_batches": dg.MetadataValue.int(sum(1 for b in summary.batches if b.resumed)),
     }
 
