@@ -25,11 +25,11 @@ setup: ## Install uv if missing, then the locked environment into .venv/ (gives 
 	$(UV) sync --frozen --compile-bytecode
 	@echo "ready: .venv/bin/lake --help"
 
-demo: ## Generate an hour of events (+ a redelivery batch), ingest both, build the hourly mart, compact, query
+demo: ## Generate the hour before last of events (+ a redelivery batch in the last hour), ingest both, build the hourly mart, compact, query
 	rm -rf $(DATA)/demo
-	$(LAKE) generate --out $(DATA)/demo/raw --events 100000 --duplicates 0.05 --malformed 0.01 --late 0.02 --seed 7 --start 2025-11-20T13
+	$(LAKE) generate --out $(DATA)/demo/raw --events 100000 --duplicates 0.05 --malformed 0.01 --late 0.02 --seed 7 --start -2h
 	$(LAKE) ingest --raw $(DATA)/demo/raw --lake $(DATA)/demo/lake
-	$(LAKE) generate --out $(DATA)/demo/raw --events 20000 --redeliver 0.05 --seed 8 --start 2025-11-20T14
+	$(LAKE) generate --out $(DATA)/demo/raw --events 20000 --redeliver 0.05 --seed 8 --start -1h
 	$(LAKE) ingest --raw $(DATA)/demo/raw --lake $(DATA)/demo/lake
 	$(LAKE) ingest --raw $(DATA)/demo/raw --lake $(DATA)/demo/lake
 	$(LAKE) marts --lake $(DATA)/demo/lake
@@ -37,7 +37,7 @@ demo: ## Generate an hour of events (+ a redelivery batch), ingest both, build t
 	$(LAKE) query --lake $(DATA)/demo/lake "SELECT _batch_id AS batch, sum(records)::BIGINT AS records, sum(inserted)::BIGINT AS inserted, sum(duplicates)::BIGINT AS duplicates, sum(quarantined)::BIGINT AS quarantined FROM ingest_ledger GROUP BY 1 ORDER BY 1"
 	$(LAKE) query --lake $(DATA)/demo/lake "SELECT event_type, count(*) AS events, count(DISTINCT json_extract_string(payload, '$$.user_id')) AS users, min(created_datetime) AS first, max(created_datetime) AS last FROM events GROUP BY 1 ORDER BY 2 DESC LIMIT 10"
 	$(LAKE) query --lake $(DATA)/demo/lake "SELECT reason, count(*) AS records FROM quarantine GROUP BY 1 ORDER BY 2 DESC"
-	$(LAKE) query --lake $(DATA)/demo/lake "SELECT event_hour, sum(events)::BIGINT AS events, max(unique_users) AS max_users_per_name FROM hourly_event_counts WHERE event_hour >= TIMESTAMP '2025-11-20 13:00:00' GROUP BY 1 ORDER BY 1"
+	$(LAKE) query --lake $(DATA)/demo/lake "SELECT event_hour, sum(events)::BIGINT AS events, max(unique_users) AS max_users_per_name FROM hourly_event_counts WHERE event_hour >= (SELECT max(event_hour) FROM hourly_event_counts) - INTERVAL 1 HOUR GROUP BY 1 ORDER BY 1"
 
 dev: ## Open the Dagster UI (http://127.0.0.1:3000) on the demo lake; the sensor picks up new files; Ctrl-C stops it
 	LAKE_RAW_URI=$${LAKE_RAW_URI:-$(DATA)/demo/raw} LAKE_URI=$${LAKE_URI:-$(DATA)/demo/lake} \

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -12,11 +13,27 @@ from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.storage.objects import open_storage
 
 
-def _parse_hour(value: str | None) -> datetime:
+# --start -2h: two hours before the start of the current UTC hour (+1h: the next hour).
+_RELATIVE_HOUR = re.compile(r"^([+-])(\d+)h$")
+
+
+def arrival_start(value: str | None, span_seconds: int, now: datetime) -> datetime:
+    """Where ``lake generate``'s arrival span starts.
+
+    No ``--start``: the span ends ``now``, so no key is stamped later than now. ``-Nh``/``+Nh``: N
+    whole hours before/after the start of the current UTC hour (``--start -2h --hours 1`` is the
+    hour before last). Otherwise an ISO 8601 time, UTC unless it says otherwise.
+    """
     if not value:
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        return now
-    dt = datetime.fromisoformat(value)
+        return now - timedelta(seconds=span_seconds)
+    relative = _RELATIVE_HOUR.match(value.strip())
+    if relative:
+        hours = int(relative.group(2)) * (1 if relative.group(1) == "+" else -1)
+        return now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours)
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--start {value!r} is neither a time like 2025-11-20T13 nor hours from now like -2h")
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
@@ -29,7 +46,9 @@ def _parse_hour(value: str | None) -> datetime:
 @click.option("--redeliver", type=float, default=0.0, show_default=True,
               help="Share of records already in the landing zone to deliver again (cross-batch duplicates).")
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--start", default=None, help="First arrival hour, ISO 8601 (default: the current UTC hour).")
+@click.option("--start", default=None,
+              help="Start of the arrival span: ISO 8601 (UTC), or -Nh/+Nh whole hours from the current UTC hour "
+                   "(default: the span ends now; keys later than now only when asked).")
 @click.option("--hours", type=float, default=1.0, show_default=True, help="Arrival span in hours.")
 @click.option("--object-seconds", type=int, default=60, show_default=True, help="Arrival seconds per object.")
 @click.option("--stream", default="events", show_default=True, help="Delivery stream name used in object keys.")
@@ -40,13 +59,16 @@ def generate(out, events, duplicates, malformed, late, redeliver, seed, start, h
     from lake_pipeline.devtools.synthetic import generate as run_generate
     from lake_pipeline.devtools.synthetic import sample_records
 
+    now = datetime.now(UTC)
+    span_seconds = int(hours * 3600)
+    first = arrival_start(start, span_seconds, now)
     storage = open_storage(out)
     again = sample_records(storage, redeliver, seed=seed + 1) if redeliver > 0 else None
     with tqdm(total=events, unit="ev", unit_scale=True, desc="generate", disable=events < 50_000) as bar:
         try:
             res = run_generate(
-                storage, events, start=_parse_hour(start), duplicates=duplicates, malformed=malformed, late=late,
-                seed=seed, object_seconds=object_seconds, span_seconds=int(hours * 3600), stream=stream,
+                storage, events, start=first, duplicates=duplicates, malformed=malformed, late=late,
+                seed=seed, object_seconds=object_seconds, span_seconds=span_seconds, stream=stream,
                 redeliver=again, progress=bar.update,
             )
         except StorageError as exc:
@@ -56,6 +78,10 @@ def generate(out, events, duplicates, malformed, late, redeliver, seed, start, h
         f"+ {res.duplicates} duplicates + {res.redelivered} redelivered + {res.malformed} malformed "
         f"({res.late} late)"
     )
+    last = first + timedelta(seconds=span_seconds)  # no key is stamped later than the span's end
+    if last > now:
+        click.echo(f"note: as asked (--start {start}), keys up to {last:%Y-%m-%dT%H:%M:%S}Z are stamped "
+                   f"after now ({now:%H:%M:%S}Z)", err=True)
 
 
 
