@@ -40,7 +40,9 @@ demo: ## Generate the hour before last of events (+ a redelivery batch in the la
 	$(LAKE) query --lake $(DATA)/demo/lake "SELECT event_hour, sum(events)::BIGINT AS events, max(unique_users) AS max_users_per_name FROM hourly_event_counts WHERE event_hour >= (SELECT max(event_hour) FROM hourly_event_counts) - INTERVAL 1 HOUR GROUP BY 1 ORDER BY 1"
 
 dev: ## Open the Dagster UI (http://127.0.0.1:3000) on the demo lake; the sensor picks up new files; Ctrl-C stops it
-	LAKE_RAW_URI=$${LAKE_RAW_URI:-$(DATA)/demo/raw} LAKE_URI=$${LAKE_URI:-$(DATA)/demo/lake} \
+	@raw=$${LAKE_RAW_URI:-$(DATA)/demo/raw}; case "$$raw" in s3://*) ;; *) mkdir -p "$$raw" ;; esac; \
+	  echo "dagster dev on http://127.0.0.1:$${PORT:-3000}: landing zone $$raw, lake $${LAKE_URI:-$(DATA)/demo/lake}"; \
+	  LAKE_RAW_URI=$$raw LAKE_URI=$${LAKE_URI:-$(DATA)/demo/lake} \
 	  exec $(PY) -m lake_pipeline.devtools.dev -h 127.0.0.1 -p $${PORT:-3000}
 
 freshness: ## Landing -> queryable in a running `make dev` (same DATA and PORT): drops small objects one at a time, prints p50/p95/max

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 # --- Names shared with the AWS deployment (terraform/ must agree; tests check) ---
@@ -27,10 +28,6 @@ PLANS_TABLE = "_ingest_plans"
 REBUILDS_TABLE = "_ingest_rebuilds"
 HOURLY_COUNTS_TABLE = "hourly_event_counts"
 CATALOG_TABLES = (EVENTS_TABLE, QUARANTINE_TABLE, HOURLY_COUNTS_TABLE)
-# First Firehose arrival hour of the hourly partitions Dagster shows for the landing zone.
-# Keep it recent: Dagster's per-run bookkeeping grows with the number of partitions.
-# Objects that arrived earlier still ingest (unpartitioned runs); only backfills need it.
-ARRIVAL_PARTITIONS_START = "2025-11-01-00:00"
 # Dagster concurrency pool that makes each batch the only writer of the lake tables.
 WRITER_POOL = "lake_writer"
 # Pool of the hourly marts' writer (one mart update at a time; ingest is not blocked by it).
@@ -86,6 +83,12 @@ class Settings:
     # Enrichment: when false, the no-transform mode keeps only the contract columns
     # computed from the record itself and skips derived columns beyond partitioning.
     enrich: bool = True
+    # First Firehose arrival hour of the hourly partitions Dagster shows for the landing zone
+    # (and that backfills can name), e.g. "2025-11-20T00" (UTC). Empty: the landing zone's first
+    # hour, looked up when the definitions are built (one listing), or, while nothing has
+    # landed, the oldest hour the landing sensor lists. Objects that arrived before it still
+    # ingest (unpartitioned runs). See docs/operations.md for the partition count over years.
+    arrival_partitions_start: str = ""
     # Landing sensor: hour prefixes listed on every tick (the current hour and this many
     # before it), how often (in ticks) a full catch-up listing of the landing zone is done
     # instead, and the least number of seconds between two ticks. Dagster's sensor daemon
@@ -128,6 +131,19 @@ class Settings:
     def __post_init__(self) -> None:
         if self.parser not in PARSERS:
             raise ValueError(f"LAKE_PARSER must be one of {', '.join(PARSERS)}, not {self.parser!r}")
+        self.arrival_start_hour()  # a value that is not an hour fails here, naming its variable
+
+    def arrival_start_hour(self) -> datetime | None:
+        """``arrival_partitions_start`` as a UTC hour, or None when it is to be looked up."""
+        if not self.arrival_partitions_start:
+            return None
+        try:
+            dt = datetime.fromisoformat(self.arrival_partitions_start)
+        except ValueError:
+            raise ValueError(f"LAKE_ARRIVAL_PARTITIONS_START must be an hour like 2025-11-20T00 (UTC), "
+                             f"not {self.arrival_partitions_start!r}") from None
+        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+        return dt.replace(minute=0, second=0, microsecond=0)
 
     def with_overrides(self, **overrides: object) -> Settings:
         clean = {k: v for k, v in overrides.items() if v is not None}

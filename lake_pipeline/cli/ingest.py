@@ -24,12 +24,13 @@ from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.storage.objects import open_storage
 
 
-def _ingest_definitions(chunk_parser=None):
-    """Just what `ingest_job` needs (landing + curated assets, their checks, the lake resource,
-    and ``chunk_parser``: the ChunkParser that began parsing the first batch, or None).
+def _ingest_definitions(partitions, chunk_parser=None):
+    """Just what `ingest_job` needs (landing + curated assets on the arrival-hour ``partitions``,
+    their checks, the lake resource, and ``chunk_parser``: the ChunkParser that began parsing the
+    first batch, or None).
 
-    The same definition objects as the code location's, without loading the whole
-    defs folder and every installed Dagster plugin (which costs seconds per command).
+    The same definitions as the code location's, without loading the whole defs folder and
+    every installed Dagster plugin (which costs seconds per command).
     """
     import dagster as dg
 
@@ -37,12 +38,9 @@ def _ingest_definitions(chunk_parser=None):
     from lake_pipeline.defs.landing import assets as landing
     from lake_pipeline.defs.resources import LakeResource
 
-    def collect(module, kind):
-        return [v for v in vars(module).values() if isinstance(v, kind)]
-
     return dg.Definitions(
-        assets=collect(assets, dg.AssetsDefinition) + collect(landing, dg.AssetSpec),
-        asset_checks=collect(checks, dg.AssetChecksDefinition),
+        assets=[assets.ingest_batch_asset(partitions), landing.raw_landing_zone(partitions)],
+        asset_checks=[v for v in vars(checks).values() if isinstance(v, dg.AssetChecksDefinition)],
         jobs=[assets.ingest_job],
         resources={"lake": LakeResource.from_settings(load_settings()),
                    "chunk_parser": dg.ResourceDefinition.hardcoded_resource(chunk_parser)},
@@ -74,7 +72,7 @@ def summary_line(totals: dict, process_seconds: float) -> str:
             + f" batch_records_per_second={per_second(totals['batch_seconds'])}")
 
 
-def _run_batches(settings, batches, instance, job, echo=True):
+def _run_batches(settings, batches, instance, job, partitions, echo=True):
     """Run each batch as one Dagster run of ingest_job; return the summed metadata."""
     from tqdm import tqdm
 
@@ -93,7 +91,7 @@ def _run_batches(settings, batches, instance, job, echo=True):
                 instance=instance,
                 raise_on_error=False,
                 tags={"lake/objects": str(len(keys)), "lake/trigger": "cli", "lake/host": socket.gethostname(),
-                      **batch_run_tags(keys)},
+                      **batch_run_tags(keys, partitions)},
             )
             if not result.success:
                 fail(run_error(result))
@@ -141,10 +139,13 @@ def ingest(raw, lake, quiet):
         # The first chunks are parsed while Dagster loads (one core is free); the run picks them up.
         for chunk in chunk_objects(batches[0], settings.chunk_max_bytes)[:PREFETCH_CHUNKS]:
             parser.prefetch(chunk)
+    from lake_pipeline.defs.shared import arrival_hours
+
     instance = open_instance()
-    job = _ingest_definitions(parser).resolve_job_def("ingest_job")
+    partitions = arrival_hours(settings)
+    job = _ingest_definitions(partitions, parser).resolve_job_def("ingest_job")
     dagster_loaded()
-    totals = _run_batches(settings, batches, instance, job, echo=not quiet)
+    totals = _run_batches(settings, batches, instance, job, partitions, echo=not quiet)
     if totals["objects"] == 0:  # another `lake ingest` (or the sensor's run) claimed them between listing and run
         click.echo(f"nothing to ingest: another ingest claimed the {len(pending)} new object(s) in "
                    f"{settings.raw_uri} first")
@@ -164,59 +165,32 @@ def _hour(value: str) -> datetime:
     return dt.replace(minute=0, second=0, microsecond=0)
 
 
-@click.command()
-@click.option("--raw", default=None, help="Landing zone URI (default: LAKE_RAW_URI or data/raw).")
-@click.option("--lake", default=None, help="Lake URI (default: LAKE_URI or data/lake).")
-@click.option("--start", "start", required=True, help="First arrival hour, e.g. 2025-11-20T00 (UTC).")
-@click.option("--end", "end", required=True, help="Last arrival hour, inclusive, e.g. 2025-11-20T23.")
-@click.option("--rebuild", is_flag=True, help="Replace everything that came from these hours (after a logic change).")
-def backfill(raw, lake, start, end, rebuild):
-    """Backfill Firehose arrival hours as one Dagster backfill (a single run); idempotent."""
-    process_started = time.perf_counter()
-    loading_dagster()
-    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
-    from dagster._core.utils import make_new_backfill_id
+def _backfill_hours(settings, partitions, first: datetime, last: datetime, start: str, end: str) -> list[str]:
+    """The partition keys of arrival hours ``first``..``last``, from the first partition on.
 
-    from lake_pipeline.defs.shared import ARRIVAL_HOURS, EVENTS, QUARANTINE
-    from lake_pipeline.tables.lake import Lake
+    With LAKE_ARRIVAL_PARTITIONS_START set, hours before it may hold objects that no partition
+    names: refused. Otherwise the partitions start at the landing zone's first hour, so the
+    hours before it hold nothing and are left out (an empty list: nothing landed in the range).
+    """
+    import dagster as dg
 
-    first, last = _hour(start), _hour(end)
+    fmt = partitions.fmt
+    if first < partitions.start and settings.arrival_start_hour() is not None:
+        fail(f"--start {start} is before the first arrival-hour partition ({partitions.start:%Y-%m-%dT%H}, "
+             "LAKE_ARRIVAL_PARTITIONS_START); use `lake ingest` for older objects", code=2)
+    first = max(first, partitions.start)
     if last < first:
-        fail(f"--end {end} is before --start {start}", code=2)
-    from lake_pipeline.settings import ARRIVAL_PARTITIONS_START
+        return []
+    return partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first.strftime(fmt), last.strftime(fmt)))
 
-    if first < ARRIVAL_HOURS.start:
-        fail(f"--start {start} is before the first arrival-hour partition ({ARRIVAL_PARTITIONS_START}, "
-              "settings.ARRIVAL_PARTITIONS_START); use `lake ingest` for older objects", code=2)
-    settings = command_settings(raw, lake)
-    try:
-        open_storage(settings.raw_uri).check_readable()
-        Lake.from_settings(settings).check_writable()
-    except StorageError as exc:
-        fail(str(exc))
-    from lake_pipeline.engines.run import chunk_parser
 
-    instance = open_instance()
-    parser = chunk_parser(settings)
-    defs = _ingest_definitions(parser)
-    job = defs.resolve_job_def("ingest_job")
-    dagster_loaded()
-    hours = ARRIVAL_HOURS.get_partition_keys_in_range(
-        __import__("dagster").PartitionKeyRange(first.strftime(ARRIVAL_HOURS.fmt), last.strftime(ARRIVAL_HOURS.fmt))
-    )
-    backfill_id = make_new_backfill_id()
-    tags = {
-        "dagster/backfill": backfill_id,
-        "dagster/asset_partition_range_start": hours[0],
-        "dagster/asset_partition_range_end": hours[-1],
-        "lake/trigger": "cli",
-        "lake/host": socket.gethostname(),
-        "lake/rebuild": str(rebuild).lower(),
-    }
-    run_config = lake_run_config(settings, ingest_batch={"config": {"rebuild": rebuild}})
-    click.echo(f"backfill {backfill_id}: {len(hours)} arrival hour(s) {hours[0]}..{hours[-1]}"
-               f"{' (rebuild)' if rebuild else ''}")
-    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags)
+def _record_backfill(instance, defs, backfill_id: str, hours: list[str], tags: dict, run_config: dict,
+                     rebuild: bool, success: bool) -> None:
+    """The backfill as the UI's Backfills page shows it, with the one run the CLI executed."""
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+
+    from lake_pipeline.defs.shared import EVENTS, QUARANTINE
+
     record = PartitionBackfill.from_asset_partitions(
         backfill_id=backfill_id,
         asset_graph=defs.resolve_asset_graph(),
@@ -230,8 +204,60 @@ def backfill(raw, lake, start, end, rebuild):
         description="lake backfill (single run, executed by the CLI)",
         run_config=run_config,
     )
-    status = BulkActionStatus.COMPLETED_SUCCESS if result.success else BulkActionStatus.COMPLETED_FAILED
+    status = BulkActionStatus.COMPLETED_SUCCESS if success else BulkActionStatus.COMPLETED_FAILED
     instance.add_backfill(record.with_status(status))
+
+
+@click.command()
+@click.option("--raw", default=None, help="Landing zone URI (default: LAKE_RAW_URI or data/raw).")
+@click.option("--lake", default=None, help="Lake URI (default: LAKE_URI or data/lake).")
+@click.option("--start", "start", required=True, help="First arrival hour, e.g. 2025-11-20T00 (UTC).")
+@click.option("--end", "end", required=True, help="Last arrival hour, inclusive, e.g. 2025-11-20T23.")
+@click.option("--rebuild", is_flag=True, help="Replace everything that came from these hours (after a logic change).")
+def backfill(raw, lake, start, end, rebuild):
+    """Backfill Firehose arrival hours as one Dagster backfill (a single run); idempotent."""
+    process_started = time.perf_counter()
+    loading_dagster()
+    from dagster._core.utils import make_new_backfill_id
+
+    from lake_pipeline.defs.shared import EVENTS, arrival_hours
+    from lake_pipeline.engines.run import chunk_parser
+    from lake_pipeline.tables.lake import Lake
+
+    first, last = _hour(start), _hour(end)
+    if last < first:
+        fail(f"--end {end} is before --start {start}", code=2)
+    settings = command_settings(raw, lake)
+    try:
+        open_storage(settings.raw_uri).check_readable()
+        Lake.from_settings(settings).check_writable()
+    except StorageError as exc:
+        fail(str(exc))
+    partitions = arrival_hours(settings)
+    hours = _backfill_hours(settings, partitions, first, last, start, end)
+    if not hours:
+        click.echo(f"nothing to backfill: no object landed in {settings.raw_uri} before "
+                   f"{partitions.start:%Y-%m-%dT%H}, its first arrival hour")
+        return
+    instance = open_instance()
+    parser = chunk_parser(settings)
+    defs = _ingest_definitions(partitions, parser)
+    job = defs.resolve_job_def("ingest_job")
+    dagster_loaded()
+    backfill_id = make_new_backfill_id()
+    tags = {
+        "dagster/backfill": backfill_id,
+        "dagster/asset_partition_range_start": hours[0],
+        "dagster/asset_partition_range_end": hours[-1],
+        "lake/trigger": "cli",
+        "lake/host": socket.gethostname(),
+        "lake/rebuild": str(rebuild).lower(),
+    }
+    run_config = lake_run_config(settings, ingest_batch={"config": {"rebuild": rebuild}})
+    click.echo(f"backfill {backfill_id}: {len(hours)} arrival hour(s) {hours[0]}..{hours[-1]}"
+               f"{' (rebuild)' if rebuild else ''}")
+    result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False, tags=tags)
+    _record_backfill(instance, defs, backfill_id, hours, tags, run_config, rebuild, result.success)
     if not result.success:
         fail(run_error(result))
     totals = dict.fromkeys(COUNTS, 0) | {"batch_seconds": 0.0}

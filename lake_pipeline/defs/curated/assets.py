@@ -7,7 +7,7 @@ from typing import Optional
 import dagster as dg
 
 from lake_pipeline.defs.resources import LakeResource
-from lake_pipeline.defs.shared import ARRIVAL_HOURS, EVENTS, QUARANTINE, RAW_LANDING_ZONE
+from lake_pipeline.defs.shared import EVENTS, QUARANTINE, RAW_LANDING_ZONE, arrival_hours
 from lake_pipeline.engines.run import IngestSummary, ingest_hours, ingest_keys
 from lake_pipeline.ingest.landing import list_pending, plan_batches
 from lake_pipeline.parse.reader import ChunkParser
@@ -48,30 +48,36 @@ def _metadata(summary: IngestSummary, table_uri: str) -> dict[str, dg.MetadataVa
     }
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            EVENTS,
-            deps=[RAW_LANDING_ZONE],
-            description="Curated events: validated, enriched, deduplicated; Delta, partitioned by event_date/event_type.",
-            group_name="curated",
-            kinds={"delta", "polars"},
-            metadata={"partition_columns": "event_date, event_type"},
-        ),
-        dg.AssetSpec(
-            QUARANTINE,
-            deps=[RAW_LANDING_ZONE],
-            description="Records and objects that broke the data contract, with the reason and source key.",
-            group_name="curated",
-            kinds={"delta"},
-        ),
-    ],
-    pool=WRITER_POOL,
-    can_subset=False,
-    partitions_def=ARRIVAL_HOURS,
-    # A backfill of many hours is one run: batches inside it are bounded anyway.
-    backfill_policy=dg.BackfillPolicy.single_run(),
-)
+def ingest_batch_asset(partitions: dg.PartitionsDefinition) -> dg.AssetsDefinition:
+    """`events` and `quarantine`, written together by one step, partitioned by ``partitions``
+    (the arrival hours, which depend on settings: built with the definitions, not at import)."""
+    return dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                EVENTS,
+                deps=[RAW_LANDING_ZONE],
+                description="Curated events: validated, enriched, deduplicated; Delta, partitioned by event_date/event_type.",
+                group_name="curated",
+                kinds={"delta", "polars"},
+                metadata={"partition_columns": "event_date, event_type"},
+            ),
+            dg.AssetSpec(
+                QUARANTINE,
+                deps=[RAW_LANDING_ZONE],
+                description="Records and objects that broke the data contract, with the reason and source key.",
+                group_name="curated",
+                kinds={"delta"},
+            ),
+        ],
+        name="ingest_batch",
+        pool=WRITER_POOL,
+        can_subset=False,
+        partitions_def=partitions,
+        # A backfill of many hours is one run: batches inside it are bounded anyway.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )(ingest_batch)
+
+
 def ingest_batch(
     context: dg.AssetExecutionContext,
     config: IngestConfig,
@@ -126,3 +132,9 @@ ingest_job = dg.define_asset_job(
     # One process per run: the step and its checks share it (no subprocess start-up per check).
     executor_def=dg.in_process_executor,
 )
+
+
+@dg.definitions
+def curated() -> dg.Definitions:
+    # The arrival hours start where the landing zone does (settings.py: arrival_partitions_start).
+    return dg.Definitions(assets=[ingest_batch_asset(arrival_hours())], jobs=[ingest_job])

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from lake_pipeline.defs.curated.assets import ingest_job
-from lake_pipeline.defs.shared import batch_run_tags
+from lake_pipeline.defs.shared import arrival_hours, batch_run_tags
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.storage import aws
 from lake_pipeline.ingest.firehose import recent_hour_prefixes
@@ -22,8 +22,14 @@ def _run_key(keys: list[str]) -> str:
     return "batch-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
 
 
-def landing_sensor_tick(context: dg.SensorEvaluationContext, lake: LakeResource, s3=None) -> dg.SensorResult:
-    """One tick. ``s3``: dagster-aws's S3Resource, whose client lists an ``s3://`` landing zone."""
+def landing_sensor_tick(
+    context: dg.SensorEvaluationContext,
+    lake: LakeResource,
+    s3=None,
+    partitions: dg.TimeWindowPartitionsDefinition | None = None,
+) -> dg.SensorResult:
+    """One tick. ``s3``: dagster-aws's S3Resource, whose client lists an ``s3://`` landing zone.
+    ``partitions``: the code location's arrival hours (the runs' partition tags must be among them)."""
     settings = lake.settings()
     state = json.loads(context.cursor) if context.cursor else {}
     tick = int(state.get("tick", 0)) + 1
@@ -42,7 +48,7 @@ def landing_sensor_tick(context: dg.SensorEvaluationContext, lake: LakeResource,
                 run_key=_run_key(keys),
                 run_config={"ops": {"ingest_batch": {"config": {"source_keys": keys,
                                                                 "source_sizes": [o.size for o in batch]}}}},
-                tags={"lake/objects": str(len(keys)), "lake/first_key": keys[0], **batch_run_tags(keys)},
+                tags={"lake/objects": str(len(keys)), "lake/first_key": keys[0], **batch_run_tags(keys, partitions)},
             )
         )
     scope = "catch-up scan of the whole landing zone" if catch_up else f"{len(prefixes)} recent hour prefixes"
@@ -56,6 +62,7 @@ def landing_sensor_tick(context: dg.SensorEvaluationContext, lake: LakeResource,
 @dg.definitions
 def sensors() -> dg.Definitions:
     settings = load_settings()
+    partitions = arrival_hours(settings)  # the same start as the assets' (defs/curated/assets.py)
 
     @dg.sensor(
         name="firehose_landing_sensor",
@@ -69,6 +76,6 @@ def sensors() -> dg.Definitions:
     )
     def firehose_landing_sensor(context: dg.SensorEvaluationContext, lake: LakeResource):
         # dagster-aws's S3 resource from the standard AWS environment (AWS_ENDPOINT_URL, region, credentials).
-        return landing_sensor_tick(context, lake, aws.s3_resource())
+        return landing_sensor_tick(context, lake, aws.s3_resource(), partitions)
 
     return dg.Definitions(sensors=[firehose_landing_sensor])
