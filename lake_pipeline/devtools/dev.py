@@ -38,7 +38,17 @@ def dagster_dev_command(host: str, port: int | str) -> list[str]:
 
 
 def child_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """dagster dev's environment: DAGSTER_HOME made absolute and created if new (with the local
+    dagster.yaml, as `lake` creates it), and the one hidden warning."""
+    from lake_pipeline.ops.instance import ensure_dagster_home, instance_lock
+    from lake_pipeline.settings import dagster_home
+
     env = dict(os.environ if environ is None else environ)
+    home = dagster_home(env)
+    home.mkdir(parents=True, exist_ok=True)
+    with instance_lock(home):
+        ensure_dagster_home(home)
+    env["DAGSTER_HOME"] = str(home)
     env["PYTHONWARNINGS"] = ",".join(w for w in (env.get("PYTHONWARNINGS"), HIDDEN_WARNINGS) if w)
     return env
 
@@ -66,6 +76,8 @@ def stop_group(child: subprocess.Popen, grace: float = GRACE_SECONDS) -> None:
         if child.returncode is not None and not group_alive(child.pid):
             return
         time.sleep(0.1)
+    print(f"dagster dev still running {grace:.0f} s after the interrupt: killing what is left of it",
+          file=sys.stderr, flush=True)
     try:
         os.killpg(child.pid, signal.SIGKILL)
     except ProcessLookupError:
