@@ -62,7 +62,7 @@ bench-scale: ## The same on 10M events, to show memory stays bounded by batch si
 	$(PY) -m lake_pipeline.devtools.bench --events 10000000 --skip-history
 
 lint: ## Validate the Dagster definitions
-	$(PY) -m dagster definitions validate -m lake_pipeline.definitions
+	$(PY) -m dagster definitions validate
 
 clean: ## Remove local data and Dagster run storage (keeps dagster.yaml)
 	rm -rf $(DATA) .bench
@@ -93,5 +93,5 @@ produce: ## Send EVENTS synthetic events (RATE per second, TARGET firehose|kines
 	@$(AWS_LOCAL_ENV) $(LAKE) produce --events $(EVENTS) --target $(TARGET) $(if $(RATE),--rate $(RATE))
 
 dev-aws: ## Dagster UI (http://127.0.0.1:3000) against the emulator; the sensor ingests what produce delivers
-	@$(AWS_LOCAL_ENV) .venv/bin/dagster dev -m lake_pipeline.definitions -h 127.0.0.1 -p $${PORT:-3000}
+	@$(AWS_LOCAL_ENV) exec $(PY) -m lake_pipeline.devtools.dev -h 127.0.0.1 -p $${PORT:-3000}
 # ---- end of AWS loop ---------------------------------------------------------------------

@@ -23,15 +23,6 @@ QUARANTINE = dg.AssetKey(QUARANTINE_TABLE)
 ARRIVAL_HOUR_FORMAT = "%Y-%m-%d-%H:%M"
 
 
-class _ArrivalHourKeys:
-    """For code that only formats arrival-hour partition keys (``ARRIVAL_HOURS.fmt`` in
-    defs/maintenance/schedules.py). The partitions definition itself depends on settings and
-    the landing zone, so it is built with the definitions: :func:`arrival_hours`."""
-
-    fmt = ARRIVAL_HOUR_FORMAT
-
-
-ARRIVAL_HOURS = _ArrivalHourKeys()
 
 
 def first_landing_hour(raw: Storage) -> datetime | None:

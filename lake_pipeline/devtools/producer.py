@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from lake_pipeline.devtools.synthetic import _malformed, _payload, event_names
+from lake_pipeline.devtools.synthetic import event_names, event_payload, malformed_record
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -140,7 +140,7 @@ class SyntheticEvents:
                 "event_uuid": uid,
                 "event_name": name,
                 "created_at": round(now, 6) if rng.random() < 0.8 else int(now),
-                **_payload(rng, name),
+                **event_payload(rng, name),
             }
             data = orjson.dumps(rec)
             self.produced["events"] += 1
@@ -150,7 +150,7 @@ class SyntheticEvents:
                 yield Record(data, uid)
             if rng.random() < self.malformed:
                 self.produced["malformed"] += 1
-                yield Record(_malformed(rng, data), uid)
+                yield Record(malformed_record(rng, data), uid)
 
 
 def billed_bytes(size: int, unit: int = BILLING_UNIT) -> int:

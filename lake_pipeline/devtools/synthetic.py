@@ -48,7 +48,7 @@ def event_names() -> list[str]:
     return names
 
 
-def _payload(rng: random.Random, name: str) -> dict:
+def event_payload(rng: random.Random, name: str) -> dict:
     etype = name.split(":", 1)[0]
     p: dict = {}
     if etype != "app" or rng.random() < 0.5:
@@ -83,7 +83,7 @@ def _payload(rng: random.Random, name: str) -> dict:
     return p
 
 
-def _malformed(rng: random.Random, good: bytes) -> bytes:
+def malformed_record(rng: random.Random, good: bytes) -> bytes:
     kind = rng.randrange(6)
     if kind == 0:
         return good[: max(2, len(good) // 2)]  # truncated record
@@ -154,7 +154,7 @@ def generate(
                 "event_uuid": str(uuidlib.UUID(int=rng.getrandbits(128), version=4)),
                 "event_name": name,
                 "created_at": round(created, 6) if rng.random() < 0.8 else int(created),
-                **_payload(rng, name),
+                **event_payload(rng, name),
             }
             line = orjson.dumps(rec)
             records.append(line)
@@ -167,7 +167,7 @@ def generate(
                     redeliver.append(line)
                 result.duplicates += 1
             if rng.random() < malformed:
-                records.append(_malformed(rng, line))
+                records.append(malformed_record(rng, line))
                 result.malformed += 1
         take = min(len(redeliver), max(0, len(redeliver) // max(1, n_objects - obj_index)))
         for _ in range(take):

@@ -4,7 +4,7 @@ from datetime import UTC, timedelta
 
 import dagster as dg
 
-from lake_pipeline.defs.shared import ARRIVAL_HOURS, EVENTS
+from lake_pipeline.defs.shared import ARRIVAL_HOUR_FORMAT, EVENTS
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.ingest.firehose import hour_prefixes_between
 from lake_pipeline.ingest.landing import list_pending
@@ -46,7 +46,7 @@ def reconcile_yesterday_schedule(context: dg.ScheduleEvaluationContext, lake: La
     pending = list_pending(settings, prefixes=hour_prefixes_between(day, last))
     if not pending:
         return dg.SkipReason(f"nothing missed on {day:%Y-%m-%d}: the ledger holds every object")
-    fmt = ARRIVAL_HOURS.fmt
+    fmt = ARRIVAL_HOUR_FORMAT
     return dg.RunRequest(
         run_key=f"reconcile-{day:%Y-%m-%d}-{len(pending)}",
         tags={
