@@ -2,9 +2,11 @@
 
 Two parsers give the same records (``tests/parse/test_bulk.py`` holds them to it):
 
-- ``duckdb`` (the default): the bulk parser (`bulk.py`) reads whole objects in DuckDB,
-  on a thread of ours (DuckDB releases the GIL), and hands every object it is not sure
-  about to the Python parser. S3 objects are downloaded to a temporary directory first.
+- ``duckdb`` (the default): the bulk parser (`bulk.py`) reads objects in DuckDB, on a
+  thread of ours (DuckDB releases the GIL), and hands the records it can't vouch for to
+  the Python parser (`handover.py`); only objects that can't be decompressed go to the
+  Python parser whole. Objects are staged in a temporary directory first (gzip undone,
+  S3 objects downloaded).
 - ``python``: objects are independent, so a chunk is cut into contiguous runs of keys
   (in key order) that worker processes read and parse; the runs are put back together
   in key order, which keeps arrival order exact. Small chunks are parsed in-process
@@ -27,8 +29,10 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from lake_pipeline.parse.bulk import parse_files
+import orjson
+
 from lake_pipeline.parse.careful import GZIP_MAGIC, RecordColumns, UnreadableObject, decompress, parse_object
+from lake_pipeline.parse.handover import SKIPPED_BYTES, Staged, settle
 from lake_pipeline.parse.records import ParsedRecords
 from lake_pipeline.storage.objects import LocalStorage, ObjectInfo, open_storage
 
@@ -139,12 +143,13 @@ class ChunkParser:
         return self._bulk.submit(self.parse_bulk, objects).result
 
     def parse_bulk(self, objects: list[ObjectInfo]) -> ParsedRecords:
-        """Parse ``objects`` with the bulk parser; the objects it rejects go to the Python parser."""
+        """Parse ``objects`` with the bulk parser; the objects it hands back go to the Python parser."""
         with tempfile.TemporaryDirectory(prefix="lake-raw-") as tmp:
-            staged = _stage(self.raw_uri, objects, Path(tmp), self.workers)
-            bulk, rejected = parse_files([(key, path) for key, path, _ in staged if path is not None], self.workers)
-        bulk.sizes = {key: size for key, _, size in staged if key in bulk.records_per_object}
-        rejected = set(rejected) | {key for key, path, _ in staged if path is None}
+            staged, sizes = _stage(self.raw_uri, objects, Path(tmp), self.workers)
+            settled = settle(staged, Path(tmp), self.workers)
+        bulk, rejected = settled.records, settled.whole
+        bulk.sizes = {key: sizes[key] for key in bulk.records_per_object}
+        rejected = set(rejected) | {o.key for o in objects if o.key not in bulk.records_per_object}
         if not rejected:
             return bulk
         careful = self._start_python([o for o in objects if o.key in rejected])()
@@ -187,32 +192,55 @@ class ChunkParser:
         self._pool = None
 
 
-def _stage(raw_uri: str, objects: list[ObjectInfo], tmp: Path, workers: int) -> list[tuple[str, Path | None, int]]:
-    """(key, local path for DuckDB or None for the Python parser, raw size) per object, in key order.
+def _stage(raw_uri: str, objects: list[ObjectInfo], tmp: Path, workers: int) -> tuple[list[Staged], dict[str, int]]:
+    """The objects DuckDB can read, staged in key order, and every object's raw size.
 
-    DuckDB reads plain local files. Gzip objects are decompressed here first, on threads
-    (ISA-L releases the GIL), with the CRC checked (DuckDB's own gzip reader doesn't check
-    it); S3 objects are downloaded first."""
+    DuckDB reads plain local files, each named by its index (local objects are linked, not
+    copied). Gzip objects are decompressed here first, on threads (ISA-L releases the GIL), with
+    the CRC checked (DuckDB's own gzip reader doesn't check it); one that can't be decompressed is
+    left out, for the Python parser to quarantine. S3 objects are downloaded first."""
     storage = open_storage(raw_uri)
     local = isinstance(storage, LocalStorage)
 
-    def stage(item: tuple[int, ObjectInfo]) -> tuple[str, Path | None, int]:
+    def stage(item: tuple[int, ObjectInfo]) -> tuple[Staged | None, int]:
         i, obj = item
-        path = storage.root / obj.key if local else None
         data = storage.read(obj.key)  # its errors name what to fix
         size = len(data)
+        path = tmp / f"{i:06d}"
         if data[:2] == GZIP_MAGIC:
             try:
                 data = decompress(data)
             except UnreadableObject:
-                return obj.key, None, size  # the Python parser quarantines it
-            path = None
-        if b"\x0b" in data or b"\x0c" in data or b"\x00" in data:
-            return obj.key, None, size  # DuckDB would skip these as whitespace
-        if path is None:
-            path = tmp / f"{i:06d}"
+                return None, size
             path.write_bytes(data)
-        return obj.key, path, size
+        elif local:
+            path.symlink_to((storage.root / obj.key).resolve())
+        else:
+            path.write_bytes(data)
+        return Staged(obj.key, path, _framing(data)), size
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(stage, enumerate(objects)))
+        done = list(pool.map(stage, enumerate(objects)))
+    return [s for s, _ in done if s is not None], {o.key: size for o, (_, size) in zip(objects, done)}
+
+
+def _framing(data: bytes) -> str:
+    """How DuckDB should read an object (`handover.Staged`): ``units`` when it holds bytes DuckDB
+    skips as whitespace, ``lines`` when it looks newline-delimited (one of its first lines is one
+    JSON object), else ``unstructured``. A wrong guess costs time, never records."""
+    if any(b in data for b in SKIPPED_BYTES):
+        return "units"
+    start = 0
+    for _ in range(3):
+        end = data.find(b"\n", start)
+        if end == -1:
+            break
+        line = data[start:end].rstrip(b" \t\r")
+        if line[:1] == b"{":
+            try:
+                orjson.loads(line)
+                return "lines"
+            except orjson.JSONDecodeError:
+                pass
+        start = end + 1
+    return "unstructured"
