@@ -37,7 +37,7 @@ from lake_pipeline.contract import (
     MAX_NESTING,
     valid_fields_expr,
 )
-from lake_pipeline.parse.text import HEAD, ODD, TAIL
+from lake_pipeline.parse.text import HEAD, ODD, STRING, TAIL
 
 # How a common member's value token is recognised as each contract JSON type (HEAD/TAIL only
 # take strings without escapes and numbers without a sign).
@@ -60,6 +60,11 @@ def _unquoted(field: str) -> str:
     return f"substr({_token(field)}, 2, length({_token(field)}) - 2)"
 
 
+def _brackets(text: str) -> str:
+    """SQL: the opening brackets in ``text`` (a bound on its nesting depth)."""
+    return f"strlen({text}) - strlen(replace(replace({text}, '{{', ''), '[', ''))"
+
+
 _TYPES_SQL = " AND ".join(_TOKEN_TYPE_SQL[FIELD_JSON_TYPES[f]].format(tok=_token(f)) for f in _FIELDS)
 _VALUE_SQL = {
     "string": _unquoted,
@@ -80,7 +85,7 @@ WITH raw AS (
          CASE WHEN h.cut <> '' THEN [h.k1, h.k2, h.k3] ELSE [t.k1, t.k2, t.k3] END AS k,
          CASE WHEN h.cut <> '' THEN [h.v1, h.v2, h.v3] ELSE [t.v1, t.v2, t.v3] END AS v,
          CASE WHEN h.cut <> '' AND h.close LIKE '%}}' THEN '{{}}'
-              WHEN h.cut <> '' THEN '{{' || h.lead || substr(json, length(h.cut) + 1)
+              WHEN h.cut <> '' THEN '{{' || h.lead || substr(json, length(h.cut))  -- from the next key's quote
               WHEN t.cut <> '' THEN substr(json, 1, length(json) - length(t.cut)) || t.close || '}}' END AS payload
   FROM cut
 ), fields AS (
@@ -90,8 +95,9 @@ WITH raw AS (
   SELECT file, json, cut, payload, k1, k2, k3, v1, v2, v3,
          coalesce(payload IS NOT NULL AND k1 <> k2 AND k1 <> k3 AND k2 <> k3 AND {_TYPES_SQL}
                   AND NOT regexp_matches(payload, {_sql_literal(ODD)})
-                  AND CASE WHEN strlen(payload) <= {2 * MAX_NESTING} THEN true  -- only long ones pay for the count
-                           ELSE strlen(payload) - strlen(replace(replace(payload, '{{', ''), '[', '')) <= {MAX_NESTING}
+                  AND CASE WHEN strlen(payload) <= {2 * MAX_NESTING} THEN true  -- only long ones pay for a count
+                           WHEN {_brackets("payload")} <= {MAX_NESTING} THEN true
+                           ELSE {_brackets(f"regexp_replace(payload, {_sql_literal(STRING)}, '', 'g')")} <= {MAX_NESTING}
                       END, false) AS plain
   FROM fields
 )
@@ -155,6 +161,7 @@ def vouched() -> pl.Expr:
 def record_text(cut: str, payload: str) -> str:
     """A plain record's exact text, put back together from its payload and the common members
     cut out of it (for a plain record that the validity rule rejects)."""
-    if cut.startswith("{"):  # the head: "{" + leading whitespace + the members and their separators
-        return cut if payload == "{}" else cut + payload[1 + len(payload[1:]) - len(payload[1:].lstrip(" \t\n\r")):]
+    if cut.startswith("{"):  # the head: "{", leading whitespace, the members, and the next key's quote
+        lead = len(payload) - 1 - len(payload[1:].lstrip(" \t\n\r"))
+        return cut if payload == "{}" else cut + payload[2 + lead :]
     return payload[:-1].rstrip(" \t\n\r") + cut

@@ -266,8 +266,9 @@ _DECODER = json.JSONDecoder(parse_constant=lambda text: _NonFinite(text), parse_
 _RESYNC_ATTEMPTS = 64
 
 
-def _record_end(text: str, start: int, err_pos: int) -> int:
-    """Where parsing resumes after a malformed record that starts at ``start``.
+def _record_end(text: str, start: int, err_pos: int, at_end: bool = True) -> int | None:
+    """Where parsing resumes after a malformed record that starts at ``start``; None when
+    ``text`` is a window that ends before that can be told (``at_end`` false: more follows).
 
     Normally at the next line (or at the start of the error's line when the error
     is a new record beginning there). Firehose concatenates records with no
@@ -307,12 +308,18 @@ def _record_end(text: str, start: int, err_pos: int) -> int:
         attempts += 1
         try:
             value, end = _DECODER.raw_decode(text, q)
-        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        except json.JSONDecodeError as exc:
+            if not at_end and exc.pos >= len(text.rstrip(_WS)):
+                return None  # the candidate runs past the window: the text after it decides
+            continue
+        except (ValueError, RecursionError):
             continue
         after = text[end:end + 1]
         while after in (" ", "\t"):
             end += 1
             after = text[end:end + 1]
+        if not after and not at_end:
+            return None  # what follows the candidate is past the window
         # Inside a container, a value is followed by "," or a closing bracket.
         if type(value) is dict and after not in (",", "}", "]", ":"):
             return q
@@ -371,8 +378,8 @@ def _careful_scan(
             ):
                 # The window ends inside this record (possibly inside a string holding "}{").
                 return i - first_ordinal, True
-            end = _record_end(text, pos, exc.pos if isinstance(exc, json.JSONDecodeError) else pos)
-            if end >= n and not at_end and not at_line_end:
+            end = _record_end(text, pos, exc.pos if isinstance(exc, json.JSONDecodeError) else pos, at_end)
+            if end is None or (end >= n and not at_end and not at_line_end):
                 return i - first_ordinal, True
             span = text[pos:end].rstrip(_WS)
             out.quarantine(key, _readable(span), _undecodable_reason(exc, dirty and _has_escaped_bytes(span)), i)

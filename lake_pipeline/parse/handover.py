@@ -157,6 +157,8 @@ def _settle_object(
     body = s.path.read_bytes()
     units, seps = split_units(body, braces)
     lined = [k for k, unit in enumerate(units) if unit.strip(_BLANK)]  # the units DuckDB gave rows
+    if len(lined) == 1 and rows.height == 0:  # DuckDB gives no row for a lone unreadable line
+        rows = pl.DataFrame([[None]] * len(bulk.ROW_SCHEMA), schema=bulk.ROW_SCHEMA).with_columns(vouched=pl.lit(False))
     if len(lined) != rows.height:
         return None
     forced: set[int] = set()

@@ -27,6 +27,7 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -85,6 +86,16 @@ def _runs(objects: list[ObjectInfo], parts: int) -> list[list[str]]:
     return runs
 
 
+@dataclass
+class HandedOver:
+    """What the bulk parser handed to the Python parser so far: records the careful parser
+    produced, objects it had a share in (read as units), and objects it parsed whole."""
+
+    records: int = 0
+    unit_objects: int = 0
+    whole_objects: int = 0
+
+
 class ChunkParser:
     """Parses chunks of the landing zone at ``raw_uri`` in the background.
 
@@ -99,6 +110,7 @@ class ChunkParser:
         self.raw_uri = raw_uri
         self.parser = parser
         self.workers = workers or default_workers()
+        self.handed_over = HandedOver()
         self._prefetched: dict[tuple[str, ...], Pending] = {}
         self._pool: ProcessPoolExecutor | None = None
         self._bulk: ThreadPoolExecutor | None = None
@@ -150,6 +162,9 @@ class ChunkParser:
         bulk, rejected = settled.records, settled.whole
         bulk.sizes = {key: sizes[key] for key in bulk.records_per_object}
         rejected = set(rejected) | {o.key for o in objects if o.key not in bulk.records_per_object}
+        self.handed_over.records += settled.careful_records
+        self.handed_over.unit_objects += settled.unit_objects
+        self.handed_over.whole_objects += len(rejected)
         if not rejected:
             return bulk
         careful = self._start_python([o for o in objects if o.key in rejected])()

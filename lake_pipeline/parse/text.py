@@ -29,20 +29,21 @@ _MEMBER = f"{_KEY}{_WS}*:{_WS}*({_VALUE})"
 _COMMA = f"{_WS}*,{_WS}*"
 
 # The record opens with the three common members: groups (leading whitespace, key, value, key,
-# value, key, value, what follows: a comma, or the closing brace).
-HEAD = rf"^\{{({_WS}*){_MEMBER}{_COMMA}{_MEMBER}{_COMMA}{_MEMBER}({_COMMA}|{_WS}*\}})"
+# value, key, value, what follows: a comma and the quote that opens the next key, or the
+# closing brace).
+HEAD = rf'^\{{({_WS}*){_MEMBER}{_COMMA}{_MEMBER}{_COMMA}{_MEMBER}({_COMMA}"|{_WS}*\}})'
 # The record closes with them: groups (key, value, key, value, key, value, closing whitespace);
 # end it with "$" (RE2) or "\Z" (Python).
 TAIL = rf"{_COMMA}{_MEMBER}{_COMMA}{_MEMBER}{_COMMA}{_MEMBER}({_WS}*)\}}"
 
-_STRING = r'"(?:[^"\\]|\\.)*"'
+STRING = r'"(?:[^"\\]|\\.)*"'  # a JSON string token
 # Odd text in a payload, outside strings (the prefix skips whole strings):
 # - NaN or Infinity in any spelling DuckDB accepts (nan, inf, -Infinity, ...): not JSON;
 # - a trailing comma (DuckDB accepts one);
 # - a common field's name as a string token anywhere (a field given twice, or nested);
 # - a key with an escaped letter or underscore ("event\u005fuuid" is event_uuid to a parser).
 ODD = (
-    rf'^(?:[^"]|{_STRING})*?(?:(?i:nan|inf)|,{_WS}*[\]}}]|"(?:{"|".join(COMMON_FIELDS)})"'
+    rf'^(?:[^"]|{STRING})*?(?:(?i:nan|inf)|,{_WS}*[\]}}]|"(?:{"|".join(COMMON_FIELDS)})"'
     rf'|"(?:[^"\\]|\\.)*\\u00(?:5[fF]|6[1-9a-fA-F]|7[0-9aA])(?:[^"\\]|\\.)*"{_WS}*:)'
 )
 
@@ -78,7 +79,7 @@ def _shortcut(record: str) -> str | None:
             return None
         if m.group(8).endswith("}"):
             return "{}"
-        return "{" + m.group(1) + record[m.end():]
+        return "{" + m.group(1) + record[m.end() - 1 :]  # from the quote that opens the next key
     m = _TAIL.search(record, max(0, len(record) - _TAIL_REACH))
     if m is not None and _distinct(m.group(1), m.group(3), m.group(5)):
         return record[: m.start()] + m.group(7) + "}"
