@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -106,14 +107,15 @@ def _lake_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "lake_pipeline.cli.main", *args]
 
 
-def ensure_landing_zone(path: Path, events: int, start: datetime, seed: int, hours: float = 1.0) -> Path:
+def ensure_landing_zone(path: Path, events: int, start: datetime, seed: int, hours: float = 1.0,
+                        malformed: float = 0.0) -> Path:
     marker = path / ".complete"
     if marker.exists():
         return path
     shutil.rmtree(path, ignore_errors=True)
     subprocess.run(
         _lake_cmd("generate", "--out", str(path), "--events", str(events), "--duplicates", "0.05",
-                  "--malformed", "0", "--late", "0.02", "--seed", str(seed), "--start", start.isoformat(),
+                  "--malformed", str(malformed), "--late", "0.02", "--seed", str(seed), "--start", start.isoformat(),
                   "--hours", str(hours)),
         check=True,
     )
@@ -212,7 +214,7 @@ def measure_runs(name: str, raw: Path, events: int, work: Path, home: Path, floo
     if baseline:
         runs.append(("lake ingest, baseline", {"PYTHONPATH": baseline}))
     for label, env in runs:
-        target = work / f"lake-{name}-{len(rows)}"
+        target = work / f"lake-{re.sub('[^a-z0-9]+', '-', name)}-{len(rows)}"
         if lake is not None:
             shutil.copytree(lake, target)
         seconds, rss, out = measure_ingest(raw, target, home, env)
@@ -232,6 +234,7 @@ def print_results(rows: list[dict], floor_of: dict[str, float]) -> None:
               f"{r['rss'] / 2**20:>8.0f} MB")
     ingest = {(r["corpus"], r["run"]): r["seconds"] for r in rows}
     pairs = [("synthetic, 30 days of history", "synthetic", "history / empty lake"),
+             ("synthetic, 1% malformed", "synthetic", "synthetic: 1% malformed / clean"),
              ("dirty (1% bad lines)", "clean (newline-delimited)", "dirty / clean")]
     for a, b, label in pairs:
         if (a, "lake ingest") in ingest and (b, "lake ingest") in ingest:
@@ -253,8 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history-per-day", type=int, default=100_000)
     parser.add_argument("--cache", default=".bench")
     parser.add_argument("--skip-history", action="store_true")
-    parser.add_argument("--corpora", default="synthetic,realistic,clean,dirty,big",
-                        help="Comma-separated: synthetic (the generator's), realistic, clean, dirty, big.")
+    parser.add_argument("--corpora", default="synthetic,synthetic-dirty,realistic,clean,dirty,big",
+                        help="Comma-separated: synthetic (the generator's), synthetic-dirty (the same with 1%% "
+                             "malformed records, concatenated), realistic, clean, dirty, big.")
     parser.add_argument("--objects", type=int, default=10, help="Objects of the production-shaped corpora.")
     parser.add_argument("--baseline", default=None,
                         help="A checkout of other code (its repository root): `lake ingest` runs again with it, same files.")
@@ -265,7 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     wanted = args.corpora.split(",")
     raw = ensure_landing_zone(cache / f"raw-{args.events}", args.events, BATCH_HOUR, seed=5)
-    production = ensure_production_corpora(cache, args.events, args.objects) if set(wanted) - {"synthetic"} else {}
+    production = ensure_production_corpora(cache, args.events, args.objects) if set(wanted) & {"realistic", "clean", "dirty", "big"} else {}
     hist = None if args.skip_history or "synthetic" not in wanted else ensure_history_lake(
         cache, args.history_days, args.history_per_day)
     home = ensure_instance(cache / "dagster_home")
@@ -281,6 +285,11 @@ def main(argv: list[str] | None = None) -> None:
                 rows += [{**r, "floor": "synthetic"} for r in measure_runs(
                     "synthetic, 30 days of history", raw, args.events, work, home, floor_of, None, lake=hist,
                     floor=False)]
+        if "synthetic-dirty" in wanted:
+            dirty = ensure_landing_zone(cache / f"raw-{args.events}-malformed", args.events, BATCH_HOUR, seed=5,
+                                        malformed=0.01)
+            rows += [{**r, "floor": "synthetic"} for r in measure_runs(
+                "synthetic, 1% malformed", dirty, args.events, work, home, floor_of, args.baseline, floor=False)]
         for name in ("realistic", "clean", "dirty", "big"):
             if name in wanted:
                 path = production[name]

@@ -67,18 +67,15 @@ def _payload(rng: random.Random, big: bool) -> dict:
     """An application payload: nested 5 deep (record > context > device > screen > viewport)."""
     p: dict = {
         "user_id": f"u{rng.randrange(200_000):07d}",
-        "session": {"seq": rng.randrange(10_000), "resumed": rng.random() < 0.1,
-                    "referrer": rng.choice([None, "https://example.com/a?b=c&d=e"])},
-        "context": {
-            "app": {"version": f"{rng.randrange(1, 9)}.{rng.randrange(30)}.{rng.randrange(200)}"},
-            "device": {"os": rng.choice(["ios", "android", "web"]), "locale": rng.choice(["en-US", "de-DE", "ja-JP"]),
-                       "screen": {"density": _float(rng), "viewport": {"w": rng.randrange(320, 3840), "h": rng.randrange(240, 2160)}}},
-            "geo": rng.choice([None, {"lat": _float(rng), "lon": _float(rng)}]),
-        },
+        "context": {"device": {"os": rng.choice(["ios", "android", "web"]),
+                               "screen": {"density": _float(rng), "viewport": {"w": rng.randrange(320, 3840),
+                                                                               "h": rng.randrange(240, 2160)}}}},
         "metrics": [_float(rng) for _ in range(rng.randrange(0, 3))],
         "consent": rng.choice([True, False, None]),
         "message": rng.choice(_TEXT).replace("{id}", str(rng.randrange(10**9))),
     }
+    if rng.random() < 0.3:
+        p["session"] = {"seq": rng.randrange(10_000), "resumed": rng.random() < 0.1, "referrer": None}
     if rng.random() < 0.05:
         p["external_id"] = rng.randrange(2**64, 2**70)  # beyond 64 bits
     if rng.random() < 0.3:
@@ -87,9 +84,9 @@ def _payload(rng: random.Random, big: bool) -> dict:
         if rng.random() < 0.5:
             p["items"] = [{"sku": f"SKU-{rng.randrange(10**5)}", "qty": rng.randrange(1, 5), "price": _float(rng),
                            "tags": [rng.choice(_WORDS) for _ in range(2)], "note": rng.choice(_TEXT)}
-                          for _ in range(rng.randrange(14, 20))]
+                          for _ in range(rng.randrange(16, 18))]
         else:
-            p["description"] = _text(rng, rng.randrange(230, 320)) + " " + rng.choice(_TEXT)
+            p["description"] = _text(rng, rng.randrange(245, 270)) + " " + rng.choice(_TEXT)
     return p
 
 

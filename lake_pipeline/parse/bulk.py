@@ -17,13 +17,15 @@ Two framings:
   ``\\f``), the record's text NULL where DuckDB can't read the line; a file never fails.
 
 Arrival order is kept: DuckDB preserves the file list's order and each file's record order
-(``preserve_insertion_order``), so a row's position within its file is its record's position.
-Files are named by their index in the list (``<dir>/000042``); rows carry that index.
+(``preserve_insertion_order``), so a row's position within its object is its record's position.
+Files are named by their object's index and the piece (:func:`piece_name`); rows carry the
+object's index.
 """
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -38,6 +40,17 @@ from lake_pipeline.contract import (
     valid_fields_expr,
 )
 from lake_pipeline.parse.text import HEAD, ODD, STRING, TAIL
+
+PIECE_DIGITS = 3  # a staged file's name: its object's index, then the piece in 3 digits
+
+
+def piece_name(index: int, piece: int = 0) -> str:
+    """The name of a file :func:`read` takes: piece ``piece`` of the chunk's object ``index``."""
+    return f"{index:06d}{piece:0{PIECE_DIGITS}d}"
+
+
+def object_index(path: Path) -> int:
+    return int(path.name) // 10**PIECE_DIGITS
 
 # How a common member's value token is recognised as each contract JSON type (HEAD/TAIL only
 # take strings without escapes and numbers without a sign).
@@ -73,7 +86,7 @@ _VALUE_SQL = {
 
 _SQL = f"""
 WITH raw AS (
-  SELECT CAST(parse_filename(filename) AS INTEGER) AS file, json
+  SELECT CAST(parse_filename(filename) AS INTEGER) // {10**PIECE_DIGITS} AS file, json
   FROM read_json_objects($files, format = '@FORMAT@', compression = 'none', filename = true@OPTIONS@)
 ), cut AS (
   SELECT file, json, h, CASE WHEN h.cut = '' AND json IS NOT NULL
@@ -122,8 +135,8 @@ _RETRIES = 3
 
 def read(con: duckdb.DuckDBPyConnection, files: list[Path], framing: str) -> tuple[pl.DataFrame, list[Path]]:
     """Rows (:data:`ROW_SCHEMA`) of ``files`` (uncompressed, named by their index) in one query per
-    attempt, and the files DuckDB could not read (``unstructured`` only): a file it can't read is
-    dropped and the rest re-read."""
+    attempt, and the files DuckDB could not read (``unstructured`` only): an object it can't read
+    is dropped (all its pieces) and the rest re-read."""
     sql = _SQL.replace("@FORMAT@", _FORMATS[framing]).replace("@OPTIONS@", _OPTIONS[framing])
     remaining = list(files)
     failed: list[Path] = []
@@ -134,18 +147,32 @@ def read(con: duckdb.DuckDBPyConnection, files: list[Path], framing: str) -> tup
         except duckdb.Error as exc:
             failures += 1
             match = _FILE_IN_ERROR.search(str(exc))
-            bad = [p for p in remaining if match and str(p) == match.group(1)]
-            if not bad or failures > _RETRIES:
+            named = {object_index(p) for p in remaining if match and str(p) == match.group(1)}
+            if not named or failures > _RETRIES:
                 break
-            failed += bad
-            remaining = [p for p in remaining if p not in bad]
-    # Many unreadable files (or an error that names none): one query per file.
-    frames = [pl.DataFrame(schema=ROW_SCHEMA)]
+            failed += [p for p in remaining if object_index(p) in named]  # all of its object's pieces
+            remaining = [p for p in remaining if object_index(p) not in named]
+    # Many unreadable objects (or an error that names none): one query per object, two at a time.
+    objects: dict[int, list[Path]] = {}
     for path in remaining:
+        objects.setdefault(object_index(path), []).append(path)
+
+    def one(paths: list[Path]) -> pl.DataFrame | None:
+        cursor = con.cursor()
         try:
-            frames.append(_frame(con.sql(sql, params={"files": [str(path)]})))
+            return _frame(cursor.sql(sql, params={"files": [str(p) for p in paths]}))
         except duckdb.Error:
-            failed.append(path)
+            return None
+        finally:
+            cursor.close()
+
+    frames = [pl.DataFrame(schema=ROW_SCHEMA)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for paths, frame in zip(objects.values(), pool.map(one, objects.values())):
+            if frame is None:
+                failed += paths
+            else:
+                frames.append(frame)
     return pl.concat(frames), failed
 
 

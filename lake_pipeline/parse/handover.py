@@ -35,17 +35,22 @@ _BLANK = b" \t\r\x0b\x0c"  # a line of only these is no row to DuckDB
 
 @dataclass(frozen=True)
 class Staged:
-    """One raw object staged for DuckDB: ``path`` an uncompressed local file named by the object's
-    index in its chunk (``000042``), ``framing`` ``unstructured``, ``lines`` (newline-delimited)
-    or ``units`` (read as units from the start: it holds bytes DuckDB skips)."""
+    """One raw object staged for DuckDB: ``paths`` uncompressed local files that hold it in order
+    (a big object in pieces cut at record boundaries, so DuckDB reads them on every core), named
+    by the object's index in its chunk and the piece (`bulk.piece_name`); ``framing``
+    ``unstructured``, ``lines`` (newline-delimited) or ``units`` (read as units from the start:
+    it holds bytes DuckDB skips)."""
 
     key: str
-    path: Path
+    paths: tuple[Path, ...]
     framing: str
 
     @property
     def index(self) -> int:
-        return int(self.path.name)
+        return bulk.object_index(self.paths[0])
+
+    def body(self) -> bytes:
+        return b"".join(p.read_bytes() for p in self.paths)
 
 
 @dataclass
@@ -65,17 +70,17 @@ def settle(staged: list[Staged], tmp: Path, threads: int) -> Settled:
     con = duckdb.connect(config={"threads": threads})
     try:
         first = [s for s in staged if s.framing == "unstructured"]
-        rows, failed = bulk.read(con, [s.path for s in first], "unstructured")
-        unreadable = {int(p.name) for p in failed}
+        rows, failed = bulk.read(con, [p for s in first for p in s.paths], "unstructured")
+        unreadable = {bulk.object_index(p) for p in failed}
         kept, again = _settle_records(rows, [s for s in first if s.index not in unreadable], careful)
         as_units = [s for s in staged if s.framing == "units" or s.index in unreadable | again]
         as_lines = [s for s in staged if s.framing == "lines"]
         units_dir = tmp / "units"
         units_dir.mkdir(exist_ok=True)
         for s in as_units:  # DuckDB reads each unit as a line
-            (units_dir / s.path.name).write_bytes(s.path.read_bytes().replace(b"}{", b"}\n{"))
-        rows, _ = bulk.read(con, sorted([s.path for s in as_lines] + [units_dir / s.path.name for s in as_units]),
-                            "lines")
+            (units_dir / bulk.piece_name(s.index)).write_bytes(s.body().replace(b"}{", b"}\n{"))
+        paths = [p for s in as_lines for p in s.paths] + [units_dir / bulk.piece_name(s.index) for s in as_units]
+        rows, _ = bulk.read(con, sorted(paths, key=lambda p: p.name), "lines")
         by_units, rejected, unit_objects = _settle_units(rows, as_lines + as_units, {s.index for s in as_units}, careful)
     finally:
         con.close()
@@ -154,7 +159,7 @@ def _settle_object(
     """One object's units: the careful parser over the spans DuckDB can't vouch for, DuckDB's rows
     for the rest. Returns the rows kept (with ordinals) and the records read; None when the units
     don't line up with the rows."""
-    body = s.path.read_bytes()
+    body = s.body()
     units, seps = split_units(body, braces)
     lined = [k for k, unit in enumerate(units) if unit.strip(_BLANK)]  # the units DuckDB gave rows
     if len(lined) == 1 and rows.height == 0:  # DuckDB gives no row for a lone unreadable line

@@ -33,10 +33,15 @@ from pathlib import Path
 import orjson
 
 from lake_pipeline.parse.careful import GZIP_MAGIC, RecordColumns, UnreadableObject, decompress, parse_object
+from lake_pipeline.parse.bulk import piece_name
 from lake_pipeline.parse.handover import SKIPPED_BYTES, Staged, settle
 from lake_pipeline.parse.records import ParsedRecords
+from lake_pipeline.parse.text import cut_points
 from lake_pipeline.storage.objects import LocalStorage, ObjectInfo, open_storage
 
+# A concatenated object bigger than this is staged in pieces of about this size (cut between
+# records), so that DuckDB reads it on every core.
+PIECE_BYTES = 8 * 1024 * 1024
 # Below this many raw bytes a chunk is parsed in the calling process.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 # The CLI parses this many chunks of the first batch while Dagster starts (memory: each
@@ -221,18 +226,24 @@ def _stage(raw_uri: str, objects: list[ObjectInfo], tmp: Path, workers: int) -> 
         i, obj = item
         data = storage.read(obj.key)  # its errors name what to fix
         size = len(data)
-        path = tmp / f"{i:06d}"
-        if data[:2] == GZIP_MAGIC:
+        plain = data[:2] != GZIP_MAGIC
+        if not plain:
             try:
                 data = decompress(data)
             except UnreadableObject:
                 return None, size
-            path.write_bytes(data)
-        elif local:
+        framing = _framing(data)
+        # DuckDB reads a concatenated file on one core: a big one goes in pieces, for every core
+        cuts = cut_points(data, PIECE_BYTES) if framing == "unstructured" else []
+        if plain and local and not cuts:  # DuckDB reads the landing zone's own file
+            path = tmp / piece_name(i)
             path.symlink_to((storage.root / obj.key).resolve())
-        else:
-            path.write_bytes(data)
-        return Staged(obj.key, path, _framing(data)), size
+            return Staged(obj.key, (path,), framing), size
+        paths = []
+        for piece, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, len(data)])):
+            paths.append(tmp / piece_name(i, piece))
+            paths[-1].write_bytes(memoryview(data)[lo:hi])
+        return Staged(obj.key, tuple(paths), framing), size
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         done = list(pool.map(stage, enumerate(objects)))

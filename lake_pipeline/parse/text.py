@@ -136,3 +136,24 @@ def may_be_too_deep(record: str | bytes) -> bool:
     if isinstance(record, str):
         return record.count("[") + record.count("{") > MAX_NESTING
     return record.count(b"[") + record.count(b"{") > MAX_NESTING
+
+
+# "}{" and a quote that opens a key: in valid JSON text, only between two top-level objects
+# (inside a string, a quote after "}{" would close it, and a closing quote is followed by one of
+# ,:]} or whitespace, never by a key's first character).
+_BOUNDARY = re.compile(rb'\}\{"[^,:\]} \t\n\r]')
+
+
+def cut_points(text: bytes, every: int) -> list[int]:
+    """Offsets that cut concatenated JSON records into pieces of about ``every`` bytes, each at a
+    boundary between two records. In text that isn't valid JSON a point may fall inside a record:
+    then a piece is not valid JSON either, and whoever reads the pieces must find that out."""
+    points: list[int] = []
+    pos = every
+    while pos < len(text):
+        m = _BOUNDARY.search(text, pos)
+        if m is None:
+            break
+        points.append(m.start() + 1)
+        pos = m.start() + 1 + every
+    return points

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lake_pipeline.devtools.synthetic import generate
+from lake_pipeline.parse import reader
 from lake_pipeline.storage.objects import LocalStorage
 from tests.parse.parity import framings, same_parse, write_objects
 
@@ -230,3 +231,20 @@ def test_an_unknown_parser_is_refused_naming_the_variable():
     with pytest.raises(ValueError, match="LAKE_PARSER must be one of duckdb, python"):
         load_settings({"LAKE_PARSER": "spark"})
     assert load_settings({"LAKE_PARSER": "python"}).parser == "python"
+
+
+def test_objects_read_in_pieces_parse_the_same(edge_zone, tmp_path, monkeypatch):
+    """A big concatenated object is staged in pieces cut between records (so DuckDB reads it on
+    every core); a cut that lands inside a broken record only costs the object its bulk read."""
+    monkeypatch.setattr(reader, "PIECE_BYTES", 150)
+    records = [good(i) for i in range(300)]
+    records[150] = GOOD[:45]
+    records[151] = b'{"event_uuid":"s","event_name":"x","created_at":1,"v":"}{\\"k\\":1}{"}'
+    write_objects(edge_zone, {"many.concat": b"".join(records), "many.gz": gzip.compress(b"".join(records[:140]))})
+    storage = LocalStorage(str(edge_zone))
+    staged, _ = reader._stage(storage.uri, list(storage.list()), tmp_path, 2)
+    pieces = {s.key: len(s.paths) for s in staged}
+    assert pieces["many.concat"] > 50 and pieces["many.gz"] > 50 and pieces["nan.lf"] == 1
+    bulk, handed = same_parse(edge_zone)
+    assert handed.whole_objects == 0
+    assert bulk.records.filter(bulk.records["_source_key"] == "many.gz").height == 140
