@@ -48,12 +48,12 @@ ODD = (
 )
 
 _HEAD = re.compile(HEAD)
+_COMPACT_HEAD = re.compile(r"\{" + ",".join(f'"{name}":(?:{_VALUE})' for name in COMMON_FIELDS) + ',"')
 _TAIL = re.compile(TAIL + r"\Z")
 _TAIL_REACH = 4096  # the tail shortcut looks this far back from the end
 _WS_RUN = re.compile(f"{_WS}*")
 _DECODER = json.JSONDecoder()
 _ESCAPED_LETTER = re.compile(r"\\u00(?:5[fF]|6[1-9a-fA-F]|7[0-9aA])")
-_COMMON_TOKENS = tuple(f'"{name}"' for name in COMMON_FIELDS)
 
 
 def payload_text(record: str) -> str:
@@ -67,27 +67,28 @@ def fast_payload(record: str) -> str | None:
     walk: another layout, or a payload that may hold a common field again (checked
     conservatively, on substrings; the walk is exact)."""
     cut = _shortcut(record)
-    if cut is None or _ESCAPED_LETTER.search(cut) or any(t in cut for t in _COMMON_TOKENS):
+    if cut is None or ('"event_uuid"' in cut or '"event_name"' in cut or '"created_at"' in cut):
+        return None
+    if "\\u00" in cut and _ESCAPED_LETTER.search(cut):
         return None
     return cut
 
 
 def _shortcut(record: str) -> str | None:
+    m = _COMPACT_HEAD.match(record)  # the usual case, first (HEAD with no whitespace, in this order)
+    if m is not None:
+        return "{" + record[m.end() - 1 :]
     m = _HEAD.match(record)
     if m is not None:
-        if not _distinct(m.group(2), m.group(4), m.group(6)):
+        if len(set(m.group(2, 4, 6))) < 3:
             return None
-        if m.group(8).endswith("}"):
+        if m.group(8)[-1] == "}":
             return "{}"
         return "{" + m.group(1) + record[m.end() - 1 :]  # from the quote that opens the next key
     m = _TAIL.search(record, max(0, len(record) - _TAIL_REACH))
-    if m is not None and _distinct(m.group(1), m.group(3), m.group(5)):
+    if m is not None and len(set(m.group(1, 3, 5))) == 3:
         return record[: m.start()] + m.group(7) + "}"
     return None
-
-
-def _distinct(*keys: str) -> bool:
-    return len(set(keys)) == len(keys)
 
 
 def _walk(record: str) -> str:
