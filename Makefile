@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include terraform/infra.mk
 
-.PHONY: help setup demo dev test bench bench-scale lint clean
+.PHONY: help setup demo dev test bench bench-scale bench-baseline lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -46,11 +46,15 @@ dev: ## Open the Dagster UI (http://127.0.0.1:3000) on the demo lake; the sensor
 test: ## Run the test suite (unit, Dagster, CLI end to end, emulated AWS, Terraform static checks)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: ## Throughput vs the single-SQL DuckDB floor on 1M events (empty lake and 30 days of history), peak RSS
+bench: ## Throughput vs the single-SQL DuckDB floor: 1M synthetic events (empty lake, 30 days of history, 1% malformed) and production-shaped corpora (realistic payloads, newline-delimited clean and dirty, one 128 MiB object), peak RSS
 	$(PY) -m lake_pipeline.devtools.bench --events 1000000
 
 bench-scale: ## The same on 10M events, to show memory stays bounded by batch size
-	$(PY) -m lake_pipeline.devtools.bench --events 10000000 --skip-history
+	$(PY) -m lake_pipeline.devtools.bench --events 10000000 --skip-history --corpora synthetic
+
+bench-baseline: ## make bench, plus `lake ingest` from another checkout on the same files (BASE=path of its root)
+	@test -n "$(BASE)" || { echo "usage: make bench-baseline BASE=../wt-base (a checkout of the code to compare with)" >&2; exit 2; }
+	$(PY) -m lake_pipeline.devtools.bench --events 1000000 --baseline $(abspath $(BASE))
 
 lint: ## Validate the Dagster definitions
 	$(PY) -m dagster definitions validate -m lake_pipeline.definitions
