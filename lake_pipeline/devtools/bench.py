@@ -224,8 +224,8 @@ def measure_runs(name: str, raw: Path, events: int, work: Path, home: Path, floo
     return rows
 
 
-def print_results(rows: list[dict], floor_of: dict[str, float]) -> None:
-    print(f"\n{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} at the end\n")
+def print_results(rows: list[dict], floor_of: dict[str, float], load_at_start: float) -> None:
+    print(f"\n{os.cpu_count()} cores, load average {load_at_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end\n")
     print(f"{'corpus':<22} {'run':<28} {'seconds':>8} {'events/s':>10} {'x floor':>8} {'peak RSS':>10}")
     for r in rows:
         floor = floor_of.get(r["floor"] if "floor" in r else r["corpus"])
@@ -273,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     hist = None if args.skip_history or "synthetic" not in wanted else ensure_history_lake(
         cache, args.history_days, args.history_per_day)
     home = ensure_instance(cache / "dagster_home")
+    load_at_start = os.getloadavg()[0]
     rows: list[dict] = []
     floor_of: dict[str, float] = {}
     names = {"realistic": "realistic (Firehose)", "clean": "clean (newline-delimited)",
@@ -297,9 +298,10 @@ def main(argv: list[str] | None = None) -> None:
                 rows += [{**r, **extra} for r in measure_runs(
                     names[name], path, corpus_events(path, args.events), work, home, floor_of, args.baseline,
                     floor=name != "dirty")]
-    print_results(rows, floor_of)
+    print_results(rows, floor_of, load_at_start)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"events": args.events, "rows": rows}, indent=2))
+        Path(args.json_out).write_text(json.dumps(
+            {"events": args.events, "load": [load_at_start, os.getloadavg()[0]], "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from lake_pipeline.contract import (
     MAX_NESTING,
     valid_fields_expr,
 )
-from lake_pipeline.parse.text import HEAD, ODD, STRING, TAIL
+from lake_pipeline.parse.text import CANON, HEAD, ODD, STRING, TAIL
 
 PIECE_DIGITS = 3  # a staged file's name: its object's index, then the piece in 3 digits
 
@@ -58,6 +58,7 @@ _TOKEN_TYPE_SQL = {"string": "{tok} LIKE '\"%'", "number": "{tok} NOT LIKE '\"%'
 _FIELDS = (EVENT_UUID, EVENT_NAME, CREATED_AT)
 _HEAD_GROUPS = ["cut", "lead", "k1", "v1", "k2", "v2", "k3", "v3", "close"]
 _TAIL_GROUPS = ["cut", "k1", "v1", "k2", "v2", "k3", "v3", "close"]
+_WS_CHARS = "' ' || chr(9) || chr(10) || chr(13)"
 
 
 def _sql_literal(pattern: str) -> str:
@@ -65,12 +66,35 @@ def _sql_literal(pattern: str) -> str:
     return f"'{pattern}'"
 
 
-def _token(field: str) -> str:
-    return f"CASE '{field}' WHEN k1 THEN v1 WHEN k2 THEN v2 WHEN k3 THEN v3 END"
+def _token(field: str, s: str) -> str:
+    """SQL: the value token of ``field`` among the members matched into struct ``s`` (HEAD, TAIL)."""
+    return f"CASE '{field}' WHEN {s}.k1 THEN {s}.v1 WHEN {s}.k2 THEN {s}.v2 WHEN {s}.k3 THEN {s}.v3 END"
 
 
-def _unquoted(field: str) -> str:
-    return f"substr({_token(field)}, 2, length({_token(field)}) - 2)"
+def _fits(s: str) -> str:
+    """SQL: the members matched into ``s`` are the three common fields, of their JSON types."""
+    types = " AND ".join(_TOKEN_TYPE_SQL[FIELD_JSON_TYPES[f]].format(tok=_token(f, s)) for f in _FIELDS)
+    return f"{s}.k1 <> {s}.k2 AND {s}.k1 <> {s}.k3 AND {s}.k2 <> {s}.k3 AND {types}"
+
+
+def _canon_parts() -> dict[str, int]:
+    """Which ``split_part(cut, '"', n)`` holds each field's value in a CANON match (strings have no
+    quotes inside; a number's part also holds the ':' and ',' around it)."""
+    sample = "{" + ",".join(f'"{f}":' + ('"v"' if FIELD_JSON_TYPES[f] == "string" else "0") for f in _FIELDS) + ',"'
+    parts = sample.split('"')
+    return {f: parts.index(f) + (3 if FIELD_JSON_TYPES[f] == "string" else 2) for f in _FIELDS}
+
+
+def _value(field: str) -> str:
+    """SQL: the field's value, from whichever layout matched."""
+    part = f"split_part(c, '\"', {_canon_parts()[field]})"
+    if FIELD_JSON_TYPES[field] == "string":
+        canon = part
+        general = [f"substr({_token(field, s)}, 2, length({_token(field, s)}) - 2)" for s in ("h", "t")]
+    else:
+        canon = f"TRY_CAST(trim({part}, {_WS_CHARS} || ':,}}') AS DOUBLE)"
+        general = [f"TRY_CAST({_token(field, s)} AS DOUBLE)" for s in ("h", "t")]
+    return f"CASE WHEN c <> '' THEN {canon} WHEN h.cut <> '' THEN {general[0]} ELSE {general[1]} END"
 
 
 def _brackets(text: str) -> str:
@@ -78,47 +102,44 @@ def _brackets(text: str) -> str:
     return f"strlen({text}) - strlen(replace(replace({text}, '{{', ''), '[', ''))"
 
 
-_TYPES_SQL = " AND ".join(_TOKEN_TYPE_SQL[FIELD_JSON_TYPES[f]].format(tok=_token(f)) for f in _FIELDS)
-_VALUE_SQL = {
-    "string": _unquoted,
-    "number": lambda f: f"TRY_CAST({_token(f)} AS DOUBLE)",
-}
-
 _SQL = f"""
 WITH raw AS (
   SELECT CAST(parse_filename(filename) AS INTEGER) // {10**PIECE_DIGITS} AS file, json
   FROM read_json_objects($files, format = '@FORMAT@', compression = 'none', filename = true@OPTIONS@)
+), canon AS (  -- the usual layout first: one pass of a regex with no alternation
+  SELECT file, json, regexp_extract(json, {_sql_literal(CANON)}, 0) AS c FROM raw
+), head AS (
+  SELECT file, json, c, CASE WHEN c = '' THEN regexp_extract(json, {_sql_literal("^(" + HEAD[1:] + ")")},
+                                                           {_HEAD_GROUPS}) END AS h
+  FROM canon
 ), cut AS (
-  SELECT file, json, h, CASE WHEN h.cut = '' AND json IS NOT NULL
-                              THEN regexp_extract(json, {_sql_literal("(" + TAIL + ")$")}, {_TAIL_GROUPS}) END AS t
-  FROM (SELECT file, json, regexp_extract(json, {_sql_literal("^(" + HEAD[1:] + ")")}, {_HEAD_GROUPS}) AS h FROM raw)
+  SELECT file, json, c, h, CASE WHEN c = '' AND h.cut = '' THEN regexp_extract(
+                             json, {_sql_literal("(" + TAIL + ")$")}, {_TAIL_GROUPS}) END AS t
+  FROM head
 ), members AS (
   SELECT file, json,
-         CASE WHEN h.cut <> '' THEN h.cut ELSE t.cut END AS cut,
-         CASE WHEN h.cut <> '' THEN [h.k1, h.k2, h.k3] ELSE [t.k1, t.k2, t.k3] END AS k,
-         CASE WHEN h.cut <> '' THEN [h.v1, h.v2, h.v3] ELSE [t.v1, t.v2, t.v3] END AS v,
-         CASE WHEN h.cut <> '' AND h.close LIKE '%}}' THEN '{{}}'
-              WHEN h.cut <> '' THEN '{{' || h.lead || substr(json, length(h.cut))  -- from the next key's quote
-              WHEN t.cut <> '' THEN substr(json, 1, length(json) - length(t.cut)) || t.close || '}}' END AS payload
+         CASE WHEN c <> '' THEN c WHEN h.cut <> '' THEN h.cut ELSE t.cut END AS cut,
+         CASE WHEN c <> '' THEN true WHEN h.cut <> '' THEN {_fits("h")} WHEN t.cut <> '' THEN {_fits("t")} END AS fits,
+         CASE WHEN c LIKE '%}}' OR h.close LIKE '%}}' THEN '{{}}'
+              WHEN c <> '' THEN '{{' || substr(split_part(c, '"', 1), 2) || substr(json, length(c))  -- from the next key's quote
+              WHEN h.cut <> '' THEN '{{' || h.lead || substr(json, length(h.cut))
+              WHEN t.cut <> '' THEN substr(json, 1, length(json) - length(t.cut)) || t.close || '}}' END AS payload,
+         {", ".join(f"{_value(f)} AS {f}" for f in _FIELDS)}
   FROM cut
-), fields AS (
-  SELECT file, json, cut, payload, k[1] AS k1, k[2] AS k2, k[3] AS k3, v[1] AS v1, v[2] AS v2, v[3] AS v3
-  FROM members
 ), judged AS (
-  SELECT file, json, cut, payload, k1, k2, k3, v1, v2, v3,
-         coalesce(payload IS NOT NULL AND k1 <> k2 AND k1 <> k3 AND k2 <> k3 AND {_TYPES_SQL}
-                  AND NOT regexp_matches(payload, {_sql_literal(ODD)})
+  SELECT *,
+         coalesce(fits AND payload IS NOT NULL AND NOT regexp_matches(payload, {_sql_literal(ODD)})
                   AND CASE WHEN strlen(payload) <= {2 * MAX_NESTING} THEN true  -- only long ones pay for a count
                            WHEN {_brackets("payload")} <= {MAX_NESTING} THEN true
                            ELSE {_brackets(f"regexp_replace(payload, {_sql_literal(STRING)}, '', 'g')")} <= {MAX_NESTING}
                       END, false) AS plain
-  FROM fields
+  FROM members
 )
 SELECT file, plain,
        CASE WHEN plain THEN NULL ELSE json END AS json,
        CASE WHEN plain THEN cut END AS cut,
        CASE WHEN plain THEN payload END AS payload,
-       {", ".join(f"CASE WHEN plain THEN {_VALUE_SQL[FIELD_JSON_TYPES[f]](f)} END AS {f}" for f in _FIELDS)}
+       {", ".join(f"CASE WHEN plain THEN {f} END AS {f}" for f in _FIELDS)}
 FROM judged
 """
 
@@ -129,8 +150,9 @@ ROW_SCHEMA = pl.Schema(
 _OPTIONS = {"unstructured": "", "lines": ", ignore_errors = true"}
 _FORMATS = {"unstructured": "unstructured", "lines": "newline_delimited"}
 _FILE_IN_ERROR = re.compile(r'in file "(.+?)"')
-# After this many failed whole-list reads, the remaining files are read one by one.
-_RETRIES = 3
+# After this many failed reads of the whole list, the remaining objects are read one by one (an
+# object with a malformed record fails fast on its own; a list fails after reading much of the rest).
+_RETRIES = 1
 
 
 def read(con: duckdb.DuckDBPyConnection, files: list[Path], framing: str) -> tuple[pl.DataFrame, list[Path]]:

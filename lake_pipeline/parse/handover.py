@@ -161,7 +161,10 @@ def _settle_object(
     don't line up with the rows."""
     body = s.body()
     units, seps = split_units(body, braces)
-    lined = [k for k, unit in enumerate(units) if unit.strip(_BLANK)]  # the units DuckDB gave rows
+    if len(units) == rows.height or (len(units) == rows.height + 1 and not units[-1].strip(_BLANK)):
+        lined = range(rows.height)  # no blank unit (but perhaps the last): no need to look
+    else:
+        lined = [k for k, unit in enumerate(units) if unit.strip(_BLANK)]  # the units DuckDB gave rows
     if len(lined) == 1 and rows.height == 0:  # DuckDB gives no row for a lone unreadable line
         rows = pl.DataFrame([[None]] * len(bulk.ROW_SCHEMA), schema=bulk.ROW_SCHEMA).with_columns(vouched=pl.lit(False))
     if len(lined) != rows.height:
@@ -190,7 +193,7 @@ def _settle_object(
     frame = pl.DataFrame({"lo": [lo for lo, _, _ in spans], "hi": [hi for _, hi, _ in spans], "adjust": adjust},
                          schema={"lo": pl.Int64, "hi": pl.Int64, "adjust": pl.Int64})
     kept = (
-        rows.with_columns(pl.Series("unit", lined, dtype=pl.Int64))
+        rows.with_columns(pl.Series("unit", list(lined), dtype=pl.Int64))
         .filter(pl.col("vouched") & ~pl.col("unit").is_in(list(forced)))
         .with_row_index("rank")
         .join_asof(frame.select("lo", "hi"), left_on="unit", right_on="lo", strategy="backward")
