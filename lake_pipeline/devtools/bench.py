@@ -79,10 +79,11 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """Run ``cmd``; return (wall seconds, peak RSS of its process tree, stdout)."""
+def run_measured(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, int, str]:
+    """Run ``cmd`` (in ``cwd``); return (wall seconds, peak RSS of its process tree, stdout)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     peak = 0
     stop = threading.Event()
 
@@ -152,10 +153,12 @@ def measure_floor(raw: Path, work: Path) -> tuple[float, int]:
     return seconds, peak
 
 
-def measure_ingest(raw: Path, lake: Path, home: Path, env: dict | None = None) -> tuple[float, int, str]:
-    """One `lake ingest` process, against an existing Dagster instance (as a user has)."""
-    return run_measured(_lake_cmd("ingest", "--raw", str(raw), "--lake", str(lake), "--quiet"),
-                        env={"DAGSTER_HOME": str(home), **(env or {})})
+def measure_ingest(raw: Path, lake: Path, home: Path, code: str | None = None) -> tuple[float, int, str]:
+    """One `lake ingest` process, against an existing Dagster instance (as a user has); ``code``:
+    the root of another checkout to run instead of this one (it runs there, so that `python -m`
+    finds that checkout's package first, and with it on PYTHONPATH)."""
+    env = {"DAGSTER_HOME": str(home), **({"PYTHONPATH": code} if code else {})}
+    return run_measured(_lake_cmd("ingest", "--raw", str(raw), "--lake", str(lake), "--quiet"), env=env, cwd=code)
 
 
 def ensure_instance(home: Path) -> Path:
@@ -210,14 +213,14 @@ def measure_runs(name: str, raw: Path, events: int, work: Path, home: Path, floo
         seconds, rss = measure_floor(raw, work)
         floor_of[name] = seconds
         rows.append({"corpus": name, "run": "DuckDB single-SQL floor", "seconds": seconds, "rss": rss, "events": events})
-    runs = [("lake ingest", {})]
+    runs: list[tuple[str, str | None]] = [("lake ingest", None)]
     if baseline:
-        runs.append(("lake ingest, baseline", {"PYTHONPATH": baseline}))
-    for label, env in runs:
+        runs.append(("lake ingest, baseline", baseline))
+    for label, code in runs:
         target = work / f"lake-{re.sub('[^a-z0-9]+', '-', name)}-{len(rows)}"
         if lake is not None:
             shutil.copytree(lake, target)
-        seconds, rss, out = measure_ingest(raw, target, home, env)
+        seconds, rss, out = measure_ingest(raw, target, home, code)
         rows.append({"corpus": name, "run": label, "seconds": seconds, "rss": rss, "events": events,
                      "summary": out.strip().splitlines()[-1]})
         shutil.rmtree(target, ignore_errors=True)

@@ -58,7 +58,9 @@ _CANON = re.compile(CANON)
 _TAIL = re.compile(TAIL + r"\Z")
 _TAIL_REACH = 4096  # the tail shortcut looks this far back from the end
 _WS_RUN = re.compile(f"{_WS}*")
-_DECODER = json.JSONDecoder()
+# The walk only needs where values end: numbers and constants stay text (any length, NaN too).
+_DECODER = json.JSONDecoder(parse_int=str, parse_float=str, parse_constant=str)
+_TOKENS = tuple(f'"{name}"' for name in COMMON_FIELDS)
 _ESCAPED_LETTER = re.compile(r"\\u00(?:5[fF]|6[1-9a-fA-F]|7[0-9aA])")
 
 
@@ -73,7 +75,7 @@ def fast_payload(record: str) -> str | None:
     walk: another layout, or a payload that may hold a common field again (checked
     conservatively, on substrings; the walk is exact)."""
     cut = _shortcut(record)
-    if cut is None or ('"event_uuid"' in cut or '"event_name"' in cut or '"created_at"' in cut):
+    if cut is None or (_TOKENS[0] in cut or _TOKENS[1] in cut or _TOKENS[2] in cut):
         return None
     if "\\u00" in cut and _ESCAPED_LETTER.search(cut):
         return None

@@ -64,6 +64,7 @@ EDGE = {
     "created_at_many_digits": b'{"event_uuid":"e","event_name":"x","created_at":1700000000.1234567890123456789}',
     "wide_int": b'{"event_uuid":"e","event_name":"x","created_at":1,"v":123456789012345678901234}',
     "long_int": b'{"event_uuid":"e","event_name":"x","created_at":1,"v":-' + b"7" * 5000 + b"}",
+    "long_int_elsewhere": b'{"a":1,"event_uuid":"e","b":' + b"7" * 5000 + b',"event_name":"x","created_at":1}',
     "small_float": b'{"event_uuid":"e","event_name":"x","created_at":1,"v":0.0007427441630921683,"w":1e-19}',
     "number_texts": b'{"event_uuid":"e","event_name":"x","created_at":1,"v":[1.0,1E5,-0.0,0.10000000000000001]}',
     # strings

@@ -470,6 +470,10 @@ def test_parser_limits_never_raise():
     digits = b'{"event_uuid":"n","event_name":"x","created_at":1,"p":-' + b"9" * 4400 + b"}"
     n, out = parsed("k", rec("a") + digits + b"\n")
     assert out.uuid == ["a", "n"] and out.payload[1] == '{"p":-' + "9" * 4400 + "}"
+    # and where the payload is cut by walking the members (the common ones are not first)
+    scattered = b'{"p":' + b"9" * 4400 + b',"event_uuid":"s","q":NaN0,"event_name":"x","created_at":1}'
+    n, out = parsed("k", scattered.replace(b',"q":NaN0', b',"q":[1E5]'))
+    assert out.uuid == ["s"] and out.payload == ['{"p":' + "9" * 4400 + ',"q":[1E5]}']
 
 
 def test_nesting_just_inside_the_limits_is_valid_or_quarantined_never_raises():
