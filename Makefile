@@ -52,9 +52,9 @@ bench: ## Throughput vs the single-SQL DuckDB floor: 1M synthetic events (empty 
 bench-scale: ## The same on 10M events, to show memory stays bounded by batch size
 	$(PY) -m lake_pipeline.devtools.bench --events 10000000 --skip-history --corpora synthetic
 
-bench-baseline: ## make bench, plus `lake ingest` from another checkout on the same files (BASE=path of its root)
+bench-baseline: ## make bench, plus `lake ingest` from another checkout on the same files (BASE=its root; ON=corpora, default all)
 	@test -n "$(BASE)" || { echo "usage: make bench-baseline BASE=../wt-base (a checkout of the code to compare with)" >&2; exit 2; }
-	$(PY) -m lake_pipeline.devtools.bench --events 1000000 --baseline $(abspath $(BASE))
+	$(PY) -m lake_pipeline.devtools.bench --events 1000000 --baseline $(abspath $(BASE)) $(if $(ON),--baseline-corpora $(ON))
 
 lint: ## Validate the Dagster definitions
 	$(PY) -m dagster definitions validate -m lake_pipeline.definitions

@@ -265,12 +265,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--objects", type=int, default=10, help="Objects of the production-shaped corpora.")
     parser.add_argument("--baseline", default=None,
                         help="A checkout of other code (its repository root): `lake ingest` runs again with it, same files.")
+    parser.add_argument("--baseline-corpora", default=None,
+                        help="Comma-separated corpora to run --baseline on (default: all of --corpora).")
     parser.add_argument("--json", dest="json_out", default=None, help="Also write the results here as JSON.")
     args = parser.parse_args(argv)
 
     cache = Path(args.cache).resolve()
     cache.mkdir(parents=True, exist_ok=True)
     wanted = args.corpora.split(",")
+    compared = set((args.baseline_corpora or args.corpora).split(","))
+
+    def baseline(corpus: str) -> str | None:
+        return args.baseline if corpus in compared else None
+
     raw = ensure_landing_zone(cache / f"raw-{args.events}", args.events, BATCH_HOUR, seed=5)
     production = ensure_production_corpora(cache, args.events, args.objects) if set(wanted) & {"realistic", "clean", "dirty", "big"} else {}
     hist = None if args.skip_history or "synthetic" not in wanted else ensure_history_lake(
@@ -284,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         work = Path(tmp)
         if "synthetic" in wanted:
-            rows += measure_runs("synthetic", raw, args.events, work, home, floor_of, args.baseline)
+            rows += measure_runs("synthetic", raw, args.events, work, home, floor_of, baseline("synthetic"))
             if hist is not None:
                 rows += [{**r, "floor": "synthetic"} for r in measure_runs(
                     "synthetic, 30 days of history", raw, args.events, work, home, floor_of, None, lake=hist,
@@ -293,13 +300,14 @@ def main(argv: list[str] | None = None) -> None:
             dirty = ensure_landing_zone(cache / f"raw-{args.events}-malformed", args.events, BATCH_HOUR, seed=5,
                                         malformed=0.01)
             rows += [{**r, "floor": "synthetic"} for r in measure_runs(
-                "synthetic, 1% malformed", dirty, args.events, work, home, floor_of, args.baseline, floor=False)]
+                "synthetic, 1% malformed", dirty, args.events, work, home, floor_of, baseline("synthetic-dirty"),
+                floor=False)]
         for name in ("realistic", "clean", "dirty", "big"):
             if name in wanted:
                 path = production[name]
                 extra = {"floor": names["clean"]} if name == "dirty" else {}
                 rows += [{**r, **extra} for r in measure_runs(
-                    names[name], path, corpus_events(path, args.events), work, home, floor_of, args.baseline,
+                    names[name], path, corpus_events(path, args.events), work, home, floor_of, baseline(name),
                     floor=name != "dirty")]
     print_results(rows, floor_of, load_at_start)
     if args.json_out:

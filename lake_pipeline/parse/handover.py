@@ -84,8 +84,11 @@ def settle(staged: list[Staged], tmp: Path, threads: int) -> Settled:
         by_units, rejected, unit_objects = _settle_units(rows, as_lines + as_units, {s.index for s in as_units}, careful)
     finally:
         con.close()
+    handed = len(careful.uuid) + len(careful.q_reason)
+    if not handed and not by_units.records_per_object:
+        return Settled(kept, rejected, 0, 0)  # DuckDB's rows alone, already in arrival order
     merged = ParsedRecords.merge_in_key_order([kept, by_units, careful.build()], [s.key for s in staged])
-    return Settled(merged, rejected, len(careful.uuid) + len(careful.q_reason), unit_objects)
+    return Settled(merged, rejected, handed, unit_objects)
 
 
 def _records(rows: pl.DataFrame, keys: dict[int, str]) -> pl.DataFrame:
@@ -192,13 +195,17 @@ def _settle_object(
         adjust.append(total)
     frame = pl.DataFrame({"lo": [lo for lo, _, _ in spans], "hi": [hi for _, hi, _ in spans], "adjust": adjust},
                          schema={"lo": pl.Int64, "hi": pl.Int64, "adjust": pl.Int64})
-    kept = (
-        rows.with_columns(pl.Series("unit", list(lined), dtype=pl.Int64))
-        .filter(pl.col("vouched") & ~pl.col("unit").is_in(list(forced)))
-        .with_row_index("rank")
+    # Per row, on narrow columns (the wide ones are gathered once, by the last filter): whether a
+    # span covers its unit, and its ordinal (its rank among the vouched units, plus what the spans
+    # before it added or took away).
+    narrow = (
+        pl.DataFrame({"unit": pl.Series(list(lined), dtype=pl.Int64), "ok": flags})
+        .with_columns((pl.col("ok") & ~pl.col("unit").is_in(list(forced))).alias("ok"))
+        .with_columns((pl.col("ok").cast(pl.Int64).cum_sum() - 1).alias("rank"))
         .join_asof(frame.select("lo", "hi"), left_on="unit", right_on="lo", strategy="backward")
         .join_asof(frame.select(pl.col("hi").alias("end"), "adjust"), left_on="unit", right_on="end", strategy="backward")
-        .filter(pl.col("hi").is_null() | (pl.col("unit") >= pl.col("hi")))
-        .with_columns((pl.col("rank").cast(pl.Int64) + pl.col("adjust").fill_null(0)).alias(ORDINAL))
+        .select((pl.col("ok") & (pl.col("hi").is_null() | (pl.col("unit") >= pl.col("hi")))).alias("keep"),
+                (pl.col("rank") + pl.col("adjust").fill_null(0)).alias(ORDINAL))
     )
+    kept = rows.with_columns(narrow.get_column(ORDINAL)).filter(narrow.get_column("keep"))
     return kept, kept.height + taken[2]
