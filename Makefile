@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include terraform/infra.mk
 
-.PHONY: help setup demo dev freshness test test-fast bench bench-scale lint clean
+.PHONY: help setup demo dev freshness test test-fast bench bench-scale bench-baseline lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -55,11 +55,15 @@ test: ## Run the test suite (unit, Dagster, CLI end to end, emulated AWS, Terraf
 test-fast: ## The fast tier (under 60 s): all but the e2e (subprocesses, moto server) and terraform (fmt, checkov) tests
 	$(PY) -m pytest -q -m "not e2e and not terraform" $(PYTEST_ARGS)
 
-bench: ## Throughput vs the single-SQL DuckDB floor on 1M events (empty lake and 30 days of history), peak RSS
+bench: ## Throughput vs the single-SQL DuckDB floor: 1M synthetic events (empty lake, 30 days of history, 1% malformed) and production-shaped corpora (realistic payloads, newline-delimited clean and dirty, one 128 MiB object), peak RSS
 	$(PY) -m lake_pipeline.devtools.bench --events 1000000
 
 bench-scale: ## The same on 10M events, to show memory stays bounded by batch size
-	$(PY) -m lake_pipeline.devtools.bench --events 10000000 --skip-history
+	$(PY) -m lake_pipeline.devtools.bench --events 10000000 --skip-history --corpora synthetic
+
+bench-baseline: ## make bench, plus `lake ingest` from another checkout on the same files (BASE=its root; ON=corpora, default all)
+	@test -n "$(BASE)" || { echo "usage: make bench-baseline BASE=../wt-base (a checkout of the code to compare with)" >&2; exit 2; }
+	$(PY) -m lake_pipeline.devtools.bench --events 1000000 --baseline $(abspath $(BASE)) $(if $(ON),--baseline-corpora $(ON))
 
 lint: ## Validate the Dagster definitions
 	$(PY) -m dagster definitions validate

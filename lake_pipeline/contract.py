@@ -20,6 +20,26 @@ COMMON_FIELDS = (EVENT_UUID, EVENT_NAME, CREATED_AT)
 # created_at must satisfy 0 <= created_at < MAX_CREATED_AT (2100-01-01T00:00:00Z).
 MAX_CREATED_AT = 4102444800
 
+# --- The payload, and numbers in it (DESIGN.md §2: "payload ... is lossless") ---
+# `payload` is the record's own text with the three common members cut out: each cut member
+# takes its separator with it (the comma and the whitespace around it; the last kept member is
+# followed by the whitespace that closed the record), a record with no other member gives `{}`,
+# and every other byte stays as received: key order, duplicate keys, whitespace, escapes, and
+# the text of every number (`parse/text.py` cuts it; both parsers use it).
+#
+# Numbers are kept as received, whatever their size or precision: `1.0`, `1E5`, `-0.0`,
+# `0.10000000000000001`, `12345678901234567890`, a 5000-digit integer, and numbers beyond the
+# range of a double (`-1e+9999`, `123123e100000`, `123e-10000000`) all stay in `payload` exactly
+# as sent; none is rounded, overflowed to infinity or underflowed to zero, and none is a reason
+# for quarantine. NaN and Infinity are not JSON numbers: a record holding them goes to quarantine
+# (Reason.NON_FINITE_PAYLOAD). `created_at` is the one number read as a value: it is stored as the
+# nearest double, so a created_at beyond double range is outside the allowed range (and one
+# below it, like 1e-400, is 0.0).
+#
+# A record nested deeper than MAX_NESTING levels of objects and arrays (the record's own braces
+# are level 1) goes to quarantine (Reason.TOO_DEEP), whichever parser reads it.
+MAX_NESTING = 512
+
 # Arrival-order and lineage columns (internal columns start with "_").
 SOURCE_KEY = "_source_key"
 BATCH_ID = "_batch_id"
@@ -115,8 +135,8 @@ class Reason:
     CREATED_AT_RANGE = "created_at {value!r} is outside 0 <= created_at < 4102444800 (year 2100)"
     UNENCODABLE = "record contains an unpaired UTF-16 surrogate in {field}, which UTF-8 cannot store"
     NON_FINITE_PAYLOAD = "payload contains NaN or Infinity, which JSON cannot represent"
-    TOO_DEEP = "record is nested too deeply for the JSON decoder (about 1000 levels); flatten it at the producer"
-    NUMBER_TOO_LONG = "record contains an integer longer than {limit} digits, which the JSON decoder refuses"
+    TOO_DEEP = f"record is nested too deeply (more than {MAX_NESTING} levels of objects and arrays); flatten it at the producer"
+    NUMBER_TOO_LONG = "{field} is an integer longer than {limit} digits, which the JSON decoder refuses"
 
 
 _MISSING = object()

@@ -1,7 +1,14 @@
 """`make bench`: lake ingest against the single-SQL DuckDB floor, on the same files, in one run.
 
-Prints wall seconds, events/s, the ratio to the floor, and peak RSS (the whole
-process tree: with LAKE_PARSER=python the parse worker processes count). Landing zones and the 30-day
+Corpora: ``synthetic`` (our generator's 1M events, 60 gzip objects; also into a lake with 30
+days of history) and the production-shaped ones of `corpora.py`: ``realistic`` (1M events of
+ordinary application payloads in 10 Firehose objects), ``clean`` (the same newline-delimited),
+``dirty`` (that with 1% malformed or invalid lines in every object; the floor can't read it, so
+its ratio is to the clean floor) and ``big`` (one 128 MiB object). Prints wall seconds, events/s,
+the ratio to the floor measured in the same run, and peak RSS (the whole process tree: with
+LAKE_PARSER=python the parse worker processes count), then history/empty and dirty/clean.
+``--baseline DIR`` runs `lake ingest` again from another checkout (e.g. a worktree of the
+previous commit) on the same files, for a before/after in one run. Landing zones and the 30-day
 history lake are generated once and cached under .bench/.
 """
 
@@ -10,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,10 +79,11 @@ def _tree_rss(root: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:
-    """Run ``cmd``; return (wall seconds, peak RSS of its process tree, stdout)."""
+def run_measured(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, int, str]:
+    """Run ``cmd`` (in ``cwd``); return (wall seconds, peak RSS of its process tree, stdout)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
     peak = 0
     stop = threading.Event()
 
@@ -99,14 +108,15 @@ def _lake_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "lake_pipeline.cli.main", *args]
 
 
-def ensure_landing_zone(path: Path, events: int, start: datetime, seed: int, hours: float = 1.0) -> Path:
+def ensure_landing_zone(path: Path, events: int, start: datetime, seed: int, hours: float = 1.0,
+                        malformed: float = 0.0) -> Path:
     marker = path / ".complete"
     if marker.exists():
         return path
     shutil.rmtree(path, ignore_errors=True)
     subprocess.run(
         _lake_cmd("generate", "--out", str(path), "--events", str(events), "--duplicates", "0.05",
-                  "--malformed", "0", "--late", "0.02", "--seed", str(seed), "--start", start.isoformat(),
+                  "--malformed", str(malformed), "--late", "0.02", "--seed", str(seed), "--start", start.isoformat(),
                   "--hours", str(hours)),
         check=True,
     )
@@ -143,10 +153,12 @@ def measure_floor(raw: Path, work: Path) -> tuple[float, int]:
     return seconds, peak
 
 
-def measure_ingest(raw: Path, lake: Path, home: Path) -> tuple[float, int, str]:
-    """One `lake ingest` process, against an existing Dagster instance (as a user has)."""
-    return run_measured(_lake_cmd("ingest", "--raw", str(raw), "--lake", str(lake), "--quiet"),
-                        env={"DAGSTER_HOME": str(home)})
+def measure_ingest(raw: Path, lake: Path, home: Path, code: str | None = None) -> tuple[float, int, str]:
+    """One `lake ingest` process, against an existing Dagster instance (as a user has); ``code``:
+    the root of another checkout to run instead of this one (it runs there, so that `python -m`
+    finds that checkout's package first, and with it on PYTHONPATH)."""
+    env = {"DAGSTER_HOME": str(home), **({"PYTHONPATH": code} if code else {})}
+    return run_measured(_lake_cmd("ingest", "--raw", str(raw), "--lake", str(lake), "--quiet"), env=env, cwd=code)
 
 
 def ensure_instance(home: Path) -> Path:
@@ -158,6 +170,88 @@ def ensure_instance(home: Path) -> Path:
     return home
 
 
+def ensure_production_corpora(cache: Path, events: int, objects: int) -> dict[str, Path]:
+    """The production-shaped corpora (`corpora.py`): ``realistic`` (Firehose framing),
+    ``clean`` (the same events newline-delimited), ``dirty`` (that, with 1% malformed or invalid
+    lines in every object) and ``big`` (one 128 MiB object)."""
+    from lake_pipeline.devtools.corpora import write_big_object, write_realistic
+    from lake_pipeline.storage.objects import LocalStorage
+
+    made = {
+        "realistic": lambda st: write_realistic(st, events, objects, start=BATCH_HOUR),
+        "clean": lambda st: write_realistic(st, events, objects, start=BATCH_HOUR, newline_delimited=True),
+        "dirty": lambda st: write_realistic(st, events, objects, start=BATCH_HOUR, newline_delimited=True,
+                                            bad_share=0.01),
+        "big": lambda st: {"events": write_big_object(st, start=BATCH_HOUR)},
+    }
+    paths = {}
+    for name, make in made.items():
+        path = cache / (f"{name}-{events}-{objects}" if name != "big" else "big-128MiB")
+        if not (path / ".complete").exists():
+            shutil.rmtree(path, ignore_errors=True)
+            print(f"generating the {name} corpus in {path} (once)", flush=True)
+            counts = make(LocalStorage(str(path)))
+            (path / ".complete").write_text(json.dumps(counts))
+        paths[name] = path
+    return paths
+
+
+def corpus_events(raw: Path, default: int) -> int:
+    marker = raw / ".complete"
+    try:
+        return json.loads(marker.read_text())["events"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
+
+
+def measure_runs(name: str, raw: Path, events: int, work: Path, home: Path, floor_of: dict[str, float],
+                 baseline: str | None, lake: Path | None = None, floor: bool = True) -> list[dict]:
+    """The floor (unless ``floor`` is false: the corpus holds malformed records) and `lake ingest`
+    into an empty lake (or a copy of ``lake``), and with ``baseline`` the same by another checkout."""
+    rows: list[dict] = []
+    if floor:
+        seconds, rss = measure_floor(raw, work)
+        floor_of[name] = seconds
+        rows.append({"corpus": name, "run": "DuckDB single-SQL floor", "seconds": seconds, "rss": rss, "events": events})
+    runs: list[tuple[str, str | None]] = [("lake ingest", None)]
+    if baseline:
+        runs.append(("lake ingest, baseline", baseline))
+    for label, code in runs:
+        target = work / f"lake-{re.sub('[^a-z0-9]+', '-', name)}-{len(rows)}"
+        if lake is not None:
+            shutil.copytree(lake, target)
+        seconds, rss, out = measure_ingest(raw, target, home, code)
+        rows.append({"corpus": name, "run": label, "seconds": seconds, "rss": rss, "events": events,
+                     "summary": out.strip().splitlines()[-1]})
+        shutil.rmtree(target, ignore_errors=True)
+    return rows
+
+
+def print_results(rows: list[dict], floor_of: dict[str, float], load_at_start: float) -> None:
+    print(f"\n{os.cpu_count()} cores, load average {load_at_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end\n")
+    print(f"{'corpus':<22} {'run':<28} {'seconds':>8} {'events/s':>10} {'x floor':>8} {'peak RSS':>10}")
+    for r in rows:
+        floor = floor_of.get(r["floor"] if "floor" in r else r["corpus"])
+        ratio = f"{r['seconds'] / floor:>8.2f}" if floor else f"{'-':>8}"
+        print(f"{r['corpus']:<22} {r['run']:<28} {r['seconds']:>8.2f} {r['events'] / r['seconds']:>10,.0f} {ratio} "
+              f"{r['rss'] / 2**20:>8.0f} MB")
+    ingest = {(r["corpus"], r["run"]): r["seconds"] for r in rows}
+    pairs = [("synthetic, 30 days of history", "synthetic", "history / empty lake"),
+             ("synthetic, 1% malformed", "synthetic", "synthetic: 1% malformed / clean"),
+             ("dirty (1% bad lines)", "clean (newline-delimited)", "dirty / clean")]
+    for a, b, label in pairs:
+        if (a, "lake ingest") in ingest and (b, "lake ingest") in ingest:
+            print(f"{label}: {ingest[(a, 'lake ingest')] / ingest[(b, 'lake ingest')]:.2f}")
+    if any(r["run"].endswith("baseline") for r in rows):
+        for corpus in dict.fromkeys(r["corpus"] for r in rows):
+            if (corpus, "lake ingest, baseline") in ingest:
+                print(f"{corpus}: this code / baseline = "
+                      f"{ingest[(corpus, 'lake ingest')] / ingest[(corpus, 'lake ingest, baseline')]:.2f}")
+    for r in rows:
+        if "summary" in r:
+            print(f"{r['corpus']}, {r['run']}: {r['summary']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -165,40 +259,60 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--history-per-day", type=int, default=100_000)
     parser.add_argument("--cache", default=".bench")
     parser.add_argument("--skip-history", action="store_true")
+    parser.add_argument("--corpora", default="synthetic,synthetic-dirty,realistic,clean,dirty,big",
+                        help="Comma-separated: synthetic (the generator's), synthetic-dirty (the same with 1%% "
+                             "malformed records, concatenated), realistic, clean, dirty, big.")
+    parser.add_argument("--objects", type=int, default=10, help="Objects of the production-shaped corpora.")
+    parser.add_argument("--baseline", default=None,
+                        help="A checkout of other code (its repository root): `lake ingest` runs again with it, same files.")
+    parser.add_argument("--baseline-corpora", default=None,
+                        help="Comma-separated corpora to run --baseline on (default: all of --corpora).")
     parser.add_argument("--json", dest="json_out", default=None, help="Also write the results here as JSON.")
     args = parser.parse_args(argv)
 
     cache = Path(args.cache).resolve()
     cache.mkdir(parents=True, exist_ok=True)
+    wanted = args.corpora.split(",")
+    compared = set((args.baseline_corpora or args.corpora).split(","))
+
+    def baseline(corpus: str) -> str | None:
+        return args.baseline if corpus in compared else None
+
     raw = ensure_landing_zone(cache / f"raw-{args.events}", args.events, BATCH_HOUR, seed=5)
+    production = ensure_production_corpora(cache, args.events, args.objects) if set(wanted) & {"realistic", "clean", "dirty", "big"} else {}
+    hist = None if args.skip_history or "synthetic" not in wanted else ensure_history_lake(
+        cache, args.history_days, args.history_per_day)
+    home = ensure_instance(cache / "dagster_home")
+    load_at_start = os.getloadavg()[0]
     rows: list[dict] = []
+    floor_of: dict[str, float] = {}
+    names = {"realistic": "realistic (Firehose)", "clean": "clean (newline-delimited)",
+             "dirty": "dirty (1% bad lines)", "big": "one 128 MiB object"}
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         work = Path(tmp)
-        floor_s, floor_rss = measure_floor(raw, work)
-        rows.append({"run": "DuckDB single-SQL floor", "seconds": floor_s, "rss": floor_rss})
-        home = ensure_instance(cache / "dagster_home")
-        s, rss, out = measure_ingest(raw, work / "lake-empty", home)
-        rows.append({"run": "lake ingest, empty lake", "seconds": s, "rss": rss, "summary": out.strip().splitlines()[-1]})
-        if not args.skip_history:
-            hist = ensure_history_lake(cache, args.history_days, args.history_per_day)
-            lake = work / "lake-history"
-            shutil.copytree(hist, lake)
-            s, rss, out = measure_ingest(raw, lake, home)
-            rows.append({"run": f"lake ingest, {args.history_days} days of history", "seconds": s, "rss": rss,
-                         "summary": out.strip().splitlines()[-1]})
-
-    events = args.events
-    print(f"\n{events:,} events ({raw}), {os.cpu_count()} cores\n")
-    print(f"{'run':<36} {'seconds':>8} {'events/s':>10} {'x floor':>8} {'peak RSS':>10}")
-    for r in rows:
-        print(f"{r['run']:<36} {r['seconds']:>8.2f} {events / r['seconds']:>10,.0f} {r['seconds'] / floor_s:>8.2f} "
-              f"{r['rss'] / 2**20:>8.0f} MB")
-    if len(rows) == 3:
-        print(f"\nhistory / empty-lake time: {rows[2]['seconds'] / rows[1]['seconds']:.2f}")
-    for r in rows[1:]:
-        print(f"{r['run']}: {r['summary']}")
+        if "synthetic" in wanted:
+            rows += measure_runs("synthetic", raw, args.events, work, home, floor_of, baseline("synthetic"))
+            if hist is not None:
+                rows += [{**r, "floor": "synthetic"} for r in measure_runs(
+                    "synthetic, 30 days of history", raw, args.events, work, home, floor_of, None, lake=hist,
+                    floor=False)]
+        if "synthetic-dirty" in wanted:
+            dirty = ensure_landing_zone(cache / f"raw-{args.events}-malformed", args.events, BATCH_HOUR, seed=5,
+                                        malformed=0.01)
+            rows += [{**r, "floor": "synthetic"} for r in measure_runs(
+                "synthetic, 1% malformed", dirty, args.events, work, home, floor_of, baseline("synthetic-dirty"),
+                floor=False)]
+        for name in ("realistic", "clean", "dirty", "big"):
+            if name in wanted:
+                path = production[name]
+                extra = {"floor": names["clean"]} if name == "dirty" else {}
+                rows += [{**r, **extra} for r in measure_runs(
+                    names[name], path, corpus_events(path, args.events), work, home, floor_of, baseline(name),
+                    floor=name != "dirty")]
+    print_results(rows, floor_of, load_at_start)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({"events": events, "rows": rows}, indent=2))
+        Path(args.json_out).write_text(json.dumps(
+            {"events": args.events, "load": [load_at_start, os.getloadavg()[0]], "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,35 +1,31 @@
-"""The bulk parser: DuckDB reads and splits whole raw objects, in C++, on every core.
+"""The bulk parser: DuckDB reads and splits raw objects, in C++, on every core, and vouches for
+the records it reads plainly.
 
-It is the fast path for clean objects. It produces exactly the columns the Python
-parser (`careful.py`) produces, and it only keeps an object when it is sure
-the Python parser would give the same records. Every other object is *rejected* and
-goes to the Python parser, which quarantines what needs quarantining. So the bulk
-parser never decides what is valid; it only recognises what is plainly valid.
+For each record DuckDB reads it gives one row: the record's exact text, and whether it is
+*plain*: a JSON object that opens (or closes) with the three common members, with plain values
+(`text.HEAD`, `text.TAIL`), and a payload with nothing DuckDB reads differently from strict
+JSON (`text.ODD`) nested at most MAX_NESTING deep. For a plain record it also gives the common
+fields (their JSON types checked as `contract.FIELD_JSON_TYPES` says) and the payload, cut out
+of the record's text exactly as the Python parser cuts it. :func:`vouched` then applies the
+contract's validity rule (`contract.valid_fields_expr`). Every other record goes to the Python
+parser (`handover.py` decides how much of its object goes with it).
 
-An object is rejected when:
-- DuckDB can't read it at all (corrupt gzip, malformed JSON, invalid UTF-8, a record
-  over the size limit): DuckDB's error names the file;
-- any record in it is not plainly valid: not an object, a common field missing or of
-  the wrong type, an empty uuid or event type, created_at out of range;
-- any record's text holds something DuckDB reads differently from strict JSON: a run
-  of 19+ digits (integers orjson can't hold), a trailing comma, a NaN/Infinity
-  literal, an escaped NUL, a key with escaped letters, or one of the common fields
-  given twice; or 255 or more opening brackets (nesting the Python parser may refuse);
-- the object holds a byte DuckDB skips as whitespace but JSON doesn't (``\\v``, ``\\f``),
-  or a NUL (checked by the caller, which has the bytes: `ChunkParser.parse_bulk` in reader.py).
+Two framings:
+- ``unstructured``: DuckDB splits the records itself (concatenated, newline-delimited or
+  pretty-printed); a file with anything it can't read fails as a whole, and the error names it;
+- ``lines``: one row per line that isn't blank (blank: only spaces, tabs, ``\\r``, ``\\v``,
+  ``\\f``), the record's text NULL where DuckDB can't read the line; a file never fails.
 
-Known difference: a payload key given twice (``{"a":1,"a":2}``) is kept twice, as
-received, where the Python parser keeps the last value. Both read back the same
-with Python's ``json``; DuckDB's ``->>`` reads the first.
-
-Arrival order is kept: DuckDB preserves the file list's order and each file's record
-order (``preserve_insertion_order``), and the record's position in its object is its
-row number within the file.
+Arrival order is kept: DuckDB preserves the file list's order and each file's record order
+(``preserve_insertion_order``), so a row's position within its object is its record's position.
+Files are named by their object's index and the piece (:func:`piece_name`); rows carry the
+object's index.
 """
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -40,111 +36,181 @@ from lake_pipeline.contract import (
     EVENT_NAME,
     EVENT_UUID,
     FIELD_JSON_TYPES,
-    ORDINAL,
-    SOURCE_KEY,
+    MAX_NESTING,
     valid_fields_expr,
 )
-from lake_pipeline.parse.records import RECORD_SCHEMA, ParsedRecords
+from lake_pipeline.parse.text import CANON, HEAD, ODD, STRING, TAIL
 
-# A record matching this is handed to the Python parser (see the module docstring).
-_ODD = (
-    r'[0-9]{19}|,\s*[}\]]|[:\[,]\s*-?(?:[nN][aA][nN]|[iI][nN][fF])|\\u0000|\\u00[4-7][0-9a-fA-F][^"]*"\s*:'
-    r'|"event_uuid"\s*:.*"event_uuid"\s*:|"event_name"\s*:.*"event_name"\s*:|"created_at"\s*:.*"created_at"\s*:'
-)
+PIECE_DIGITS = 3  # a staged file's name: its object's index, then the piece in 3 digits
 
-# DuckDB's json_type names for the contract's JSON types (a boolean is BOOLEAN, not a number).
-_DUCKDB_JSON_TYPES = {"string": ("VARCHAR",), "number": ("DOUBLE", "BIGINT", "UBIGINT")}
-_FIELDS = (EVENT_UUID, EVENT_NAME, CREATED_AT)  # v[1], v[2], v[3] below
-_JSON_TYPES_SQL = " AND ".join(
-    f"json_type(v[{i}]) IN ({', '.join(repr(t) for t in _DUCKDB_JSON_TYPES[FIELD_JSON_TYPES[name]])})"
-    for i, name in enumerate(_FIELDS, start=1)
-)
+
+def piece_name(index: int, piece: int = 0) -> str:
+    """The name of a file :func:`read` takes: piece ``piece`` of the chunk's object ``index``."""
+    return f"{index:06d}{piece:0{PIECE_DIGITS}d}"
+
+
+def object_index(path: Path) -> int:
+    return int(path.name) // 10**PIECE_DIGITS
+
+# How a common member's value token is recognised as each contract JSON type (HEAD/TAIL only
+# take strings without escapes and numbers without a sign).
+_TOKEN_TYPE_SQL = {"string": "{tok} LIKE '\"%'", "number": "{tok} NOT LIKE '\"%'"}
+_FIELDS = (EVENT_UUID, EVENT_NAME, CREATED_AT)
+_HEAD_GROUPS = ["cut", "lead", "k1", "v1", "k2", "v2", "k3", "v3", "close"]
+_TAIL_GROUPS = ["cut", "k1", "v1", "k2", "v2", "k3", "v3", "close"]
+_WS_CHARS = "' ' || chr(9) || chr(10) || chr(13)"
+
+
+def _sql_literal(pattern: str) -> str:
+    assert "'" not in pattern
+    return f"'{pattern}'"
+
+
+def _token(field: str, s: str) -> str:
+    """SQL: the value token of ``field`` among the members matched into struct ``s`` (HEAD, TAIL)."""
+    return f"CASE '{field}' WHEN {s}.k1 THEN {s}.v1 WHEN {s}.k2 THEN {s}.v2 WHEN {s}.k3 THEN {s}.v3 END"
+
+
+def _fits(s: str) -> str:
+    """SQL: the members matched into ``s`` are the three common fields, of their JSON types."""
+    types = " AND ".join(_TOKEN_TYPE_SQL[FIELD_JSON_TYPES[f]].format(tok=_token(f, s)) for f in _FIELDS)
+    return f"{s}.k1 <> {s}.k2 AND {s}.k1 <> {s}.k3 AND {s}.k2 <> {s}.k3 AND {types}"
+
+
+def _canon_parts() -> dict[str, int]:
+    """Which ``split_part(cut, '"', n)`` holds each field's value in a CANON match (strings have no
+    quotes inside; a number's part also holds the ':' and ',' around it)."""
+    sample = "{" + ",".join(f'"{f}":' + ('"v"' if FIELD_JSON_TYPES[f] == "string" else "0") for f in _FIELDS) + ',"'
+    parts = sample.split('"')
+    return {f: parts.index(f) + (3 if FIELD_JSON_TYPES[f] == "string" else 2) for f in _FIELDS}
+
+
+def _value(field: str) -> str:
+    """SQL: the field's value, from whichever layout matched."""
+    part = f"split_part(c, '\"', {_canon_parts()[field]})"
+    if FIELD_JSON_TYPES[field] == "string":
+        canon = part
+        general = [f"substr({_token(field, s)}, 2, length({_token(field, s)}) - 2)" for s in ("h", "t")]
+    else:
+        canon = f"TRY_CAST(trim({part}, {_WS_CHARS} || ':,}}') AS DOUBLE)"
+        general = [f"TRY_CAST({_token(field, s)} AS DOUBLE)" for s in ("h", "t")]
+    return f"CASE WHEN c <> '' THEN {canon} WHEN h.cut <> '' THEN {general[0]} ELSE {general[1]} END"
+
+
+def _brackets(text: str) -> str:
+    """SQL: the opening brackets in ``text`` (a bound on its nesting depth)."""
+    return f"strlen({text}) - strlen(replace(replace({text}, '{{', ''), '[', ''))"
+
 
 _SQL = f"""
-SELECT filename,
-       v[1] ->> '$' AS {EVENT_UUID},
-       v[2] ->> '$' AS {EVENT_NAME},
-       TRY_CAST(v[3] AS DOUBLE) AS {CREATED_AT},
-       json_merge_patch(json, '{{"{EVENT_UUID}":null,"{EVENT_NAME}":null,"{CREATED_AT}":null}}') AS payload,
-       {_JSON_TYPES_SQL}
-         AND NOT regexp_matches(json, '{_ODD}')
-         AND CASE WHEN strlen(json) < 510 THEN true  -- CASE: only long records pay for the count
-                  ELSE strlen(json) - strlen(replace(replace(json, '{{', ''), '[', '')) < 255 END AS plain
-FROM (
-  SELECT filename, json, json_extract(json, [{', '.join(f"'$.{name}'" for name in _FIELDS)}]) AS v
-  FROM read_json_objects($files, format = 'unstructured', compression = 'none', filename = true)
+WITH raw AS (
+  SELECT CAST(parse_filename(filename) AS INTEGER) // {10**PIECE_DIGITS} AS file, json
+  FROM read_json_objects($files, format = '@FORMAT@', compression = 'none', filename = true@OPTIONS@)
+), canon AS (  -- the usual layout first: one pass of a regex with no alternation
+  SELECT file, json, regexp_extract(json, {_sql_literal(CANON)}, 0) AS c FROM raw
+), head AS (
+  SELECT file, json, c, CASE WHEN c = '' THEN regexp_extract(json, {_sql_literal("^(" + HEAD[1:] + ")")},
+                                                           {_HEAD_GROUPS}) END AS h
+  FROM canon
+), cut AS (
+  SELECT file, json, c, h, CASE WHEN c = '' AND h.cut = '' THEN regexp_extract(
+                             json, {_sql_literal("(" + TAIL + ")$")}, {_TAIL_GROUPS}) END AS t
+  FROM head
+), members AS (
+  SELECT file, json,
+         CASE WHEN c <> '' THEN c WHEN h.cut <> '' THEN h.cut ELSE t.cut END AS cut,
+         CASE WHEN c <> '' THEN true WHEN h.cut <> '' THEN {_fits("h")} WHEN t.cut <> '' THEN {_fits("t")} END AS fits,
+         CASE WHEN c LIKE '%}}' OR h.close LIKE '%}}' THEN '{{}}'
+              WHEN c <> '' THEN '{{' || substr(split_part(c, '"', 1), 2) || substr(json, length(c))  -- from the next key's quote
+              WHEN h.cut <> '' THEN '{{' || h.lead || substr(json, length(h.cut))
+              WHEN t.cut <> '' THEN substr(json, 1, length(json) - length(t.cut)) || t.close || '}}' END AS payload,
+         {", ".join(f"{_value(f)} AS {f}" for f in _FIELDS)}
+  FROM cut
+), judged AS (
+  SELECT *,
+         coalesce(fits AND payload IS NOT NULL AND NOT regexp_matches(payload, {_sql_literal(ODD)})
+                  AND CASE WHEN strlen(payload) <= {2 * MAX_NESTING} THEN true  -- only long ones pay for a count
+                           WHEN {_brackets("payload")} <= {MAX_NESTING} THEN true
+                           ELSE {_brackets(f"regexp_replace(payload, {_sql_literal(STRING)}, '', 'g')")} <= {MAX_NESTING}
+                      END, false) AS plain
+  FROM members
 )
+SELECT file, plain,
+       CASE WHEN plain THEN NULL ELSE json END AS json,
+       CASE WHEN plain THEN cut END AS cut,
+       CASE WHEN plain THEN payload END AS payload,
+       {", ".join(f"CASE WHEN plain THEN {f} END AS {f}" for f in _FIELDS)}
+FROM judged
 """
 
+ROW_SCHEMA = pl.Schema(
+    {"file": pl.Int32, "plain": pl.Boolean, "json": pl.String, "cut": pl.String, "payload": pl.String,
+     EVENT_UUID: pl.String, EVENT_NAME: pl.String, CREATED_AT: pl.Float64}
+)
+_OPTIONS = {"unstructured": "", "lines": ", ignore_errors = true"}
+_FORMATS = {"unstructured": "unstructured", "lines": "newline_delimited"}
 _FILE_IN_ERROR = re.compile(r'in file "(.+?)"')
-# After this many failed whole-list reads, the remaining files are read one by one.
-_RETRIES = 3
-
-def parse_files(files: list[tuple[str, Path]], threads: int | None = None) -> tuple[ParsedRecords, list[str]]:
-    """Parse local, uncompressed files (``(key, path)`` in key order) with DuckDB; see the
-    module docstring. Returns the records of the objects it accepted (no quarantine: it
-    accepts only plainly valid objects; ``sizes`` are left to the caller) and the keys it
-    rejected, in key order, for the Python parser. Gzip is undone before
-    (`ChunkParser.parse_bulk` in reader.py): DuckDB's gzip reader doesn't verify the CRC, and a corrupt
-    object must be quarantined."""
-    con = duckdb.connect(config={"threads": threads} if threads else {})
-    try:
-        frame, rejected = _read(con, files)
-    finally:
-        con.close()
-    order = {key: i for i, (key, _) in enumerate(files)}
-    path_key = {str(path): key for key, path in files}
-    frame = frame.with_columns(pl.col("filename").replace_strict(path_key, return_dtype=pl.String).alias(SOURCE_KEY))
-    # An object with any record that is not plainly valid goes to the Python parser.
-    unplain = ~pl.col("plain").fill_null(False) | ~valid_fields_expr(
-        pl.col(EVENT_UUID), pl.col(EVENT_NAME), pl.col(CREATED_AT)
-    )
-    flagged = set(frame.filter(unplain).get_column(SOURCE_KEY).unique().to_list())
-    if flagged:
-        frame = frame.filter(~pl.col(SOURCE_KEY).is_in(list(flagged)))
-        rejected += flagged
-    index = pl.col(SOURCE_KEY).replace_strict(order, return_dtype=pl.Int64)
-    if not frame.select(index.is_sorted()).item():  # a guard: DuckDB keeps the file order
-        frame = frame.clear()
-        rejected = [key for key, _ in files]
-    frame = frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).over(SOURCE_KEY).alias(ORDINAL))
-    counts = dict(frame.group_by(SOURCE_KEY).len().iter_rows())
-    rejected_set = set(rejected)
-    accepted = {key: counts.get(key, 0) for key, _ in files if key not in rejected_set}
-    records = frame.select(RECORD_SCHEMA.names()).cast(dict(RECORD_SCHEMA))
-    return ParsedRecords(records, records_per_object=accepted), sorted(rejected_set, key=order.__getitem__)
+# After this many failed reads of the whole list, the remaining objects are read one by one (an
+# object with a malformed record fails fast on its own; a list fails after reading much of the rest).
+_RETRIES = 1
 
 
-def _read(con: duckdb.DuckDBPyConnection, group: list[tuple[str, Path]]) -> tuple[pl.DataFrame, list[str]]:
-    """Read ``group`` in one query; a file DuckDB can't read is dropped (rejected) and the rest re-read."""
-    remaining = list(group)
-    rejected: list[str] = []
+def read(con: duckdb.DuckDBPyConnection, files: list[Path], framing: str) -> tuple[pl.DataFrame, list[Path]]:
+    """Rows (:data:`ROW_SCHEMA`) of ``files`` (uncompressed, named by their index) in one query per
+    attempt, and the files DuckDB could not read (``unstructured`` only): an object it can't read
+    is dropped (all its pieces) and the rest re-read."""
+    sql = _SQL.replace("@FORMAT@", _FORMATS[framing]).replace("@OPTIONS@", _OPTIONS[framing])
+    remaining = list(files)
+    failed: list[Path] = []
     failures = 0
     while remaining:
         try:
-            table = con.sql(_SQL, params={"files": [str(p) for _, p in remaining]})
-            return pl.from_arrow(table.to_arrow_table()), rejected
+            return _frame(con.sql(sql, params={"files": [str(p) for p in remaining]})), failed
         except duckdb.Error as exc:
             failures += 1
             match = _FILE_IN_ERROR.search(str(exc))
-            bad = [kp for kp in remaining if match and str(kp[1]) == match.group(1)]
-            if not bad or failures > _RETRIES:
+            named = {object_index(p) for p in remaining if match and str(p) == match.group(1)}
+            if not named or failures > _RETRIES:
                 break
-            rejected += [k for k, _ in bad]
-            remaining = [kp for kp in remaining if kp not in bad]
-    # Many unreadable files (or an error that names none): one query per file.
-    frames = [_empty()]
-    for key, path in remaining:
+            failed += [p for p in remaining if object_index(p) in named]  # all of its object's pieces
+            remaining = [p for p in remaining if object_index(p) not in named]
+    # Many unreadable objects (or an error that names none): one query per object, two at a time.
+    objects: dict[int, list[Path]] = {}
+    for path in remaining:
+        objects.setdefault(object_index(path), []).append(path)
+
+    def one(paths: list[Path]) -> pl.DataFrame | None:
+        cursor = con.cursor()
         try:
-            table = con.sql(_SQL, params={"files": [str(path)]})
-            frames.append(pl.from_arrow(table.to_arrow_table()))
+            return _frame(cursor.sql(sql, params={"files": [str(p) for p in paths]}))
         except duckdb.Error:
-            rejected.append(key)
-    return pl.concat(frames), rejected
+            return None
+        finally:
+            cursor.close()
+
+    frames = [pl.DataFrame(schema=ROW_SCHEMA)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for paths, frame in zip(objects.values(), pool.map(one, objects.values())):
+            if frame is None:
+                failed += paths
+            else:
+                frames.append(frame)
+    return pl.concat(frames), failed
 
 
-def _empty() -> pl.DataFrame:
-    return pl.DataFrame(
-        schema={"filename": pl.String, EVENT_UUID: pl.String, EVENT_NAME: pl.String, CREATED_AT: pl.Float64,
-                "payload": pl.String, "plain": pl.Boolean}
-    )
+def _frame(relation: duckdb.DuckDBPyRelation) -> pl.DataFrame:
+    return pl.from_arrow(relation.to_arrow_table()).cast(dict(ROW_SCHEMA))
+
+
+def vouched() -> pl.Expr:
+    """Rows the bulk parser keeps as they are: plain, and valid by the contract's rule."""
+    return pl.col("plain") & valid_fields_expr(pl.col(EVENT_UUID), pl.col(EVENT_NAME), pl.col(CREATED_AT))
+
+
+def record_text(cut: str, payload: str) -> str:
+    """A plain record's exact text, put back together from its payload and the common members
+    cut out of it (for a plain record that the validity rule rejects)."""
+    if cut.startswith("{"):  # the head: "{", leading whitespace, the members, and the next key's quote
+        lead = len(payload) - 1 - len(payload[1:].lstrip(" \t\n\r"))
+        return cut if payload == "{}" else cut + payload[2 + lead :]
+    return payload[:-1].rstrip(" \t\n\r") + cut

@@ -8,11 +8,15 @@ Contract (DESIGN.md §2, "Raw objects"):
   line; invalid UTF-8 is quarantined, never replaced in the curated data.
 
 Two paths give the same result. The *fast path* splits at ``}{``/line breaks and
-parses every piece with orjson; it is taken only when every piece is a complete
-JSON value (a split inside a string always leaves an unterminated string, so a
-wrong split can't pass). Anything else (malformed records, pretty-printing,
-invalid UTF-8, integers too wide for orjson) takes the *careful path*: a
-position-tracking scan with the standard library's decoder.
+parses every piece with orjson; it takes a piece only when it is one complete,
+plainly valid JSON object (a split inside a string always leaves an unterminated
+string, so a wrong split can't pass). Anything else (malformed or invalid records,
+pretty-printing, invalid UTF-8) takes the *careful path*: a position-tracking scan
+with the standard library's decoder. Either way the payload is cut out of the
+record's own text (`text.py`), so numbers, escapes and spacing stay as received.
+
+The bulk parser (`bulk.py`) hands over single records (:func:`parse_record`) and
+the spans around records it can't vouch for (:func:`parse_windows`).
 """
 
 from __future__ import annotations
@@ -28,16 +32,19 @@ import polars as pl
 from isal import igzip, isal_zlib
 
 from lake_pipeline.contract import (
+    CREATED_AT,
+    EVENT_NAME,
+    EVENT_UUID,
+    MAX_NESTING,
     MISSING,
     Reason,
     not_object_reason,
     validate_fields,
 )
 from lake_pipeline.parse.records import QUARANTINE_SCHEMA, RECORD_SCHEMA, ParsedRecords
+from lake_pipeline.parse.text import fast_payload, may_be_too_deep, nesting_depth, payload_text
 
 GZIP_MAGIC = b"\x1f\x8b"
-# orjson turns integers wider than 64 bits into floats; such objects take the careful path.
-_WIDE_INT = re.compile(rb"[0-9]{19}")
 _WS = " \t\r\n\ufeff"
 
 
@@ -90,6 +97,10 @@ class RecordColumns:
         )
         return ParsedRecords(records, quarantine, dict(self.records_per_object), dict(sizes or {}))
 
+    def extend(self, part: RecordColumns) -> None:
+        """Append ``part``'s records (their ``records_per_object`` is the caller's business)."""
+        _extend(self, part)
+
     def quarantine(self, key: str, raw: str | None, reason: str, ordinal: int | None) -> None:
         self.q_raw.append(raw)
         self.q_reason.append(reason)
@@ -112,9 +123,6 @@ def parse_object(key: str, data: bytes, out: RecordColumns) -> int:
     n = _parse_body(key, body, out)
     out.records_per_object[key] = n
     return n
-
-
-_RS = b"\x1e"  # never valid in JSON text outside strings, nor raw inside them
 
 
 def _parse_fast(key: str, body: bytes, out: RecordColumns) -> int | None:
@@ -140,32 +148,38 @@ def _extend(out: RecordColumns, part: RecordColumns) -> None:
     out.q_ordinal += part.q_ordinal
 
 
-def _units(body: bytes) -> tuple[list[bytes], list[bytes]]:
-    """Split an object into candidate records and the separator that followed each
-    (``b"\\n"`` for a line break, ``b""`` where ``}{`` was split), so any run of
-    units can be put back together byte for byte."""
+def split_units(body: bytes, braces: bool = True) -> tuple[list[bytes], list[bytes]]:
+    """Split an object into candidate records: its lines, and (``braces``) each line again at
+    ``}{``. Returns the units and the separator that followed each (``b"\\n"``, or ``b""``
+    where ``}{`` was split), so any run of units can be put back together byte for byte.
+    ``body.replace(b"}{", b"}\\n{")`` has exactly these units as its lines."""
     units: list[bytes] = []
     seps: list[bytes] = []
     for line in body.split(b"\n"):
-        if b"}{" in line:
-            parts = line.replace(b"}{", b"}" + _RS + b"{").split(_RS)
-            units += parts
+        if braces and b"}{" in line:
+            parts = line.split(b"}{")
+            units.append(parts[0] + b"}")
+            units += [b"{" + part + b"}" for part in parts[1:-1]]
+            units.append(b"{" + parts[-1])
             seps += [b""] * (len(parts) - 1)
-            seps.append(b"\n")
         else:
             units.append(line)
-            seps.append(b"\n")
+        seps.append(b"\n")
     seps[-1] = b""
     return units, seps
 
 
 def _parse_body(key: str, body: bytes, out: RecordColumns, careful: bool = True) -> int | None:
     """Fast path unit by unit; a unit the fast path can't take is handed, with as
-    many following units as it needs, to the careful parser."""
-    loads, dumps = orjson.loads, orjson.dumps
+    many following units as it needs, to the careful parser.
+
+    The fast path takes a unit that orjson reads as one plainly valid object whose payload the
+    shortcut of `text.py` can cut; anything else (invalid records, for their exact reason, too)
+    goes to the careful parser."""
+    loads = orjson.loads
     uuids, names, created, payloads, ordinals = out.uuid, out.name, out.created_at, out.payload, out.ordinal
     first_good = len(uuids)
-    units, seps = _units(body)
+    units, seps = split_units(body)
     n_units = len(units)
     i = 0  # record ordinal within the object
     k = 0
@@ -173,35 +187,26 @@ def _parse_body(key: str, body: bytes, out: RecordColumns, careful: bool = True)
         piece = units[k]
         try:
             d = loads(piece)
-            if type(d) is dict and piece[:1] == b"{":
-                u = d.pop("event_uuid", MISSING)
-                nm = d.pop("event_name", MISSING)
-                c = d.pop("created_at", MISSING)
-                reason = validate_fields(u, nm, c)
-                if reason is None:
-                    pj = dumps(d)
-                    if b"e+" not in pj or not _WIDE_INT.search(piece):
+            if type(d) is dict and piece[:1] == b"{" and not may_be_too_deep(piece):
+                u = d.pop(EVENT_UUID, MISSING)
+                nm = d.pop(EVENT_NAME, MISSING)
+                c = d.pop(CREATED_AT, MISSING)
+                if validate_fields(u, nm, c) is None:
+                    payload = fast_payload(piece.decode().rstrip(" \t\r"))
+                    if payload is not None:
                         uuids.append(u)
                         names.append(nm)
                         created.append(c)
-                        payloads.append(pj.decode())
+                        payloads.append(payload)
                         ordinals.append(i)
                         i += 1
                         k += 1
                         continue
-                    # else: an integer wider than 64 bits, which orjson would round
-                elif not _WIDE_INT.search(piece):
-                    out.quarantine(key, piece.decode().rstrip(" \t\r"), reason, i)
-                    i += 1
-                    k += 1
-                    continue
-            # else: a non-object or an indented (pretty-printed) line
+            # else: not plainly valid, another layout, or an indented (pretty-printed) line
         except orjson.JSONDecodeError:
             if not piece.strip(b" \t\r"):  # JSON whitespace only (not \x0b, \x0c)
                 k += 1  # blank line
                 continue
-        except orjson.JSONEncodeError:
-            pass  # orjson.dumps refuses nesting deeper than 254 levels
         if not careful:
             return None
         out.source_key.extend([key] * (len(uuids) - first_good))
@@ -240,12 +245,30 @@ def _has_escaped_bytes(text: str) -> bool:
     return _ESCAPED_BYTE.search(text) is not None
 
 
-_DECODER = json.JSONDecoder()
+class _NonFinite(float):
+    """A NaN or Infinity literal: Python's decoder reads them, but they are not JSON numbers."""
+
+
+class _LongInt:
+    """An integer token longer than Python converts (sys.get_int_max_str_digits()); in the payload
+    its text is kept like any number's, as a common field it is refused."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _parse_int(text: str) -> int | _LongInt:
+    limit = sys.get_int_max_str_digits()
+    return int(text) if not limit or len(text) - (text[0] == "-") <= limit else _LongInt(text)
+
+
+_DECODER = json.JSONDecoder(parse_constant=lambda text: _NonFinite(text), parse_int=_parse_int)
 _RESYNC_ATTEMPTS = 64
 
 
-def _record_end(text: str, start: int, err_pos: int) -> int:
-    """Where parsing resumes after a malformed record that starts at ``start``.
+def _record_end(text: str, start: int, err_pos: int, at_end: bool = True) -> int | None:
+    """Where parsing resumes after a malformed record that starts at ``start``; None when
+    ``text`` is a window that ends before that can be told (``at_end`` false: more follows).
 
     Normally at the next line (or at the start of the error's line when the error
     is a new record beginning there). Firehose concatenates records with no
@@ -285,26 +308,22 @@ def _record_end(text: str, start: int, err_pos: int) -> int:
         attempts += 1
         try:
             value, end = _DECODER.raw_decode(text, q)
-        except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        except json.JSONDecodeError as exc:
+            if not at_end and exc.pos >= len(text.rstrip(_WS)):
+                return None  # the candidate runs past the window: the text after it decides
+            continue
+        except (ValueError, RecursionError):
             continue
         after = text[end:end + 1]
         while after in (" ", "\t"):
             end += 1
             after = text[end:end + 1]
+        if not after and not at_end:
+            return None  # what follows the candidate is past the window
         # Inside a container, a value is followed by "," or a closing bracket.
         if type(value) is dict and after not in (",", "}", "]", ":"):
             return q
     return limit
-
-
-def _payload_json(d: dict) -> str:
-    text = json.dumps(d, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # An escaped lone surrogate ("\ud800") survives only as an escape.
-        text = json.dumps(d, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
-    return text
 
 
 def _encodable(value: str) -> bool:
@@ -359,8 +378,8 @@ def _careful_scan(
             ):
                 # The window ends inside this record (possibly inside a string holding "}{").
                 return i - first_ordinal, True
-            end = _record_end(text, pos, exc.pos if isinstance(exc, json.JSONDecodeError) else pos)
-            if end >= n and not at_end and not at_line_end:
+            end = _record_end(text, pos, exc.pos if isinstance(exc, json.JSONDecodeError) else pos, at_end)
+            if end is None or (end >= n and not at_end and not at_line_end):
                 return i - first_ordinal, True
             span = text[pos:end].rstrip(_WS)
             out.quarantine(key, _readable(span), _undecodable_reason(exc, dirty and _has_escaped_bytes(span)), i)
@@ -372,15 +391,57 @@ def _careful_scan(
 
 
 def _undecodable_reason(exc: Exception, not_utf8: bool) -> str:
-    """Why the decoder refused a record. Besides malformed JSON it raises RecursionError for
-    deep nesting and ValueError for integers longer than sys.get_int_max_str_digits()."""
+    """Why the decoder refused a record: malformed JSON, or nesting deeper than Python's recursion
+    limit (RecursionError; far beyond MAX_NESTING)."""
     if not_utf8:
         return Reason.NOT_UTF8
     if isinstance(exc, json.JSONDecodeError):
         return Reason.MALFORMED_JSON.format(detail=exc.msg)
-    if isinstance(exc, RecursionError):
-        return Reason.TOO_DEEP
-    return Reason.NUMBER_TOO_LONG.format(limit=sys.get_int_max_str_digits())
+    return Reason.TOO_DEEP
+
+
+def parse_record(key: str, text: str, ordinal: int, out: RecordColumns) -> bool:
+    """One record another reader cut out of its object (``text``: its exact text, valid UTF-8),
+    parsed as the careful parser parses it in place. False, and ``out`` untouched, when the text is
+    not exactly one JSON value to Python's decoder: then only the object's own text can tell
+    where the record ends, and the caller hands over that span instead."""
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except (ValueError, RecursionError):
+        return False
+    if end != len(text):
+        return False
+    _add_value(key, value, text, False, ordinal, out)
+    return True
+
+
+def parse_windows(
+    key: str, units: list[bytes], seps: list[bytes], starts: list[int], ordinal_at, out: RecordColumns
+) -> list[tuple[int, int, int]]:
+    """The careful parser over the spans of an object that begin at units ``starts`` (ascending;
+    a start inside an earlier span is skipped), each widened to a safe boundary as
+    :func:`_careful_window` does. ``ordinal_at(k, spans)`` gives the ordinal of the first record of
+    a span that begins at unit k, given the spans so far. Returns (first unit, end unit, records)."""
+    spans: list[tuple[int, int, int]] = []
+    end = 0
+    for k in starts:
+        if k < end:
+            continue
+        first = ordinal_at(k, spans)
+        end, following = _careful_window(key, units, seps, k, first, out)
+        spans.append((k, end, following - first))
+    return spans
+
+
+def _common_fields(value: dict) -> tuple[object, object, object, str | None]:
+    """Pop the common fields; NaN/Infinity literals among them are read as the floats they are."""
+    fields = [value.pop(name, MISSING) for name in (EVENT_UUID, EVENT_NAME, CREATED_AT)]
+    for j, (name, v) in enumerate(zip((EVENT_UUID, EVENT_NAME, CREATED_AT), fields)):
+        if type(v) is _LongInt:
+            return *fields, Reason.NUMBER_TOO_LONG.format(field=name, limit=sys.get_int_max_str_digits())
+        if type(v) is _NonFinite:
+            fields[j] = float(v)
+    return *fields, None
 
 
 def _add_value(key: str, value: object, span: str, dirty: bool, ordinal: int, out: RecordColumns) -> None:
@@ -388,25 +449,24 @@ def _add_value(key: str, value: object, span: str, dirty: bool, ordinal: int, ou
     if dirty and _has_escaped_bytes(span):
         out.quarantine(key, _readable(span), Reason.NOT_UTF8, ordinal)
         return
-    if type(value) is not dict:
-        out.quarantine(key, span, not_object_reason(value), ordinal)
+    if may_be_too_deep(span) and nesting_depth(span) > MAX_NESTING:
+        out.quarantine(key, span, Reason.TOO_DEEP, ordinal)
         return
-    u = value.pop("event_uuid", MISSING)
-    nm = value.pop("event_name", MISSING)
-    c = value.pop("created_at", MISSING)
-    reason = validate_fields(u, nm, c)
+    if type(value) is not dict:
+        out.quarantine(key, span, not_object_reason(0 if type(value) is _LongInt else value), ordinal)
+        return
+    u, nm, c, reason = _common_fields(value)
+    if reason is None:
+        reason = validate_fields(u, nm, c)
     if reason is None:
         if not _encodable(u):
-            reason = Reason.UNENCODABLE.format(field="event_uuid")
+            reason = Reason.UNENCODABLE.format(field=EVENT_UUID)
         elif not _encodable(nm):
-            reason = Reason.UNENCODABLE.format(field="event_name")
+            reason = Reason.UNENCODABLE.format(field=EVENT_NAME)
     if reason is None:
-        try:
-            payload = _payload_json(value)
-        except ValueError:
+        payload = payload_text(span)
+        if ("NaN" in payload or "Infinity" in payload) and _holds_non_finite(value):
             reason = Reason.NON_FINITE_PAYLOAD
-        except RecursionError:
-            reason = Reason.TOO_DEEP
     if reason is not None:
         out.quarantine(key, _readable(span), reason, ordinal)
         return
@@ -416,6 +476,19 @@ def _add_value(key: str, value: object, span: str, dirty: bool, ordinal: int, ou
     out.payload.append(payload)
     out.source_key.append(key)
     out.ordinal.append(ordinal)
+
+
+def _holds_non_finite(value: object) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if type(v) is _NonFinite:
+            return True
+        if type(v) is dict:
+            stack += v.values()
+        elif type(v) is list:
+            stack += v
+    return False
 
 
 def _readable(span: str) -> str:

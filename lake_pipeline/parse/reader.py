@@ -2,9 +2,11 @@
 
 Two parsers give the same records (``tests/parse/test_bulk.py`` holds them to it):
 
-- ``duckdb`` (the default): the bulk parser (`bulk.py`) reads whole objects in DuckDB,
-  on a thread of ours (DuckDB releases the GIL), and hands every object it is not sure
-  about to the Python parser. S3 objects are downloaded to a temporary directory first.
+- ``duckdb`` (the default): the bulk parser (`bulk.py`) reads objects in DuckDB, on a
+  thread of ours (DuckDB releases the GIL), and hands the records it can't vouch for to
+  the Python parser (`handover.py`); only objects that can't be decompressed go to the
+  Python parser whole. Objects are staged in a temporary directory first (gzip undone,
+  S3 objects downloaded).
 - ``python``: objects are independent, so a chunk is cut into contiguous runs of keys
   (in key order) that worker processes read and parse; the runs are put back together
   in key order, which keeps arrival order exact. Small chunks are parsed in-process
@@ -25,13 +27,21 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 
-from lake_pipeline.parse.bulk import parse_files
+import orjson
+
 from lake_pipeline.parse.careful import GZIP_MAGIC, RecordColumns, UnreadableObject, decompress, parse_object
+from lake_pipeline.parse.bulk import piece_name
+from lake_pipeline.parse.handover import SKIPPED_BYTES, Staged, settle
 from lake_pipeline.parse.records import ParsedRecords
+from lake_pipeline.parse.text import cut_points
 from lake_pipeline.storage.objects import LocalStorage, ObjectInfo, open_storage
 
+# A concatenated object bigger than this is staged in pieces of about this size (cut between
+# records), so that DuckDB reads it on every core.
+PIECE_BYTES = 8 * 1024 * 1024
 # Below this many raw bytes a chunk is parsed in the calling process.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 # The CLI parses this many chunks of the first batch while Dagster starts (memory: each
@@ -81,6 +91,16 @@ def _runs(objects: list[ObjectInfo], parts: int) -> list[list[str]]:
     return runs
 
 
+@dataclass
+class HandedOver:
+    """What the bulk parser handed to the Python parser so far: records the careful parser
+    produced, objects it had a share in (read as units), and objects it parsed whole."""
+
+    records: int = 0
+    unit_objects: int = 0
+    whole_objects: int = 0
+
+
 class ChunkParser:
     """Parses chunks of the landing zone at ``raw_uri`` in the background.
 
@@ -95,6 +115,7 @@ class ChunkParser:
         self.raw_uri = raw_uri
         self.parser = parser
         self.workers = workers or default_workers()
+        self.handed_over = HandedOver()
         self._prefetched: dict[tuple[str, ...], Pending] = {}
         self._pool: ProcessPoolExecutor | None = None
         self._bulk: ThreadPoolExecutor | None = None
@@ -139,12 +160,16 @@ class ChunkParser:
         return self._bulk.submit(self.parse_bulk, objects).result
 
     def parse_bulk(self, objects: list[ObjectInfo]) -> ParsedRecords:
-        """Parse ``objects`` with the bulk parser; the objects it rejects go to the Python parser."""
+        """Parse ``objects`` with the bulk parser; the objects it hands back go to the Python parser."""
         with tempfile.TemporaryDirectory(prefix="lake-raw-") as tmp:
-            staged = _stage(self.raw_uri, objects, Path(tmp), self.workers)
-            bulk, rejected = parse_files([(key, path) for key, path, _ in staged if path is not None], self.workers)
-        bulk.sizes = {key: size for key, _, size in staged if key in bulk.records_per_object}
-        rejected = set(rejected) | {key for key, path, _ in staged if path is None}
+            staged, sizes = _stage(self.raw_uri, objects, Path(tmp), self.workers)
+            settled = settle(staged, Path(tmp), self.workers)
+        bulk, rejected = settled.records, settled.whole
+        bulk.sizes = {key: sizes[key] for key in bulk.records_per_object}
+        rejected = set(rejected) | {o.key for o in objects if o.key not in bulk.records_per_object}
+        self.handed_over.records += settled.careful_records
+        self.handed_over.unit_objects += settled.unit_objects
+        self.handed_over.whole_objects += len(rejected)
         if not rejected:
             return bulk
         careful = self._start_python([o for o in objects if o.key in rejected])()
@@ -187,32 +212,61 @@ class ChunkParser:
         self._pool = None
 
 
-def _stage(raw_uri: str, objects: list[ObjectInfo], tmp: Path, workers: int) -> list[tuple[str, Path | None, int]]:
-    """(key, local path for DuckDB or None for the Python parser, raw size) per object, in key order.
+def _stage(raw_uri: str, objects: list[ObjectInfo], tmp: Path, workers: int) -> tuple[list[Staged], dict[str, int]]:
+    """The objects DuckDB can read, staged in key order, and every object's raw size.
 
-    DuckDB reads plain local files. Gzip objects are decompressed here first, on threads
-    (ISA-L releases the GIL), with the CRC checked (DuckDB's own gzip reader doesn't check
-    it); S3 objects are downloaded first."""
+    DuckDB reads plain local files, each named by its index (local objects are linked, not
+    copied). Gzip objects are decompressed here first, on threads (ISA-L releases the GIL), with
+    the CRC checked (DuckDB's own gzip reader doesn't check it); one that can't be decompressed is
+    left out, for the Python parser to quarantine. S3 objects are downloaded first."""
     storage = open_storage(raw_uri)
     local = isinstance(storage, LocalStorage)
 
-    def stage(item: tuple[int, ObjectInfo]) -> tuple[str, Path | None, int]:
+    def stage(item: tuple[int, ObjectInfo]) -> tuple[Staged | None, int]:
         i, obj = item
-        path = storage.root / obj.key if local else None
         data = storage.read(obj.key)  # its errors name what to fix
         size = len(data)
-        if data[:2] == GZIP_MAGIC:
+        plain = data[:2] != GZIP_MAGIC
+        if not plain:
             try:
                 data = decompress(data)
             except UnreadableObject:
-                return obj.key, None, size  # the Python parser quarantines it
-            path = None
-        if b"\x0b" in data or b"\x0c" in data or b"\x00" in data:
-            return obj.key, None, size  # DuckDB would skip these as whitespace
-        if path is None:
-            path = tmp / f"{i:06d}"
-            path.write_bytes(data)
-        return obj.key, path, size
+                return None, size
+        framing = _framing(data)
+        # DuckDB reads a concatenated file on one core: a big one goes in pieces, for every core
+        cuts = cut_points(data, PIECE_BYTES) if framing == "unstructured" else []
+        if plain and local and not cuts:  # DuckDB reads the landing zone's own file
+            path = tmp / piece_name(i)
+            path.symlink_to((storage.root / obj.key).resolve())
+            return Staged(obj.key, (path,), framing), size
+        paths = []
+        for piece, (lo, hi) in enumerate(zip([0, *cuts], [*cuts, len(data)])):
+            paths.append(tmp / piece_name(i, piece))
+            paths[-1].write_bytes(memoryview(data)[lo:hi])
+        return Staged(obj.key, tuple(paths), framing), size
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(stage, enumerate(objects)))
+        done = list(pool.map(stage, enumerate(objects)))
+    return [s for s, _ in done if s is not None], {o.key: size for o, (_, size) in zip(objects, done)}
+
+
+def _framing(data: bytes) -> str:
+    """How DuckDB should read an object (`handover.Staged`): ``units`` when it holds bytes DuckDB
+    skips as whitespace, ``lines`` when it looks newline-delimited (one of its first lines is one
+    JSON object), else ``unstructured``. A wrong guess costs time, never records."""
+    if any(b in data for b in SKIPPED_BYTES):
+        return "units"
+    start = 0
+    for _ in range(3):
+        end = data.find(b"\n", start)
+        if end == -1:
+            break
+        line = data[start:end].rstrip(b" \t\r")
+        if line[:1] == b"{":
+            try:
+                orjson.loads(line)
+                return "lines"
+            except orjson.JSONDecodeError:
+                pass
+        start = end + 1
+    return "unstructured"

@@ -10,6 +10,8 @@ Each case is a raw object ``<name>`` plus ``<name>.expected.json``:
   substring the raw_record must contain;
 - optional ``q_ordinals``: per quarantine row, its position in the object;
 - optional ``payloads``: event_uuid -> the exact payload object (key order included);
+- optional ``payload_texts``: event_uuid -> the exact payload text (the record's own text
+  with the common members cut out: numbers, escapes and spacing as received);
 - optional ``created_at``: event_uuid -> the exact created_at.
 
 Run ``python tests/cases/make_cases.py`` to (re)write the files; the test suite
@@ -313,15 +315,88 @@ def build() -> dict[str, Case]:
         b'"s":"\\u00e9\\ud83d\\ude00\\n\\t\\"\\/"}',
         expect(1, ["esc-\u00e9"], payloads={"esc-\u00e9": {"s": "\u00e9\U0001F600\n\t\"/"}}))
 
+    # numbers keep their text as received, whatever their size or precision (contract.py)
+    numbers = [b"1.0", b"1E5", b"-0.0", b"0.10000000000000001", b"12345678901234567890", b"0.0007427441630921683",
+               b"1e-19", b"-1e+9999", b"123123e100000", b"123e-10000000", b"-0", b"2.50", b"1E+2", b"0e0"]
+    lines = [b'{"event_uuid":"num-%d","event_name":"x","created_at":1,"v":%s,"list":[%s]}' % (i, n, n)
+             for i, n in enumerate(numbers)]
+    spaced = b'{"event_uuid": "num-s", "event_name": "x", "created_at": 1E9, "v": [1.0, 1E5, -0.0], "w": 1e-19}'
+    in_string = b'{"event_uuid":"num-str","event_name":"x","created_at":1,"id":"12345678901234567890"}'
+    add("numbers_as_received.json", b"\n".join(lines) + b"\n" + spaced + in_string,
+        expect(len(numbers) + 2, [f"num-{i}" for i in range(len(numbers))] + ["num-s", "num-str"],
+               payload_texts={**{f"num-{i}": '{"v":%s,"list":[%s]}' % (n.decode(), n.decode())
+                                 for i, n in enumerate(numbers)},
+                              "num-s": '{"v": [1.0, 1E5, -0.0], "w": 1e-19}', "num-str": '{"id":"12345678901234567890"}'},
+               created_at={"num-s": 1e9}))
+    # created_at is the one number read as a value: the nearest double
+    add("created_at_beyond_double.json",
+        b'{"event_uuid":"cad-1","event_name":"x","created_at":1e400}'
+        b'{"event_uuid":"cad-2","event_name":"x","created_at":123e-10000000}'
+        b'{"event_uuid":"cad-3","event_name":"x","created_at":-1e-400}'
+        b'{"event_uuid":"cad-4","event_name":"x","created_at":-0}'
+        b'{"event_uuid":"cad-5","event_name":"x","created_at":1700000000.12345678901234567890}',
+        expect(5, ["cad-2", "cad-3", "cad-4", "cad-5"], 1, reasons=["created_at inf is outside"],
+               created_at={"cad-2": 0.0, "cad-3": -0.0, "cad-4": 0, "cad-5": 1700000000.1234567}))
+    # the payload is the record's text with the common members (and their separators) cut out
+    layouts = [
+        (b'{ "event_uuid" : "lay-1" , "event_name":"x",\t"created_at":1 , "a" : [1, 2] ,"b":{}  }',
+         '{ "a" : [1, 2] ,"b":{}  }'),
+        (rb'{"a":1, "b": "\u00e9\/", "event_uuid":"lay-2", "event_name":"x", "created_at":1}', r'{"a":1, "b": "\u00e9\/"}'),
+        (b'{"a":1,"event_uuid":"lay-3","b":2,"event_name":"x","c":3,"created_at":1,"d":4}', '{"a":1,"b":2,"c":3,"d":4}'),
+        (b'{"event_uuid":"lay-4","event_name":"x","created_at":1}', "{}"),
+        (b'{"event_name":"x","created_at":1,"event_uuid":"lay-5","a":null,"a":true}', '{"a":null,"a":true}'),
+        (b'{"event_uuid":"lay-6-first","event_name":"x","created_at":1,"event_uuid":"lay-6"}', "{}"),
+        (rb'{"event_uuid":"lay-7-first","event_name":"x","created_at":1,"event\u005fuuid":"lay-7","k":1}', '{"k":1}'),
+        (rb'{"event_uuid":"lay-\u0038","event_name":"x","created_at":1,"k":"\ud800"}', r'{"k":"\ud800"}'),
+        (b'{"m":{"event_uuid":"inner"},"event_uuid":"lay-9","event_name":"x","created_at":1}', '{"m":{"event_uuid":"inner"}}'),
+        (rb'{"event_uuid":"lay-10","created_at":1,"event_name":"x","s":"}{\"event_uuid\":1}"}', r'{"s":"}{\"event_uuid\":1}"}'),
+    ]
+    pretty = json.dumps(rec("lay-11", nested={"a": [1, 2]}, z=None), indent=2).encode()
+    add("payload_as_received.json", b"\n".join(r for r, _ in layouts) + b"\n" + pretty + b"\n",
+        expect(len(layouts) + 1, ["lay-1", "lay-2", "lay-3", "lay-4", "lay-5", "lay-6", "lay-7", "lay-8", "lay-9",
+                                  "lay-10", "lay-11"],
+               payload_texts={**{json.loads(r)["event_uuid"]: p for r, p in layouts},
+                              "lay-11": '{\n  "nested": {\n    "a": [\n      1,\n      2\n    ]\n  },\n  "z": null\n}'}))
+    # NaN and Infinity are not JSON numbers: quarantined wherever they are; as text they are data
+    add("non_finite_literals.json",
+        b'{"event_uuid":"nf-1","event_name":"x","created_at":1,"v":NaN}\n'
+        b'{"event_uuid":"nf-2","event_name":"x","created_at":1,"v":[1,-Infinity]}\n'
+        b'{"event_uuid":"nf-3","event_name":"x","created_at":1,"v":"NaN Infinity","w":"inf"}\n'
+        b'{"event_uuid":"nf-4","event_name":"x","created_at":1,"v":nan}\n'
+        b'{"event_uuid":"nf-5","event_name":"x","created_at":1,"v":{"w":Infinity}}\n',
+        expect(5, ["nf-3"], 4, reasons=["NaN or Infinity", "NaN or Infinity", "malformed JSON", "NaN or Infinity"],
+               q_ordinals=[0, 1, 3, 4]))
+    # what DuckDB accepts and strict JSON does not, next to near misses that are plain data
+    add("lenient_json.json",
+        b'{"event_uuid":"len-1","event_name":"x","created_at":1,"v":[1,2,]}\n'
+        b'{"event_uuid":"len-2","event_name":"x","created_at":1,"v":1,}\n'
+        b'{"event_uuid":"len-3","event_name":"x","created_at":1,"v":"[1,2,]","w":",}"}\n'
+        b'{"event_uuid":"len-4","event_name":"x","created_at":1,"v":[1,2]}{"event_uuid":"len-5","event_name":"x",'
+        b'"created_at":1,"v":{"a":1,},"k":1}{"event_uuid":"len-6","event_name":"x","created_at":1}\n',
+        expect(6, ["len-3", "len-4", "len-6"], 3, reasons=["malformed JSON", "malformed JSON", "malformed JSON"],
+               q_ordinals=[0, 1, 4]))
+
     # --- Parser limits never fail the object ---------------------------------------------
     deep = b'{"event_uuid":"deep-2","event_name":"x","created_at":1,"p":' + b"[" * 5000 + b"]" * 5000 + b"}"
     add("deeply_nested_record.json",
         compact(rec("deep-1")) + b"\n" + deep + b"\n" + compact(rec("deep-3")) + compact(rec("deep-4")) + b"\n",
         expect(4, ["deep-1", "deep-3", "deep-4"], 1, reasons=["nested too deeply"], q_ordinals=[1]))
+    # an integer longer than Python converts is kept as received in the payload; as a common
+    # field it is refused
     long_int = b'{"event_uuid":"longint-2","event_name":"x","created_at":1,"n":' + b"7" * 5000 + b"}"
+    long_at = b'{"event_uuid":"longint-4","event_name":"x","created_at":' + b"7" * 5000 + b"}"
     add("long_integer_record.json",
-        compact(rec("longint-1")) + long_int + compact(rec("longint-3")) + b"\n",
-        expect(3, ["longint-1", "longint-3"], 1, reasons=["digits"], q_ordinals=[1]))
+        compact(rec("longint-1")) + long_int + compact(rec("longint-3")) + b"\n" + long_at + b"\n",
+        expect(4, ["longint-1", "longint-2", "longint-3"], 1, reasons=["created_at is an integer longer than"],
+               q_ordinals=[3], payload_texts={"longint-2": '{"n":' + "7" * 5000 + "}"}))
+    # nesting: MAX_NESTING (512) levels are valid, one more is not
+    at_limit = b'{"event_uuid":"nest-1","event_name":"x","created_at":1,"p":' + b"[" * 511 + b"]" * 511 + b"}"
+    over_limit = b'{"event_uuid":"nest-2","event_name":"x","created_at":1,"p":' + b"[" * 512 + b"]" * 512 + b"}"
+    brackets_in_strings = (b'{"event_uuid":"nest-3","event_name":"x","created_at":1,"p":"' + b"[{" * 600 + b'",'
+                           b'"q":[[[{"r":[]}]]]}')
+    add("nesting_limit.json", at_limit + b"\n" + over_limit + over_limit + b"\n" + brackets_in_strings + b"\n",
+        expect(4, ["nest-1", "nest-3"], 2, reasons=["nested too deeply", "nested too deeply"], q_ordinals=[1, 2],
+               raw_records=[over_limit.decode(), over_limit.decode()]))
 
     # --- ~1 MiB records (built at test time, not stored) ---------------------------------
     big_ndjson = rec("big-2", blob="a" * (MIB - 200))
