@@ -8,11 +8,14 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lake_pipeline.parse.careful import RecordColumns, UnreadableObject, _parse_careful, decompress, parse_object
 from tests.parse.parity import same_parse, write_objects
+
+pytestmark = pytest.mark.property  # hundreds of random objects per test: `make test` runs them, not test-fast
 
 _SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**80), 2**80),
