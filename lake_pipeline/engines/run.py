@@ -3,6 +3,7 @@ have the engine run each. What the `events` asset, the CLI and the tests call.""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,11 @@ def chunk_parser(settings: Settings) -> ChunkParser:
     return ChunkParser(settings.raw_uri, settings.parser, settings.parse_workers or None)
 
 
+def _parser_for(settings: Settings, parser: ChunkParser | None):
+    """``parser`` as it is (its owner closes it), or a new one for this call, closed after it."""
+    return contextlib.nullcontext(parser) if parser is not None else chunk_parser(settings)
+
+
 def ingest_keys(
     settings: Settings,
     keys: Iterable[str],
@@ -63,9 +69,7 @@ def ingest_keys(
     raw = open_storage(settings.raw_uri)
     sizes = dict(sizes or {})
     summary = IngestSummary()
-    own_parser = parser is None
-    parser = parser or chunk_parser(settings)
-    try:
+    with _parser_for(settings, parser) as parser:
         finish_unfinished_rebuilds(lake)
         wanted = sorted(set(keys))
         # Claiming a batch is safe with concurrent writers (see ledger.claim_plan); unfinished
@@ -77,9 +81,6 @@ def ingest_keys(
         if claim.plan is not None:
             batch = BatchPlan(claim.plan.batch_id, tuple(objects_with_sizes(raw, claim.plan.source_keys, sizes)))
             summary.batches.append(run_batch(settings, lake, batch, parser, run_id, progress))
-    finally:
-        if own_parser:
-            parser.close()
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -105,15 +106,10 @@ def ingest_hours(
         rebuild_hours(lake, first, last)
     pending = list_pending(settings, lake, prefixes=hour_prefixes_between(first, last))
     batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes) or [[]]
-    own_parser = parser is None
-    parser = parser or chunk_parser(settings)
-    try:
+    with _parser_for(settings, parser) as parser:
         for batch in batches:
             part = ingest_keys(settings, [o.key for o in batch], {o.key: o.size for o in batch}, run_id=run_id,
                                progress=progress, parser=parser)
             summary.batches.extend(part.batches)
-    finally:
-        if own_parser:
-            parser.close()
     summary.seconds = time.perf_counter() - started
     return summary
