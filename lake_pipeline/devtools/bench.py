@@ -105,7 +105,7 @@ def run_measured(cmd: list[str], env: dict | None = None, cwd: str | None = None
 
 
 def _lake_cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "lake_pipeline.cli.main", *args]
+    return [sys.executable, "-m", "lake_pipeline.cli", *args]
 
 
 def ensure_landing_zone(path: Path, events: int, start: datetime, seed: int, hours: float = 1.0,
