@@ -27,6 +27,8 @@ LEDGER_TABLE = "_ingest_ledger"
 PLANS_TABLE = "_ingest_plans"
 REBUILDS_TABLE = "_ingest_rebuilds"
 HOURLY_COUNTS_TABLE = "hourly_event_counts"
+# Seen-keys index of accepted events (event_uuid, created_at) that dedupe reads (ingest/seen_index.py).
+DEDUPE_INDEX_TABLE = "_dedupe_index"
 CATALOG_TABLES = (EVENTS_TABLE, QUARANTINE_TABLE, HOURLY_COUNTS_TABLE)
 # Dagster concurrency pool that makes each batch the only writer of the lake tables.
 WRITER_POOL = "lake_writer"
@@ -53,6 +55,9 @@ def stream_names(env: str, project: str = PROJECT) -> dict[str, str]:
 # --- Runtime settings ---
 ENV_PREFIX = "LAKE_"
 
+
+# Settings.engine: who runs a batch's stages: this process, or a Ray cluster (engines/ray.py).
+ENGINES = ("local", "ray")
 
 # Settings.parser: the bulk (DuckDB) parser with the Python parser behind it, or the Python parser alone.
 PARSERS = ("duckdb", "python")
@@ -121,6 +126,20 @@ class Settings:
     # Alerts: webhook timeout, and the Dagster UI base URL used to link the failed run ("" for none).
     alert_timeout_seconds: float = 10.0
     dagster_ui_url: str = ""
+    # Seen-keys index (_dedupe_index): rows are hashed on event_uuid into this many buckets
+    # (fixed when the index is created and recorded in its metadata; the Ray engine's shards),
+    # and kept for this many days of created_at. A record older than that is deduplicated by
+    # reading `events` for its hours instead (slower; counted as late_beyond_index).
+    dedupe_buckets: int = 16
+    dedupe_retention_days: int = 7
+    # "local": this process runs the batch; "ray": a Ray cluster does (parse, dedupe per bucket,
+    # file writes), this process commits. ray_address: "" starts a Ray for the run; "auto" or
+    # "ray://host:port" joins an existing cluster.
+    engine: str = "local"
+    ray_address: str = ""
+    # Serving (lake serve): the event names counted as clicks and impressions by /analytics.
+    ad_click_event: str = "ad:click"
+    ad_impression_event: str = "ad:impression"
 
     @classmethod
     def env_var(cls, field_name: str) -> str:
@@ -131,6 +150,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.parser not in PARSERS:
             raise ValueError(f"LAKE_PARSER must be one of {', '.join(PARSERS)}, not {self.parser!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"LAKE_ENGINE must be one of {', '.join(ENGINES)}, not {self.engine!r}")
+        if self.dedupe_buckets < 1:
+            raise ValueError(f"LAKE_DEDUPE_BUCKETS must be at least 1, not {self.dedupe_buckets}")
         self.arrival_start_hour()  # a value that is not an hour fails here, naming its variable
 
     def arrival_start_hour(self) -> datetime | None:
