@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from lake_pipeline.contract import CREATED_AT, EVENT_UUID
 
@@ -84,3 +86,61 @@ def _greedy(row_ids: pl.Series, created: pl.Series, horizon: float) -> Iterable[
             yield row
         else:
             accepted.append(at)
+
+
+# --- Buckets: the seen-keys index's cells and the Ray engine's shards ---------------------
+# A bucket is a function of the event_uuid's UTF-8 bytes alone, the same on every machine
+# and in every version (unlike Polars' or DuckDB's hash(), which may change between
+# releases): a polynomial hash mod 2^64 of the bytes, mixed by splitmix64's finalizer.
+_P = np.uint64(0x100000001B3)
+
+
+def uuid_hash(uuids: pl.Series) -> np.ndarray:
+    """A stable 64-bit hash of each (non-null, non-empty) event_uuid, as uint64.
+
+    Vectorised per distinct byte length (event_uuids are mostly one length): the bytes of
+    the strings of length L form an (n, L) matrix, hashed column by column.
+    """
+    arr = uuids.cast(pl.Binary).to_arrow()
+    arr = arr.cast(pa.large_binary()) if not pa.types.is_large_binary(arr.type) else arr
+    arr = pa.concat_arrays([arr]) if arr.offset else arr  # offsets from 0
+    n = len(arr)
+    out = np.zeros(n, dtype=np.uint64)
+    if n == 0:
+        return out
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[: n + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+    lengths = np.diff(offsets)
+    if (lengths == 0).any():
+        raise ValueError("event_uuid must be non-empty to be bucketed")
+    with np.errstate(over="ignore"):
+        for length in np.unique(lengths).tolist():
+            if length == lengths[0] and (lengths == length).all():  # the usual case: one length
+                rows, block = slice(None), data[offsets[0] : offsets[-1]].reshape(n, length)
+            else:
+                rows = np.flatnonzero(lengths == length)
+                block = data[offsets[rows][:, None] + np.arange(length)]
+            # Little-endian 8-byte words of each string, zero-padded: a few columns, not one per byte.
+            width = -(-length // 8) * 8
+            padded = np.zeros((block.shape[0], width), dtype=np.uint8)
+            padded[:, :length] = block
+            words = padded.view("<u8")
+            h = np.full(block.shape[0], np.uint64(length), dtype=np.uint64)
+            for column in range(words.shape[1]):
+                h = _mix(h * _P + words[:, column])
+            out[rows] = h
+    return out
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer (wrapping uint64 arithmetic)."""
+    h = h ^ (h >> np.uint64(30))
+    h = h * np.uint64(0xBF58476D1CE4E5B9)
+    h = h ^ (h >> np.uint64(27))
+    h = h * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def bucket_of(uuids: pl.Series, buckets: int) -> pl.Series:
+    """The bucket (0 .. buckets-1) of each event_uuid: ``uuid_hash % buckets`` as Int32."""
+    return pl.Series("bucket", (uuid_hash(uuids) % np.uint64(buckets)).astype(np.int32))

@@ -270,3 +270,33 @@ def test_history_window_covers_every_possible_match():
         # and nothing far from every value is included
         for lo, hi in spans:
             assert any(lo == v - horizon for v in values) and any(hi == v + horizon for v in values)
+
+
+# --- buckets --------------------------------------------------------------------------
+
+
+def test_uuid_hash_is_pinned_so_stored_buckets_never_move():
+    # The index stores each row's bucket: a hash that changed between versions would look
+    # for a key in the wrong bucket and miss a duplicate. These values must never change.
+    from lake_pipeline.transforms.dedupe import uuid_hash
+
+    got = uuid_hash(pl.Series(["a", "ab", "é", "00000000-0000-0000-0000-000000000000"])).tolist()
+    assert got == [15948082774367430396, 7282018797643752832, 3402622365831216939, 13847192723696213049]
+
+
+def test_buckets_are_the_same_whatever_the_mix_of_lengths_and_slices():
+    from lake_pipeline.transforms.dedupe import bucket_of, uuid_hash
+
+    uuids = pl.Series([f"{i:08x}-{'x' * (i % 7)}" for i in range(5000)])
+    alone = [int(uuid_hash(pl.Series([u]))[0]) for u in uuids.to_list()[:50]]
+    assert uuid_hash(uuids)[:50].tolist() == alone
+    assert bucket_of(uuids.slice(10, 100), 16).to_list() == bucket_of(uuids, 16).slice(10, 100).to_list()
+    counts = bucket_of(uuids, 16).value_counts().get_column("count")
+    assert counts.len() == 16 and counts.min() > 5000 / 16 * 0.7  # spread over every bucket
+
+
+def test_an_empty_uuid_cannot_be_bucketed():
+    from lake_pipeline.transforms.dedupe import uuid_hash
+
+    with pytest.raises(ValueError, match="non-empty"):
+        uuid_hash(pl.Series(["a", ""]))
