@@ -222,8 +222,7 @@ def commit_index(lake: Lake, batch_id: int, parts: list[pl.DataFrame], metadata:
     rows = pl.concat(parts) if parts else pl.DataFrame(schema=pl.Schema(seen_index.INDEX_SCHEMA))
     if rows.height == 0:
         return False
-    sort = [seen_index.CREATED_DATE, pl.col(CREATED_AT) // 3600.0, seen_index.KEY]
-    return seen_index.write_rows(lake, rows.sort(sort), batch_id, metadata=metadata)
+    return seen_index.write_rows(lake, rows.sort(seen_index.hot_order()), batch_id, metadata=metadata)
 
 
 def commit_quarantine(lake: Lake, batch_id: int, parts: Iterable[pa.Table], metadata: dict[str, str]) -> pa.Table:

@@ -39,13 +39,15 @@ from deltalake import DeltaTable, Transaction
 
 from lake_pipeline.contract import BATCH_ID, CREATED_AT, EVENT_UUID, SOURCE_KEY
 from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, Settings
-from lake_pipeline.tables.lake import Lake
+from lake_pipeline.tables.lake import FileLayout, Lake
 from lake_pipeline.transforms.dedupe import bucket_of_hash, ordered_key, uuid_hash
 
 KEY = "key"
 BUCKET = "bucket"
 CREATED_DATE = "created_date"
-ROW_GROUP_ROWS = 4096
+ROW_GROUP_ROWS = 2048
+# Only key and created_at are pruned on: no statistics for the rest keeps footers small.
+LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=(EVENT_UUID, BUCKET, BATCH_ID, SOURCE_KEY))
 # txn versions the index carries (Delta's own per-application markers, written atomically
 # with the commits they describe): BUCKETS (the bucket count, fixed at creation), READY (1 once
 # complete), RETAINED (first day number held), BUILT (the last day `lake index build` finished).
@@ -53,9 +55,11 @@ BUCKETS_APP_ID = "lake_pipeline.dedupe_index.buckets"
 READY_APP_ID = "lake_pipeline.dedupe_index.ready"
 RETAINED_APP_ID = "lake_pipeline.dedupe_index.retained_from"
 BUILT_APP_ID = "lake_pipeline.dedupe_index.built_through"
+CLOSED_APP_ID = "lake_pipeline.dedupe_index.closed_through"  # last date compacted in key order
 _DAY = 86400.0
 _HOUR = 3600.0
 _EPOCH = date(1970, 1, 1)
+_I64 = np.iinfo(np.int64)
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -83,9 +87,26 @@ class IndexMissing(RuntimeError):
     """``events`` exists but the index doesn't: dedupe reads ``events`` until `lake index build` ran."""
 
 
+def hot_order() -> list:
+    """How a batch's rows (and a date still within the horizon of now) are sorted: by hour,
+    then key, so that current records read only the row groups of the hours near them."""
+    return [CREATED_DATE, pl.col(CREATED_AT) // _HOUR, KEY]
+
+
+def closed_order() -> list:
+    """How a closed date (past the horizon of now) is sorted by compaction: by key alone, so
+    that a late record's key is in one row group of the date, whatever the date's size."""
+    return [CREATED_DATE, KEY]
+
+
+def closed_before(now: datetime, horizon: float) -> int:
+    """Day number of the first date that is not closed: a current record's horizon can reach it."""
+    return int((now.timestamp() - horizon) // _DAY)
+
+
 def index_rows(kept: pl.DataFrame, buckets: int) -> pl.DataFrame:
     """The index rows of accepted events (event_uuid, created_at, event_date, _batch_id, _source_key),
-    sorted as the index keeps them (created_date, hour, key)."""
+    sorted as a batch writes them (:func:`hot_order`)."""
     if kept.height == 0:
         return pl.DataFrame(schema=pl.Schema(INDEX_SCHEMA))
     hashes = uuid_hash(kept.get_column(EVENT_UUID))
@@ -99,7 +120,7 @@ def index_rows(kept: pl.DataFrame, buckets: int) -> pl.DataFrame:
             BATCH_ID,
             SOURCE_KEY,
         )
-        .sort(CREATED_DATE, (pl.col(CREATED_AT) // _HOUR), KEY)
+        .sort(hot_order())
     )
 
 
@@ -108,7 +129,7 @@ def write_rows(lake: Lake, rows: pl.DataFrame, batch_id: int | None, also: list[
     """Append index rows in one commit (idempotent per ``batch_id``)."""
     table = rows.to_arrow().cast(INDEX_SCHEMA)
     return lake.append(DEDUPE_INDEX_TABLE, table, batch_id=batch_id, partition_by=[CREATED_DATE],
-                       row_group_rows=ROW_GROUP_ROWS, also=also, metadata=metadata)
+                       layout=LAYOUT, also=also, metadata=metadata)
 
 
 def create_index(lake: Lake, buckets: int, ready: bool) -> None:
@@ -222,15 +243,19 @@ class SeenIndex:
             meta = self._open(f).metadata
             names = meta.schema.names
             ki, ti = names.index(KEY), names.index(CREATED_AT)
-            stats = [(meta.row_group(g).column(ki).statistics, meta.row_group(g).column(ti).statistics,
-                      meta.row_group(g).num_rows) for g in range(meta.num_row_groups)]
-            f.footer = (
-                np.array([k.min for k, _, _ in stats], dtype=np.int64),
-                np.array([k.max for k, _, _ in stats], dtype=np.int64),
-                np.array([t.min for _, t, _ in stats], dtype=np.float64),
-                np.array([t.max for _, t, _ in stats], dtype=np.float64),
-                np.array([n for _, _, n in stats], dtype=np.int64),
-            )
+            n = meta.num_row_groups
+            kmin, kmax = np.full(n, _I64.min, np.int64), np.full(n, _I64.max, np.int64)
+            tmin, tmax = np.full(n, -np.inf), np.full(n, np.inf)
+            rows = np.empty(n, np.int64)
+            for g in range(n):  # a row group without statistics is read whenever its file is
+                group = meta.row_group(g)
+                rows[g] = group.num_rows
+                k, t = group.column(ki).statistics, group.column(ti).statistics
+                if k is not None and k.has_min_max:
+                    kmin[g], kmax[g] = k.min, k.max
+                if t is not None and t.has_min_max:
+                    tmin[g], tmax[g] = t.min, t.max
+            f.footer = (kmin, kmax, tmin, tmax, rows)
         return f.footer
 
     def _read_file(self, f: _File, probe: _Probe, out: Lookup) -> pl.DataFrame | None:
@@ -241,14 +266,14 @@ class SeenIndex:
         parquet = self._open(f)
         out.rows_read += int(rows[wanted].sum())
         out.row_groups_read += len(wanted)
-        # Keys first (8 bytes a row); the uuids only of the row groups where a key matched.
-        hit_groups = []
-        for g in wanted.tolist():
-            k = parquet.read_row_group(g, columns=[KEY]).column(0).to_numpy()
-            if np.isin(k, probe.keys_sorted, assume_unique=False).any():
-                hit_groups.append(g)
-        if not hit_groups:
+        # Keys first (8 bytes a row, one read for all the row groups); the uuids only of the
+        # row groups where a key matched.
+        keys = parquet.read_row_groups(wanted.tolist(), columns=[KEY]).column(0).to_numpy()
+        hit = np.isin(keys, probe.keys_sorted)
+        if not hit.any():
             return None
+        group_of_row = np.repeat(wanted, rows[wanted])
+        hit_groups = np.unique(group_of_row[hit]).tolist()
         table = parquet.read_row_groups(hit_groups, columns=[KEY, CREATED_AT, EVENT_UUID, BATCH_ID])
         return pl.from_arrow(table).join(probe.key_frame, on=KEY, how="semi")
 
@@ -315,6 +340,7 @@ def build_index(lake: Lake, settings: Settings, progress: Progress | None = None
     today = today or datetime.now(UTC).date()
     first = day_number(today) - settings.dedupe_retention_days
     built = snapshot.transaction_version(BUILT_APP_ID)
+    first_open = closed_before(datetime.combine(today, datetime.min.time(), UTC) + timedelta(days=1), settings.dedupe_horizon_seconds)
     events = lake.table(EVENTS_TABLE)  # the version whose batches this build indexes
     scan = lake.scan(EVENTS_TABLE, snapshot=events)
     dates = sorted(d for d in _event_dates(lake, events) if day_number(d) >= first)
@@ -327,10 +353,14 @@ def build_index(lake: Lake, settings: Settings, progress: Progress | None = None
                 .filter(~pl.col(BATCH_ID).is_in(list(have)))
                 .collect())
         last = i == len(todo) - 1
+        closed = day_number(d) < first_open
         txns = [Transaction(BUILT_APP_ID, day_number(d))]
+        if closed:
+            txns.append(Transaction(CLOSED_APP_ID, day_number(d)))
         if last:
             txns += [Transaction(READY_APP_ID, 1), Transaction(RETAINED_APP_ID, max(first, 0))]
-        _commit_build(lake, index_rows(kept, buckets), txns)
+        rows = index_rows(kept, buckets)
+        _commit_build(lake, rows.sort(closed_order()) if closed else rows, txns)
         rows_total += kept.height
         if progress:
             progress(f"indexed {d.isoformat()} ({i + 1}/{len(todo)} dates)", kept.height)
@@ -380,24 +410,33 @@ def drop_expired(lake: Lake, retention_days: int, today: date | None = None) -> 
                        txn=Transaction(RETAINED_APP_ID, first), metadata={"lake_operation": "index retention"})
 
 
-def compact_index(lake: Lake, min_files: int = 2) -> dict[str, int]:
-    """Rewrite each date with at least ``min_files`` files as one sorted file set (same rows)."""
+def compact_index(lake: Lake, horizon: float, now: datetime | None = None, min_files: int = 2) -> dict[str, int]:
+    """Rewrite each date that batches left in ``min_files`` files or more as one sorted file set
+    (same rows): a closed date (beyond every current record's horizon) by key alone, the others
+    by hour and key. A closed date is also rewritten once by key when it was last sorted by hour."""
     snapshot = lake.table(DEDUPE_INDEX_TABLE)
     if snapshot is None:
         return {"dates": 0, "files_removed": 0}
+    first_open = closed_before(now or datetime.now(UTC), horizon)
+    closed_through = snapshot.transaction_version(CLOSED_APP_ID) or -1
     actions = lake.add_actions(DEDUPE_INDEX_TABLE, snapshot=snapshot)
     counts: dict[date, int] = {}
     for d in actions.column(f"partition.{CREATED_DATE}").to_pylist():
         counts[d] = counts.get(d, 0) + 1
-    scan = lake.scan(DEDUPE_INDEX_TABLE, snapshot=snapshot)
     done = removed = 0
     for d, n in sorted(counts.items()):
-        if n < min_files:
+        day = day_number(d)
+        closed = day < first_open
+        newly_closed = closed and day > closed_through
+        if n < min_files and not newly_closed:
             continue
-        rows = scan.filter(pl.col(CREATED_DATE) == d).collect().sort(CREATED_DATE, pl.col(CREATED_AT) // _HOUR, KEY)
+        rows = (lake.scan(DEDUPE_INDEX_TABLE, snapshot=snapshot).filter(pl.col(CREATED_DATE) == d).collect()
+                .sort(closed_order() if closed else hot_order()))
         lake.overwrite(DEDUPE_INDEX_TABLE, rows.to_arrow().cast(INDEX_SCHEMA), predicate=f"{CREATED_DATE} = '{d}'",
-                       snapshot=snapshot, row_group_rows=ROW_GROUP_ROWS, metadata={"lake_operation": "index compaction"})
+                       snapshot=snapshot, layout=LAYOUT, txn=Transaction(CLOSED_APP_ID, day) if newly_closed else None,
+                       metadata={"lake_operation": "index compaction"})
         snapshot = lake.table(DEDUPE_INDEX_TABLE)
+        closed_through = max(closed_through, day) if newly_closed else closed_through
         done += 1
         removed += n
     return {"dates": done, "files_removed": removed}

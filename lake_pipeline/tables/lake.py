@@ -54,15 +54,27 @@ class RetentionTooShort(StorageError):
 _NO_DICTIONARY = ("event_uuid", "created_at", "created_datetime", "payload", "_ordinal")
 
 
-def writer_properties(row_group_rows: int | None = None) -> WriterProperties:
+@dataclass(frozen=True)
+class FileLayout:
+    """How a table's data files are cut: rows per row group, and columns without min/max
+    statistics (a footer of thousands of row groups stays small). The default: delta-rs'."""
+
+    row_group_rows: int | None = None
+    no_statistics: tuple[str, ...] = ()
+
+
+def writer_properties(layout: FileLayout | None = None) -> WriterProperties:
     # Level 1: micro-batch files are short-lived (compaction rewrites them), so speed wins.
     # Columns a table doesn't have are ignored (the marts share these properties).
-    # ``row_group_rows``: small row groups for a table read a few row groups at a time
-    # (the seen-keys index); None keeps delta-rs' default.
+    # ``layout``: small row groups for a table read a few row groups at a time (the
+    # seen-keys index), see FileLayout.
+    layout = layout or FileLayout()
     columns = {name: ColumnProperties(dictionary_enabled=False) for name in _NO_DICTIONARY}
     columns["payload"] = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
+    for name in layout.no_statistics:
+        columns[name] = ColumnProperties(dictionary_enabled=name not in _NO_DICTIONARY, statistics_enabled="NONE")
     return WriterProperties(compression="ZSTD", compression_level=1, column_properties=columns,
-                            max_row_group_size=row_group_rows)
+                            max_row_group_size=layout.row_group_rows)
 
 
 def _commit_properties(
@@ -206,7 +218,7 @@ class Lake:
         txn: Transaction | None = None,
         partition_by: list[str] | None = None,
         metadata: dict[str, str] | None = None,
-        row_group_rows: int | None = None,
+        layout: FileLayout | None = None,
         also: list[Transaction] | None = None,
     ) -> None:
         """Append ``data`` in one commit on top of ``snapshot`` (``also``: more txns to record in it).
@@ -228,7 +240,7 @@ class Lake:
                     mode="append",
                     partition_by=partition_by,
                     storage_options=self.storage_options,
-                    writer_properties=writer_properties(row_group_rows),
+                    writer_properties=writer_properties(layout),
                     commit_properties=_commit_properties(txn, metadata, also),
                 )
             except CommitFailedError as exc:
@@ -259,7 +271,7 @@ class Lake:
         batch_id: int | None = None,
         partition_by: list[str] | None = None,
         metadata: dict[str, str] | None = None,
-        row_group_rows: int | None = None,
+        layout: FileLayout | None = None,
         also: list[Transaction] | None = None,
     ) -> bool:
         """Append ``data`` in one commit. With ``batch_id``, the commit is idempotent:
@@ -283,7 +295,7 @@ class Lake:
             consumed = one_shot and snapshot is not None
             try:
                 self.commit(name, data, snapshot=snapshot, txn=txn, partition_by=partition_by, metadata=metadata,
-                            row_group_rows=row_group_rows, also=also)
+                            layout=layout, also=also)
             except CommitConflict:
                 continue
             return True
@@ -303,7 +315,7 @@ class Lake:
         replace_schema: bool = False,
         txn: Transaction | None = None,
         metadata: dict[str, str] | None = None,
-        row_group_rows: int | None = None,
+        layout: FileLayout | None = None,
     ) -> None:
         """Replace the table's rows with ``data`` in one commit (creating the table if needed);
         with ``predicate`` (a Delta SQL predicate), only the rows that match it.
@@ -319,7 +331,7 @@ class Lake:
                 predicate=predicate,
                 schema_mode="overwrite" if replace_schema else None,
                 storage_options=self.storage_options,
-                writer_properties=writer_properties(row_group_rows),
+                writer_properties=writer_properties(layout),
                 commit_properties=_commit_properties(txn, metadata),
             )
 

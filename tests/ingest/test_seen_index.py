@@ -136,7 +136,7 @@ def test_compaction_keeps_the_rows_and_the_answers(settings, raw_dir, lake):
         _ingest(settings)
     before = lake.scan(DEDUPE_INDEX_TABLE).collect().sort("key")
     files = lake.add_actions(DEDUPE_INDEX_TABLE).num_rows
-    done = seen_index.compact_index(lake)
+    done = seen_index.compact_index(lake, 3600.0, now=HOUR)
     assert files == 6 and done == {"dates": 1, "files_removed": 6}
     assert lake.add_actions(DEDUPE_INDEX_TABLE).num_rows == 1
     assert lake.scan(DEDUPE_INDEX_TABLE).collect().sort("key").equals(before)
@@ -166,3 +166,33 @@ def test_the_index_records_its_bucket_count_and_rows_carry_their_bucket(settings
 
     assert rows.get_column("bucket").to_list() == bucket_of(rows.get_column("event_uuid"), 4).to_list()
     assert rows.get_column("bucket").n_unique() == 4
+
+
+def test_the_agreement_check_fails_when_the_index_misses_an_event(settings, raw_dir, lake):
+    from lake_pipeline.quality.rules import index_agrees
+
+    write_object(raw_dir, [event("a", at=T0 + 1), event("b", at=T0 + 2)])
+    batch = _ingest(settings).batches[-1].batch_id
+    assert index_agrees(lake, [batch]).passed
+    lake.delete(DEDUPE_INDEX_TABLE, "event_uuid = 'b'")
+    outcome = index_agrees(lake, [batch])
+    assert not outcome.passed and outcome.metadata["events_missing"] == 1
+    assert "lake index build" in outcome.description
+
+
+def test_lake_index_build_says_what_it_did_and_ingest_says_when_it_is_missing(settings, raw_dir, lake_dir, tmp_path):
+    from tests.support.cli import invoke
+
+    write_object(raw_dir, [event("a", at=T0 + 1)])
+    _ingest(settings)
+    shutil.rmtree(lake_dir / DEDUPE_INDEX_TABLE)
+    write_object(raw_dir, [event("b", at=T0 + 2)], minute=9)
+    env = {"DAGSTER_HOME": str(tmp_path / "home"), "LAKE_DEDUPE_RETENTION_DAYS": "100000"}
+    ingest = invoke("ingest", "--raw", str(raw_dir), "--lake", str(lake_dir), "--quiet", env=env)
+    assert ingest.exit_code == 0 and "`lake index build` builds it" in ingest.stderr
+    built = invoke("index", "build", "--lake", str(lake_dir), env=env)
+    assert built.exit_code == 0, built.stderr
+    assert "indexed 2025-11-20 (1/1 dates): 2 rows" in built.stdout
+    assert "seen-keys index ready: 2 row(s) from 1 date(s)" in built.stdout
+    again = invoke("index", "build", "--lake", str(lake_dir), env=env)
+    assert "0 row(s) from 0 date(s)" in again.stdout  # ready: nothing to do

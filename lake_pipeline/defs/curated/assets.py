@@ -45,6 +45,10 @@ def _metadata(summary: IngestSummary, table_uri: str) -> dict[str, dg.MetadataVa
         "batch_seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
         "batch_records_per_second": dg.MetadataValue.float(round(summary.events_per_second, 1)),
         "resumed_batches": dg.MetadataValue.int(sum(1 for b in summary.batches if b.resumed)),
+        # Dedupe: the seen-keys index's rows read, or "events" while the index is not built.
+        "dedupe_source": dg.MetadataValue.text(",".join(sorted({b.dedupe_source for b in summary.batches})) or "-"),
+        "dedupe_rows_read": dg.MetadataValue.int(summary.total("dedupe_rows_read")),
+        "late_beyond_index": dg.MetadataValue.int(summary.total("late_beyond_index")),
     }
 
 
@@ -126,7 +130,9 @@ ingest_job = dg.define_asset_job(
     "ingest_job",
     # The whole-table uniqueness check runs on its own schedule, not in every batch.
     selection=dg.AssetSelection.assets(EVENTS, QUARANTINE)
-    - dg.AssetSelection.checks(dg.AssetCheckKey(EVENTS, "events_unique_uuid_check")),
+    - dg.AssetSelection.checks(
+        dg.AssetCheckKey(EVENTS, "events_unique_uuid_check"), dg.AssetCheckKey(EVENTS, "events_index_full_check")
+    ),
     description="One micro-batch of raw Firehose objects into the curated tables (what the sensor and `lake ingest` run).",
     tags={"lake/kind": "ingest"},
     # One process per run: the step and its checks share it (no subprocess start-up per check).
