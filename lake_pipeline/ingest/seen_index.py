@@ -187,9 +187,9 @@ class SeenIndex:
     files_by_day: dict[int, list[_File]] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, lake: Lake, horizon: float) -> SeenIndex | None:
-        """The ready index as of now, or None (not there, or not built yet)."""
-        snapshot = lake.table(DEDUPE_INDEX_TABLE)
+    def open(cls, lake: Lake, horizon: float, version: int | None = None) -> SeenIndex | None:
+        """The ready index as of now (or at ``version``), or None (not there, or not built yet)."""
+        snapshot = lake.table(DEDUPE_INDEX_TABLE, version)
         if not is_ready(snapshot):
             return None
         index = cls(lake, snapshot, horizon, recorded_buckets(snapshot),
