@@ -385,12 +385,13 @@ def compact(lake: Lake, target_bytes: int, group_max_bytes: int, run_id: str | N
 
 
 def overlapping_files(lows: Sequence[str | None], highs: Sequence[str | None]) -> int:
-    """How many of these files' [low, high] ranges overlap another's (unknown ranges overlap all)."""
+    """How many of these files' [low, high] ranges overlap another's (unknown ranges overlap all;
+    sorted neighbours that share their boundary value do not count)."""
     spans = sorted((lo or "", hi if hi is not None else "\U0010ffff") for lo, hi in zip(lows, highs, strict=True))
     overlapping = [False] * len(spans)
     reach, reach_at = None, -1
     for i, (lo, hi) in enumerate(spans):
-        if reach is not None and lo <= reach:
+        if reach is not None and lo < reach:
             overlapping[i] = overlapping[reach_at] = True
         if reach is None or hi > reach:
             reach, reach_at = hi, i
@@ -399,7 +400,7 @@ def overlapping_files(lows: Sequence[str | None], highs: Sequence[str | None]) -
 
 def buckets_to_sort(lake: Lake, table_name: str, target_bytes: int, unsorted_files: int) -> list[int]:
     """Buckets of ``table_name`` with at least ``unsorted_files`` files whose user_id ranges
-    overlap, or a file over twice the target (a rebuild writes big unsorted files)."""
+    overlap, or a file over four times the target (a rebuild writes one big file per bucket)."""
     actions = lake.add_actions(table_name)
     if actions is None or actions.num_rows == 0:
         return []
@@ -411,7 +412,7 @@ def buckets_to_sort(lake: Lake, table_name: str, target_bytes: int, unsorted_fil
     return sorted(
         b for b, files in by_bucket.items()
         if overlapping_files([f[0] for f in files], [f[1] for f in files]) >= unsorted_files
-        or any(f[2] > 2 * target_bytes for f in files)
+        or any(f[2] > 4 * target_bytes for f in files)
     )
 
 

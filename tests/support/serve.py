@@ -4,6 +4,7 @@ process (Starlette's TestClient) and as a real server on a free port (e2e only).
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import subprocess
 import time
@@ -27,8 +28,9 @@ HOUR_MS = int(T0 * 1000)
 def ad_events(n: int, *, at: float = T0 + 60, users: int = 7, seed: int = 0, spread: float = 1.0) -> list[dict]:
     """``n`` events: clicks, impressions and page views of ``users`` users, ``spread`` s apart from ``at``."""
     names = ("ad:click", "ad:impression", "ad:impression", "page:view")
+    rng = random.Random(seed)
     return [
-        event(str(uuidlib.uuid4()), names[(i + seed) % len(names)], at + i * spread, user_id=f"u{(i * 3 + seed) % users}")
+        event(str(uuidlib.uuid4()), names[(i + seed) % len(names)], at + i * spread, user_id=f"u{rng.randrange(users)}")
         for i in range(n)
     ]
 
