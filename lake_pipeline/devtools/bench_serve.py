@@ -1,0 +1,280 @@
+"""`make bench-serve`: `lake serve` under load on this machine, with the load generator beside it.
+
+1. A lake of ad events (clicks, impressions and page views of 20k users) in the current hour
+   and the hour before, ingested through the ordinary batch path.
+2. `lake serve` in a process of its own on a free port of 127.0.0.1.
+3. Load over keep-alive connections (:func:`load`: asyncio streams, one request in flight per
+   connection, httptools parsing the responses), each scenario bounded by count and time:
+   GET the current hour, GET the past hour (held after its first answer; the first, cold,
+   answer is timed on its own), GET /users/{id}/events of random users, POST events.
+4. Freshness: one more batch is ingested while GETs poll; the time from its commit (the Delta
+   log file's mtime) to the first answer that shows it.
+5. The POSTs are flushed (the spool's age bound) and ingested; every accepted POST (each had a
+   user id of its own) must be in ``events`` exactly once.
+
+Prints one line per scenario (p50/p99 in ms, requests/s) and a JSON summary. Only 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid as uuidlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httptools
+import httpx
+import orjson
+
+HOUR = 3600
+
+
+@dataclass
+class Result:
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def quantile(self, q: float) -> float:
+        xs = sorted(self.latencies)
+        return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000 if xs else float("nan")
+
+    def summary(self) -> dict:
+        n = len(self.latencies)
+        return {"scenario": self.name, "requests": n, "per_second": round(n / self.seconds, 1) if self.seconds else 0,
+                "p50_ms": round(self.quantile(0.50), 2), "p99_ms": round(self.quantile(0.99), 2),
+                "statuses": self.statuses}
+
+    def line(self) -> str:
+        s = self.summary()
+        return (f"{self.name:<24} {s['requests']:>7} req  {s['per_second']:>8.0f} req/s  "
+                f"p50 {s['p50_ms']:>7.2f} ms  p99 {s['p99_ms']:>7.2f} ms  {self.statuses}")
+
+
+class _Response:
+    """httptools callbacks: the status and body of one response on a connection."""
+
+    def __init__(self) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.done = False
+        self.body = b""
+
+    def on_message_begin(self) -> None:
+        self.done, self.body = False, b""
+
+    def on_body(self, body: bytes) -> None:
+        self.body += body
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+
+async def _connection(port: int, paths, method: str, result: Result, stop_at: float, budget: list[int],
+                      on_response=None) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    response = _Response()
+    try:
+        while budget[0] > 0 and time.perf_counter() < stop_at:
+            budget[0] -= 1
+            path = next(paths)
+            request = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".encode()
+            started = time.perf_counter()
+            writer.write(request)
+            response.done = False
+            while not response.done:
+                data = await reader.read(65536)
+                if not data:
+                    raise ConnectionError("the server closed the connection")
+                response.parser.feed_data(data)
+            result.latencies.append(time.perf_counter() - started)
+            status = response.parser.get_status_code()
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+            if on_response is not None:
+                on_response(path, status)
+    finally:
+        writer.close()
+
+
+def load(port: int, name: str, paths, *, method: str = "GET", connections: int = 32, seconds: float = 5.0,
+         most: int = 200_000, on_response=None) -> Result:
+    """``connections`` keep-alive connections sending ``paths`` (an iterator) for at most ``seconds``
+    and ``most`` requests in all."""
+    result = Result(name)
+    budget = [most]
+
+    async def run() -> None:
+        stop_at = time.perf_counter() + seconds
+        started = time.perf_counter()
+        await asyncio.gather(*(_connection(port, paths, method, result, stop_at, budget, on_response)
+                               for _ in range(connections)))
+        result.seconds = time.perf_counter() - started
+
+    asyncio.run(run())
+    return result
+
+
+# --- The lake and the server -----------------------------------------------------------
+
+
+def _events(n: int, start: float, span: float, users: int, rng: random.Random) -> list[dict]:
+    names = ("ad:click", "ad:impression", "ad:impression", "ad:impression", "page:view")
+    return [{"event_uuid": str(uuidlib.UUID(int=rng.getrandbits(128), version=4)), "event_name": rng.choice(names),
+             "created_at": round(start + rng.random() * span, 6), "user_id": f"u{rng.randrange(users)}",
+             "campaign": f"c{rng.randrange(100)}"} for _ in range(n)]
+
+
+def _ingest(raw: Path, lake: Path, records: list[dict], arrived: float) -> None:
+    import gzip
+    from datetime import UTC, datetime
+
+    from lake_pipeline.engines.run import ingest_keys
+    from lake_pipeline.ingest.firehose import object_key
+    from lake_pipeline.settings import load_settings
+    from lake_pipeline.storage.objects import LocalStorage
+
+    key = object_key("bench", datetime.fromtimestamp(arrived, UTC))
+    LocalStorage(str(raw)).write(key, gzip.compress(b"\n".join(orjson.dumps(r) for r in records)))
+    ingest_keys(load_settings(raw_uri=str(raw), lake_uri=str(lake)), [key])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(work: Path, port: int, flush_seconds: float) -> subprocess.Popen:
+    env = {**os.environ, "LAKE_SERVE_FLUSH_SECONDS": str(flush_seconds)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lake_pipeline.cli.main", "serve", "--lake", str(work / "lake"), "--raw",
+         str(work / "raw"), "--spool", str(work / "spool"), "--port", str(port)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()["events_version"] is not None:
+                return proc
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"lake serve did not come up: {proc.communicate()[1][-2000:]}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _freshness(port: int, raw: Path, lake: Path, now: float, rng: random.Random) -> float:
+    """Seconds from the commit of one more batch to the first GET that shows it."""
+    url = f"http://127.0.0.1:{port}/analytics?timestamp={int(now * 1000)}"
+    before = httpx.get(url).content
+    _ingest(raw, lake, _events(2000, now - 60, 30, 20_000, rng), now - HOUR)
+    log = sorted((lake / "events" / "_delta_log").glob("*.json"))[-1]
+    committed = log.stat().st_mtime
+    while httpx.get(url).content == before:
+        time.sleep(0.01)
+    return time.time() - committed
+
+
+def _exactly_once(lake: Path, accepted: list[str]) -> dict:
+    import duckdb
+    from deltalake import DeltaTable
+
+    events = DeltaTable(str(lake / "events")).to_pyarrow_table(columns=["event_name", "payload"])  # noqa: F841
+    rows = duckdb.sql("SELECT json_extract_string(payload, '$.user_id') AS u, count(*) AS n FROM events "
+                      "WHERE starts_with(json_extract_string(payload, '$.user_id'), 'p') GROUP BY 1").fetchall()
+    counts = dict(rows)
+    return {"accepted": len(accepted), "arrived": sum(1 for u in accepted if counts.get(u) == 1),
+            "lost": sum(1 for u in accepted if u not in counts),
+            "duplicated": sum(1 for n in counts.values() if n > 1),
+            "unanswered_but_arrived": len(set(counts) - set(accepted))}
+
+
+def _post_paths(accepted_by_path: dict[str, str], ts_ms: int):
+    n = 0
+    while True:
+        n += 1
+        user = f"p{n}"
+        path = f"/analytics?timestamp={ts_ms}&user={user}&{'click' if n % 4 == 0 else 'impression'}"
+        accepted_by_path[path] = user
+        yield path
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=200_000, help="events in the lake per hour (2 hours)")
+    ap.add_argument("--seconds", type=float, default=5.0, help="length of each load scenario")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--work", default=None, help="working directory (default: a temporary one)")
+    args = ap.parse_args(argv)
+    rng = random.Random(16)
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-serve-"))
+    (work / "raw").mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("LAKE_ARRIVAL_PARTITIONS_START", "2000-01-01T00")
+    now = time.time()
+    hour = int(now // HOUR)
+    print(f"lake: {2 * args.events} events in hours {hour - 1} and {hour} (now), in {work}", flush=True)
+    _ingest(work / "raw", work / "lake", _events(args.events, (hour - 1) * HOUR, HOUR, 20_000, rng), now - HOUR)
+    _ingest(work / "raw", work / "lake", _events(args.events, hour * HOUR, now - hour * HOUR, 20_000, rng), now - HOUR)
+    port = _free_port()
+    server = _start_server(work, port, flush_seconds=1.0)
+    results, extra = [], {}
+    try:
+        cpu0 = _cpu_seconds(server.pid)
+        current = f"/analytics?timestamp={int(now * 1000)}"
+        results.append(load(port, "GET current hour", iter(lambda: current, None), connections=args.connections,
+                            seconds=args.seconds))
+        past = f"/analytics?timestamp={int((now - HOUR) * 1000)}"
+        cold = time.perf_counter()
+        httpx.get(f"http://127.0.0.1:{port}{past}")
+        extra["past_hour_first_answer_ms"] = round((time.perf_counter() - cold) * 1000, 1)
+        results.append(load(port, "GET past hour", iter(lambda: past, None), connections=args.connections,
+                            seconds=args.seconds))
+        time.sleep(6)  # the per-user table is kept every 5 s
+        users = iter(lambda: f"/users/u{rng.randrange(20_000)}/events?limit=50", None)
+        results.append(load(port, "GET /users/{id}/events", users, connections=args.connections,
+                            seconds=args.seconds))
+        results.append(load(port, "GET /users/{id}/events x1", users, connections=1, seconds=args.seconds))
+        accepted_by_path: dict[str, str] = {}
+        accepted: list[str] = []
+        post = load(port, "POST event", _post_paths(accepted_by_path, int(now * 1000)), method="POST",
+                    connections=args.connections, seconds=args.seconds,
+                    on_response=lambda path, status: status == 204 and accepted.append(accepted_by_path[path]))
+        results.append(post)
+        extra["server_cpu_seconds"] = round(_cpu_seconds(server.pid) - cpu0, 2)
+        extra["freshness_seconds"] = round(_freshness(port, work / "raw", work / "lake", now, rng), 3)
+        time.sleep(2.5)  # the spool's age bound (1 s) and a flush tick
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    from lake_pipeline.engines.run import ingest_keys
+    from lake_pipeline.ingest.landing import list_pending
+    from lake_pipeline.settings import load_settings
+
+    settings = load_settings(raw_uri=str(work / "raw"), lake_uri=str(work / "lake"))
+    ingest_keys(settings, [o.key for o in list_pending(settings)])
+    extra["posts"] = _exactly_once(work / "lake", accepted)
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+    for r in results:
+        print(r.line())
+    print(json.dumps({"results": [r.summary() for r in results], **extra, "load_average": os.getloadavg()}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
