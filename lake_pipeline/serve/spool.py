@@ -6,12 +6,15 @@ write in one ``write`` to the open segment file (``O_APPEND``) and one ``fsync``
 commit, so concurrent requests share an fsync, and while one fsync runs (in a thread) the
 next group gathers. Only then are the waiting requests answered.
 
-**Segments.** The open segment is ``<id>.open`` in the spool directory, ``<id>`` being
-its creation time in milliseconds and a uuid. It is sealed (renamed ``<id>.seg``) once it
-holds ``serve_flush_bytes`` or is ``serve_flush_seconds`` old, like Firehose's buffer hints.
-At start, every segment a previous process left (open or sealed) is sealed: a restart
-flushes what the spool holds. A torn last line (a write cut by a crash, never answered) is
-left out.
+**Segments.** Each process owns a directory ``owner-<uuid>/`` under the spool root and holds
+an exclusive ``flock`` on its ``owner.lock`` while it lives. Its open segment is
+``<id>.open`` there, ``<id>`` being its creation time in milliseconds and a uuid. It is sealed
+(renamed ``<id>.seg``) once it holds ``serve_flush_bytes`` or is ``serve_flush_seconds`` old,
+like Firehose's buffer hints. A directory whose lock is free belongs to a dead process: the
+next process to look (at start, then on every flush tick) moves its segments, sealed, into its
+own directory and removes it, so a restart flushes what the spool holds, and several processes
+(uvicorn workers, ECS tasks sharing an EFS volume) can share one spool root. A torn last line
+(a write cut by a crash, never answered) is left out.
 
 **Delivery.** :class:`RawZoneSink` writes a sealed segment to the raw zone as one
 Firehose-layout object, ``YYYY/MM/dd/HH/<delivery-stream>-1-<YYYY-MM-dd-HH-mm-ss>-<uuid>.gz``,
@@ -27,6 +30,7 @@ segment is deleted only after its delivery returned.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import gzip
 import os
 import threading
@@ -45,10 +49,22 @@ from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.storage.objects import LocalStorage, Storage, open_storage
 
 OPEN, SEALED = ".open", ".seg"
+LOCK = "owner.lock"
 
 
 class SpoolError(StorageError):
     """The spool directory cannot be written: fix its path, permissions or free space."""
+
+
+def _lock(path: Path) -> int | None:
+    """An exclusive flock on ``path`` (created if needed), or None when another holder has it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _fsync_dir(path: Path) -> None:
@@ -140,7 +156,9 @@ class Spool:
 
     def __init__(self, directory: str | Path, sink: Sink, max_bytes: int, max_seconds: float,
                  clock: Callable[[], float] = time.time):
-        self.dir = Path(directory)
+        self.root = Path(directory)
+        self.dir = self.root / f"owner-{uuidlib.uuid4()}"  # this process's segments; see :meth:`open`
+        self._owner_lock: int | None = None
         self.sink = sink
         self.max_bytes, self.max_seconds = max_bytes, max_seconds
         self.clock = clock
@@ -156,15 +174,48 @@ class Spool:
     # --- Lifecycle --------------------------------------------------------------------
 
     def open(self) -> None:
-        """Create the directory and seal what a previous process left (flushed by :meth:`flush`)."""
+        """Create this process's directory under the spool root, holding its lock for the process's
+        life, and adopt what dead owners left (see :meth:`adopt`)."""
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            for path in sorted(self.dir.glob(f"*{OPEN}")):
-                path.rename(path.with_suffix(SEALED))
-            _fsync_dir(self.dir)
+            if self._owner_lock is None:
+                self._owner_lock = _lock(self.dir / LOCK)
+            if self._owner_lock is None:
+                raise SpoolError(f"cannot lock {self.dir / LOCK}")
+            _fsync_dir(self.root)
+            self.adopt()
         except OSError as exc:
-            raise SpoolError(f"cannot use the spool directory {self.dir}: {exc.strerror}; "
+            raise SpoolError(f"cannot use the spool directory {self.root}: {exc.strerror}; "
                              "set LAKE_SERVE_SPOOL_DIR to a writable directory") from exc
+
+    def close(self) -> None:
+        """Release this process's directory (what it still holds is adopted by the next owner)."""
+        if self._owner_lock is not None:
+            os.close(self._owner_lock)
+            self._owner_lock = None
+
+    def adopt(self) -> int:
+        """Move the segments of every owner directory whose lock is free (its process died: the
+        lock goes with it) into ours, sealed, and remove that directory; return how many moved.
+        Several servers may share a spool root (an EFS volume): each adopts a dead one's segments
+        at most once, as only one of them gets its lock."""
+        moved = 0
+        for other in sorted(p for p in self.root.iterdir() if p.is_dir() and p != self.dir):
+            held = _lock(other / LOCK)
+            if held is None:
+                continue  # a live owner
+            try:
+                for path in sorted(other.glob(f"*{OPEN}")) + sorted(other.glob(f"*{SEALED}")):
+                    path.rename(self.dir / (path.name.split(".", 1)[0] + SEALED))
+                    moved += 1
+                _fsync_dir(self.dir)
+                (other / LOCK).unlink(missing_ok=True)
+                other.rmdir()
+            except OSError:
+                pass  # another owner adopted it first, or a stray file: left for the next look
+            finally:
+                os.close(held)
+        return moved
 
     async def start(self) -> None:
         self.open()
@@ -178,6 +229,7 @@ class Spool:
                 await asyncio.sleep(0.005)
             self._task.cancel()
         await asyncio.to_thread(self.flush, True)
+        self.close()
 
     # --- Accepting --------------------------------------------------------------------
 
@@ -239,6 +291,7 @@ class Spool:
         """Seal the open segment when due (``force``: now), deliver every sealed one, delete it;
         return how many were delivered."""
         self._seal(force)
+        self.adopt()
         done = 0
         for seg in self.sealed():
             records = seg.records()

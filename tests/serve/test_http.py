@@ -47,9 +47,13 @@ def test_sigkill_loses_no_accepted_post(tmp_path):
     port = free_port()
     with serving(*args, cwd=tmp_path, port=port) as proc:  # the restart flushes the spool
         deadline = time.monotonic() + 30
-        while any(spool.iterdir()) and time.monotonic() < deadline:
+        def segments() -> list:
+            return [p for p in spool.rglob("*") if p.suffix in (".open", ".seg")]
+
+        while segments() and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(spool.iterdir()) and any(raw.rglob("*.gz"))
+        assert not segments() and any(raw.rglob("*.gz"))
+        assert len([p for p in spool.iterdir() if p.is_dir()]) == 1  # the killed server's directory was adopted
         # (a landing zone whose only hour is the current one has no arrival partition yet: name an earlier start)
         result = invoke("ingest", "--raw", str(raw), "--lake", str(lake), env={"LAKE_ARRIVAL_PARTITIONS_START": "2025-11-20T00"})
         assert result.exit_code == 0, result.stderr

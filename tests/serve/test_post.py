@@ -13,7 +13,7 @@ import pytest
 
 from lake_pipeline.ingest.firehose import key_hour
 from lake_pipeline.serve.app import create_app
-from lake_pipeline.serve.spool import OPEN, RawZoneSink, Segment, Spool
+from lake_pipeline.serve.spool import OPEN, SEALED, RawZoneSink, Segment, Spool
 from lake_pipeline.storage.objects import LocalStorage
 from tests.support.cli import invoke
 from tests.support.serve import HOUR_MS, HOUR_NUMBER, T0, asgi_client, truth
@@ -49,7 +49,7 @@ async def test_posts_are_spooled_then_flushed_as_firehose_objects(serve_settings
     assert [r["user_id"] for r in records] == ["u0", "u1", "u2", "u3"]
     assert [r["created_at"] for r in records] == [(HOUR_MS + i) / 1000 for i in range(4)]
     assert len({r["event_uuid"] for r in records}) == 4
-    assert not list(spool.dir.iterdir())  # delivered segments are gone
+    assert not _segments(spool.root)  # delivered segments are gone
 
 
 @pytest.mark.anyio
@@ -72,7 +72,11 @@ async def test_bad_posts_answer_400_and_write_nothing(serve_settings, raw_dir):
             r = await client.post("/analytics", params=params)
             assert r.status_code == 400 and reason in r.text, (params, r.text)
         assert spool.flush(force=True) == 0
-    assert spool.accepted == 0 and not _objects(raw_dir) and not list(spool.dir.iterdir())
+    assert spool.accepted == 0 and not _objects(raw_dir) and not _segments(spool.root)
+
+
+def _segments(root) -> list:
+    return [p for p in root.rglob("*") if p.suffix in (OPEN, SEALED)]
 
 
 def _spool(tmp_path, raw_dir) -> Spool:
@@ -86,8 +90,9 @@ def test_a_restart_flushes_what_the_spool_holds_and_a_reflush_overwrites(tmp_pat
     os.write(left.fd, b'{"event_uuid":"a","event_name":"ad:click","created_at":1.0,"user_id":"x"}\n'
                       b'{"event_uuid":"b","event_name":"ad:click","created_at":2.0,"user_id":"y"}\n{"event_uu')
     os.close(left.fd)
+    spool.close()  # the process dies: its directory's lock goes with it
     again = _spool(tmp_path, raw_dir)
-    again.open()  # a restart: the open segment is sealed
+    again.open()  # a restart: the dead owner's segments are adopted, sealed
     [sealed] = again.sealed()
     key = again.sink.key(sealed)
     records = sealed.records()
@@ -97,6 +102,18 @@ def test_a_restart_flushes_what_the_spool_holds_and_a_reflush_overwrites(tmp_pat
     assert _objects(raw_dir) == {key: [{"event_uuid": "a", "event_name": "ad:click", "created_at": 1.0, "user_id": "x"},
                                        {"event_uuid": "b", "event_name": "ad:click", "created_at": 2.0, "user_id": "y"}]}
     assert LocalStorage(str(raw_dir)).read(key) == first and not again.sealed()
+    assert [p.name for p in again.root.iterdir()] == [again.dir.name]  # the dead owner's directory is gone
+
+
+def test_live_owners_keep_their_segments_and_dead_ones_are_adopted(tmp_path, raw_dir):
+    first, second = _spool(tmp_path, raw_dir), _spool(tmp_path, raw_dir)
+    first.open()
+    first._write(b'{"a":1}\n')
+    second.open()
+    assert second.flush(force=True) == 0 and _segments(first.dir)  # first is alive: not second's to deliver
+    first.close()
+    assert second.flush() == 1 and not _segments(tmp_path / "spool")
+    assert [r for v in _objects(raw_dir).values() for r in v] == [{"a": 1}]
 
 
 def test_segments_are_sealed_by_size_and_age(tmp_path, raw_dir):
