@@ -205,6 +205,71 @@ def _exactly_once(lake: Path, accepted: list[str]) -> dict:
             "unanswered_but_arrived": len(set(counts) - set(accepted))}
 
 
+def _user_table(root: Path, rows: int, users: int, rng: random.Random) -> float:
+    """A per-user table of ``rows`` synthetic rows (appended in chunks, then every bucket sorted
+    as `lake serve` sorts it); returns the seconds the sorting took."""
+    import numpy as np
+    import pyarrow as pa
+
+    from lake_pipeline.maintenance.compaction import compact_user_events
+    from lake_pipeline.serve import users as u
+    from lake_pipeline.settings import USER_EVENTS_TABLE
+    from lake_pipeline.tables.lake import Lake
+
+    lake = Lake(str(root))
+    lake.create(USER_EVENTS_TABLE, u.USER_EVENTS_SCHEMA, u.PARTITION_BY)
+    gen = np.random.default_rng(rng.randrange(1 << 30))
+    chunk = 100_000  # like syncs: each append adds one overlapping file per bucket
+    for start in range(0, rows, chunk):
+        n = min(chunk, rows - start)
+        ids = [f"u{x}" for x in gen.integers(0, users, n)]
+        created = 1.7e9 + gen.random(n) * 86400 * 30
+        data = pa.table({
+            "user_id": ids, "created_at": created, "event_uuid": [str(uuidlib.uuid4()) for _ in range(n)],
+            "event_name": ["ad:impression"] * n, "event_date": pa.array((created // 86400).astype("int32"), pa.date32()),
+            "payload": [f'{{"user_id":"{i}","campaign":"c{j}"}}' for i, j in zip(ids, gen.integers(0, 100, n))],
+        })
+        buckets = u.bucket_of(pl_series(ids), u.USER_BUCKETS).to_numpy()
+        lake.append(USER_EVENTS_TABLE, data.add_column(0, "user_bucket", pa.array(buckets, pa.int32()))
+                    .cast(u.USER_EVENTS_SCHEMA), partition_by=u.PARTITION_BY)
+    started = time.perf_counter()
+    while compact_user_events(lake, u.FILE_BYTES, u.UNSORTED_FILES, most=u.USER_BUCKETS):
+        pass
+    return time.perf_counter() - started
+
+
+def pl_series(values: list[str]):
+    import polars as pl
+
+    return pl.Series(values, dtype=pl.String)
+
+
+def user_lookups(rows_list: list[int], work: Path, rng: random.Random, lookups: int = 400) -> list[dict]:
+    """p50/p99 of one user's first page, in process (no HTTP), on per-user tables of each size."""
+    from lake_pipeline.serve.users import UserEvents
+    from lake_pipeline.tables.lake import Lake
+
+    out = []
+    for rows in rows_list:
+        users = max(1000, rows // 200)  # ~200 events a user, at every size
+        sort_seconds = _user_table(work / f"users-{rows}", rows, users, rng)
+        index = UserEvents(Lake(str(work / f"users-{rows}")))
+        index.reload()
+        result = Result(f"users table {rows:,} rows")
+        files = []
+        for _ in range(lookups):
+            user = f"u{rng.randrange(users)}"
+            started = time.perf_counter()
+            page = index.page(user, {"limit": "100"})
+            result.latencies.append(time.perf_counter() - started)
+            files.append(len(index.files_for(user)))
+            assert page["events"], user
+        result.seconds = sum(result.latencies)
+        print(result.line() + f"  files read per lookup: max {max(files)}; sorting took {sort_seconds:.1f} s", flush=True)
+        out.append({**result.summary(), "max_files_per_lookup": max(files), "sort_seconds": round(sort_seconds, 1)})
+    return out
+
+
 def _post_paths(accepted_by_path: dict[str, str], ts_ms: int):
     n = 0
     while True:
@@ -221,6 +286,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="length of each load scenario")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--work", default=None, help="working directory (default: a temporary one)")
+    ap.add_argument("--user-rows", default="1000000,3000000",
+                    help="sizes of per-user tables to time lookups on, comma-separated (empty: skip)")
     args = ap.parse_args(argv)
     rng = random.Random(16)
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-serve-"))
@@ -269,6 +336,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings(raw_uri=str(work / "raw"), lake_uri=str(work / "lake"))
     ingest_keys(settings, [o.key for o in list_pending(settings)])
     extra["posts"] = _exactly_once(work / "lake", accepted)
+    if args.user_rows:
+        extra["user_tables"] = user_lookups([int(x) for x in args.user_rows.split(",")], work, rng)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
     for r in results:
