@@ -5,7 +5,7 @@
 2. `lake serve` in a process of its own on a free port of 127.0.0.1.
 3. Load over keep-alive connections (:func:`load`: asyncio streams, one request in flight per
    connection, httptools parsing the responses), each scenario bounded by count and time:
-   GET the current hour, GET the past hour (held after its first answer; the first, cold,
+   GET the current hour (as fast as it answers, and paced at 2,000 requests/s), GET the past hour (held after its first answer; the first, cold,
    answer is timed on its own), GET /users/{id}/events of random users, POST events.
 4. Freshness: one more batch is ingested while GETs poll; the time from its commit (the Delta
    log file's mtime) to the first answer that shows it.
@@ -80,11 +80,15 @@ class _Response:
 
 
 async def _connection(port: int, paths, method: str, result: Result, stop_at: float, budget: list[int],
-                      on_response=None) -> None:
+                      on_response=None, interval: float = 0.0) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     response = _Response()
+    next_at = time.perf_counter()
     try:
         while budget[0] > 0 and time.perf_counter() < stop_at:
+            if interval:  # paced: this connection's share of the rate (latency counts from the send)
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
             budget[0] -= 1
             path = next(paths)
             request = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n".encode()
@@ -106,16 +110,18 @@ async def _connection(port: int, paths, method: str, result: Result, stop_at: fl
 
 
 def load(port: int, name: str, paths, *, method: str = "GET", connections: int = 32, seconds: float = 5.0,
-         most: int = 200_000, on_response=None) -> Result:
+         most: int = 200_000, on_response=None, rate: float | None = None) -> Result:
     """``connections`` keep-alive connections sending ``paths`` (an iterator) for at most ``seconds``
-    and ``most`` requests in all."""
+    and ``most`` requests in all; ``rate``: at about that many requests per second in all
+    (None: as fast as the server answers)."""
+    interval = connections / rate if rate else 0.0
     result = Result(name)
     budget = [most]
 
     async def run() -> None:
         stop_at = time.perf_counter() + seconds
         started = time.perf_counter()
-        await asyncio.gather(*(_connection(port, paths, method, result, stop_at, budget, on_response)
+        await asyncio.gather(*(_connection(port, paths, method, result, stop_at, budget, on_response, interval)
                                for _ in range(connections)))
         result.seconds = time.perf_counter() - started
 
@@ -306,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
         current = f"/analytics?timestamp={int(now * 1000)}"
         results.append(load(port, "GET current hour", iter(lambda: current, None), connections=args.connections,
                             seconds=args.seconds))
+        results.append(load(port, "GET current hour @2000/s", iter(lambda: current, None),
+                            connections=args.connections, seconds=args.seconds, rate=2000))
         past = f"/analytics?timestamp={int((now - HOUR) * 1000)}"
         cold = time.perf_counter()
         httpx.get(f"http://127.0.0.1:{port}{past}")

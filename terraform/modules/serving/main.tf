@@ -9,7 +9,7 @@
 #
 # Why ECS behind the ALB rather than API Gateway -> Kinesis for the POST side: at the design
 # load a sustained 5,000 POST/s is ~13 billion requests a month, ~$13,000 at API Gateway's
-# $1.00 per million (HTTP API), against a few Fargate tasks plus ALB LCUs (~$150 a month, see
+# $0.90-1.00 per million (HTTP API), against two to a few Fargate tasks, ALB LCUs and EFS (~$250 a month, see
 # docs/serving.md); the GETs need the tasks' in-memory hours anyway.
 #
 # Autoscaling tracks ALBRequestCountPerTarget; the service stays at 0 tasks until image_tag is set.
