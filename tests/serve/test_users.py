@@ -4,7 +4,6 @@ their user_id statistics, pages newest first with a cursor, 400s."""
 
 from __future__ import annotations
 
-import uuid as uuidlib
 
 import duckdb
 import orjson
@@ -13,7 +12,7 @@ from deltalake import DeltaTable
 
 from lake_pipeline.maintenance.compaction import buckets_to_sort, compact, compact_user_events
 from lake_pipeline.serve.app import create_app
-from lake_pipeline.serve.users import UserEvents
+from lake_pipeline.serve.users import UserEvents, user_bucket
 from lake_pipeline.settings import EVENTS_TABLE, USER_EVENTS_TABLE
 from tests.support.serve import T0, ad_events, asgi_client, ingest_records
 
@@ -67,21 +66,21 @@ def test_the_table_follows_appends_compactions_and_deletes(settings, raw_dir, la
 
 def test_sorted_buckets_prune_files_by_user(settings, raw_dir, lake_dir, lake):
     users = UserEvents(lake)
-    for minute in range(5, 13):  # eight syncs: eight overlapping files in most buckets
-        records = [dict(e, pad=uuidlib.uuid4().hex * 8) for e in ad_events(600, at=T0 + minute * 60, users=5000, seed=minute, spread=0.1)]
+    bucket = user_bucket("u7")
+    pool = [u for u in (f"u{i}" for i in range(20_000)) if user_bucket(u) == bucket]  # one bucket: one sort
+    for minute in range(5, 11):  # six syncs: six overlapping files in that bucket
+        records = ad_events(300, at=T0 + minute * 60, users=len(pool), seed=minute, spread=0.1)
+        for r in records:
+            r["user_id"] = pool[int(r["user_id"][1:])]
         ingest_records(settings, raw_dir, records, minute=minute)
         users.sync()
     users.reload()
     before = len(users.files_for("u7"))
     assert before >= 5
-    for _ in range(65):  # one bucket per call, until no bucket needs it
-        if not compact_user_events(lake, 4096, 5):
-            break
-    else:
-        raise AssertionError("compact_user_events kept finding buckets to sort")
+    assert compact_user_events(lake, 1 << 20, 5, most=64) == [bucket]
+    assert not buckets_to_sort(lake, USER_EVENTS_TABLE, 1 << 20, 5)  # sorted: nothing left to sort
     users.reload()
     assert len(users.files_for("u7")) <= 2 < before
-    assert not buckets_to_sort(lake, USER_EVENTS_TABLE, 4096, 1)  # no bucket holds overlapping files now
     assert [e["event_uuid"] for e in _all_pages(users, "u7")] == _truth(lake_dir, "u7")
 
 
