@@ -4,7 +4,6 @@ their user_id statistics, pages newest first with a cursor, 400s."""
 
 from __future__ import annotations
 
-
 import duckdb
 import orjson
 import pytest
