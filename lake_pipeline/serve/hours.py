@@ -6,12 +6,12 @@ distinct ``payload.user_id`` among them (as DuckDB's ``json_extract_string`` giv
 hourly mart's rule; events without one count as events, not as users).
 
 :class:`HourlyAnalytics` keeps the hours it has answered (an LRU of :data:`MAX_HOURS`; the
-current hour among them, warmed by every refresh) as the users' set plus the two counts,
-each with its rendered answer. :meth:`HourlyAnalytics.refresh` follows ``events``
+current hour among them, warmed by every refresh), each with its rendered answer; the current
+hour and the :data:`LIVE_HOURS` before it also as the users' set plus the two counts. :meth:`HourlyAnalytics.refresh` follows ``events``
 (:class:`~lake_pipeline.serve.follow.EventsFollower`):
 
 - a version that only added files (an ingest batch): the rows of those files alone are read
-  and added to the held hours they fall in;
+  and added to the live hours they fall in (an older held hour they fall in is dropped);
 - a version that removed files (compaction, a rebuild's delete, an overwrite): every held
   hour the removed or added files may cover is dropped, and recomputed when next asked (the
   current hour at once);
@@ -38,7 +38,11 @@ from lake_pipeline.settings import EVENTS_TABLE, Settings
 from lake_pipeline.serve.follow import HOUR_SECONDS, Change, EventsFollower, hour_date, read_files
 from lake_pipeline.tables.lake import Lake
 
-MAX_HOURS = 4096  # hours held (each: its users' set); older answers are recomputed when asked again
+MAX_HOURS = 4096  # hours held; the least recently asked go first and are recomputed when asked again
+# The current hour and this many before it keep their users' set (late events keep coming to
+# them, and are added); older held hours keep only their answer, and a change that touches one
+# drops it, so memory stays ~200 bytes an hour however many past hours are asked for.
+LIVE_HOURS = 2
 ROW_COLUMNS = ["event_name", "created_at", "payload"]
 
 _ROWS_SQL = """
@@ -50,13 +54,13 @@ FROM rows WHERE event_name IN ($click, $impression)
 
 @dataclass
 class HourCounts:
-    users: set[str] = field(default_factory=set)
+    users: set[str] | None = field(default_factory=set)  # None: the answer only (see LIVE_HOURS)
     clicks: int = 0
     impressions: int = 0
     text: bytes = b""
 
     def render(self) -> bytes:
-        self.text = f"unique_users,{len(self.users)}\nclicks,{self.clicks}\nimpressions,{self.impressions}\n".encode()
+        self.text = f"unique_users,{len(self.users or ())}\nclicks,{self.clicks}\nimpressions,{self.impressions}\n".encode()
         return self.text
 
 
@@ -109,6 +113,8 @@ class HourlyAnalytics:
         return counts.text
 
     def _remember(self, hour: int, counts: HourCounts) -> None:
+        if hour < self.current_hour() - LIVE_HOURS:
+            counts.users = None  # answer only (see LIVE_HOURS)
         self._hours[hour] = counts
         self._hours.move_to_end(hour)
         while len(self._hours) > MAX_HOURS:
@@ -185,6 +191,9 @@ class HourlyAnalytics:
         for hour, click, user in zip(*columns, strict=True):
             counts = self._hours.get(hour)
             if counts is None:
+                continue
+            if counts.users is None:  # an answer-only past hour: computed again when next asked
+                del self._hours[hour]
                 continue
             touched.add(hour)
             if click:

@@ -77,3 +77,16 @@ async def test_get_over_asgi_and_bad_timestamps(settings, raw_dir, lake_dir, tmp
         schema = (await client.get("/openapi.json")).json()
         assert {"get", "post"} <= set(schema["paths"]["/analytics"]) and "/users/{user_id}/events" in schema["paths"]
         assert "openapi.json" in (await client.get("/docs")).text
+
+
+def test_old_hours_keep_only_their_answer_and_late_events_drop_it(settings, raw_dir, lake_dir, lake, analytics):
+    old = HOUR_NUMBER - 5
+    ingest_records(settings, raw_dir, ad_events(60, at=old * 3600 + 10, users=8), minute=5)
+    analytics.refresh()
+    before = analytics.answer(old)
+    assert before == truth(lake_dir, old)
+    assert analytics._hours[old].users is None  # answer only: no users' set for an old hour
+    ingest_records(settings, raw_dir, ad_events(30, at=old * 3600 + 900, users=20, seed=4), minute=6)  # late events
+    analytics.refresh()
+    assert analytics.cached(old) is None  # dropped, not patched
+    assert analytics.answer(old) == truth(lake_dir, old) != before
