@@ -86,7 +86,8 @@ class Service:
                 log.info("raw zone on S3 without LAKE_SERVE_STREAM: POSTs go to it directly, not through Kinesis")
             sink = RawZoneSink(settings.raw_uri, settings.delivery_stream_name)
         spool = Spool(settings.serve_spool_dir, sink, settings.serve_flush_bytes, settings.serve_flush_seconds, clock)
-        return cls(settings, lake, HourlyAnalytics(lake, settings, clock), spool, UserEvents(lake))
+        return cls(settings, lake, HourlyAnalytics(lake, settings, clock), spool,
+                   UserEvents(lake, settings.vacuum_retention_hours))
 
 
 async def _every(seconds: float, work, what: str) -> None:

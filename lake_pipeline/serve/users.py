@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from collections.abc import Iterator, Mapping
 
 import duckdb
@@ -47,6 +48,7 @@ USER_BUCKETS = 64
 FILE_BYTES = 8 * 1024 * 1024  # sorted files of about this size: one read finds a user
 UNSORTED_FILES = 8  # a bucket is sorted again once this many of its files overlap
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+VACUUM_EVERY_SECONDS = 3600  # the replaced files are deleted once older than the vacuum retention
 EVENT_COLUMNS = ["event_uuid", "event_name", "created_at", "event_date", "payload"]
 
 USER_EVENTS_SCHEMA = pa.schema(
@@ -97,11 +99,14 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 class UserEvents:
     """Keeps ``_user_events`` (:meth:`maintain`) and answers pages from it (:meth:`page`)."""
 
-    def __init__(self, lake: Lake):
+    def __init__(self, lake: Lake, vacuum_retention_hours: int = 168, clock=time.monotonic):
         self.lake = lake
         self._files: pa.Table | None = None  # path, bucket, min/max user_id of the table's files
         self._lock = threading.Lock()
         self.synced_version: int | None = None
+        self.vacuum_retention_hours = vacuum_retention_hours
+        self.clock = clock
+        self._vacuumed_at: float | None = None
 
     # --- Keeping the table ------------------------------------------------------------
 
@@ -143,11 +148,14 @@ class UserEvents:
 
     def maintain(self) -> None:
         """Sync, sort the buckets that need it, and take the table's new file list."""
-        from lake_pipeline.maintenance.compaction import compact_user_events
+        from lake_pipeline.maintenance.compaction import compact_user_events, vacuum
 
         self.sync()
         compact_user_events(self.lake, FILE_BYTES, UNSORTED_FILES)
         self.reload()
+        if self._vacuumed_at is None or self.clock() - self._vacuumed_at >= VACUUM_EVERY_SECONDS:
+            self._vacuumed_at = self.clock()  # the files sorts replaced, once past the retention
+            vacuum(self.lake, self.vacuum_retention_hours, table=USER_EVENTS_TABLE)
 
     def reload(self) -> None:
         table = self.lake.table(USER_EVENTS_TABLE)
