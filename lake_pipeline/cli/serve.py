@@ -22,12 +22,15 @@ def serve(lake, raw, spool, stream, host, port, log_level):
     import uvicorn
 
     from lake_pipeline.serve.app import create_app
+    from lake_pipeline.settings import EVENTS_TABLE
     from lake_pipeline.storage.errors import StorageError
 
     settings = command_settings(raw=raw, lake=lake).with_overrides(serve_spool_dir=spool, serve_stream=stream)
     try:
         app = create_app(settings)
-        app.state.service.spool.open()  # an unusable spool directory: one line, before listening
+        service = app.state.service
+        service.spool.open()  # an unusable spool directory or lake: one line, before listening
+        service.lake.exists(EVENTS_TABLE)
     except StorageError as exc:
         fail(str(exc))
     click.echo(f"lake serve on http://{host}:{port} (lake {settings.lake_uri}; POSTs -> "
