@@ -44,6 +44,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+    server_cpu: float | None = None  # CPU seconds the server process used during the scenario
 
     def quantile(self, q: float) -> float:
         xs = sorted(self.latencies)
@@ -51,14 +52,16 @@ class Result:
 
     def summary(self) -> dict:
         n = len(self.latencies)
+        cpu_us = round(self.server_cpu / n * 1e6, 1) if self.server_cpu is not None and n else None
         return {"scenario": self.name, "requests": n, "per_second": round(n / self.seconds, 1) if self.seconds else 0,
                 "p50_ms": round(self.quantile(0.50), 2), "p99_ms": round(self.quantile(0.99), 2),
-                "statuses": self.statuses}
+                "server_cpu_us_per_request": cpu_us, "statuses": self.statuses}
 
     def line(self) -> str:
         s = self.summary()
-        return (f"{self.name:<24} {s['requests']:>7} req  {s['per_second']:>8.0f} req/s  "
-                f"p50 {s['p50_ms']:>7.2f} ms  p99 {s['p99_ms']:>7.2f} ms  {self.statuses}")
+        cpu = f"  server {s['server_cpu_us_per_request']:>6.0f} us CPU/req" if s["server_cpu_us_per_request"] else ""
+        return (f"{self.name:<26} {s['requests']:>7} req  {s['per_second']:>8.0f} req/s  "
+                f"p50 {s['p50_ms']:>7.2f} ms  p99 {s['p99_ms']:>7.2f} ms{cpu}  {self.statuses}")
 
 
 class _Response:
@@ -110,7 +113,7 @@ async def _connection(port: int, paths, method: str, result: Result, stop_at: fl
 
 
 def load(port: int, name: str, paths, *, method: str = "GET", connections: int = 32, seconds: float = 5.0,
-         most: int = 200_000, on_response=None, rate: float | None = None) -> Result:
+         most: int = 200_000, on_response=None, rate: float | None = None, server_pid: int | None = None) -> Result:
     """``connections`` keep-alive connections sending ``paths`` (an iterator) for at most ``seconds``
     and ``most`` requests in all; ``rate``: at about that many requests per second in all
     (None: as fast as the server answers)."""
@@ -125,7 +128,10 @@ def load(port: int, name: str, paths, *, method: str = "GET", connections: int =
                                for _ in range(connections)))
         result.seconds = time.perf_counter() - started
 
+    cpu = _cpu_seconds(server_pid) if server_pid else None
     asyncio.run(run())
+    if cpu is not None:
+        result.server_cpu = _cpu_seconds(server_pid) - cpu
     return result
 
 
@@ -311,24 +317,25 @@ def main(argv: list[str] | None = None) -> None:
         cpu0 = _cpu_seconds(server.pid)
         current = f"/analytics?timestamp={int(now * 1000)}"
         results.append(load(port, "GET current hour", iter(lambda: current, None), connections=args.connections,
-                            seconds=args.seconds))
+                            seconds=args.seconds, server_pid=server.pid))
         results.append(load(port, "GET current hour @2000/s", iter(lambda: current, None),
-                            connections=args.connections, seconds=args.seconds, rate=2000))
+                            connections=args.connections, seconds=args.seconds, rate=2000, server_pid=server.pid))
         past = f"/analytics?timestamp={int((now - HOUR) * 1000)}"
         cold = time.perf_counter()
         httpx.get(f"http://127.0.0.1:{port}{past}")
         extra["past_hour_first_answer_ms"] = round((time.perf_counter() - cold) * 1000, 1)
         results.append(load(port, "GET past hour", iter(lambda: past, None), connections=args.connections,
-                            seconds=args.seconds))
+                            seconds=args.seconds, server_pid=server.pid))
         time.sleep(6)  # the per-user table is kept every 5 s
         users = iter(lambda: f"/users/u{rng.randrange(20_000)}/events?limit=50", None)
         results.append(load(port, "GET /users/{id}/events", users, connections=args.connections,
-                            seconds=args.seconds))
-        results.append(load(port, "GET /users/{id}/events x1", users, connections=1, seconds=args.seconds))
+                            seconds=args.seconds, server_pid=server.pid))
+        results.append(load(port, "GET /users/{id}/events x1", users, connections=1, seconds=args.seconds,
+                            server_pid=server.pid))
         accepted_by_path: dict[str, str] = {}
         accepted: list[str] = []
         post = load(port, "POST event", _post_paths(accepted_by_path, int(now * 1000)), method="POST",
-                    connections=args.connections, seconds=args.seconds,
+                    connections=args.connections, seconds=args.seconds, server_pid=server.pid,
                     on_response=lambda path, status: status == 204 and accepted.append(accepted_by_path[path]))
         results.append(post)
         extra["server_cpu_seconds"] = round(_cpu_seconds(server.pid) - cpu0, 2)

@@ -86,8 +86,9 @@ class Service:
                 log.info("raw zone on S3 without LAKE_SERVE_STREAM: POSTs go to it directly, not through Kinesis")
             sink = RawZoneSink(settings.raw_uri, settings.delivery_stream_name)
         spool = Spool(settings.serve_spool_dir, sink, settings.serve_flush_bytes, settings.serve_flush_seconds, clock)
-        return cls(settings, lake, HourlyAnalytics(lake, settings, clock), spool,
-                   UserEvents(lake, settings.vacuum_retention_hours))
+        analytics = HourlyAnalytics(lake, settings, clock)
+        users = UserEvents(lake, settings.vacuum_retention_hours, events_version=lambda: analytics.version)
+        return cls(settings, lake, analytics, spool, users)
 
 
 async def _every(seconds: float, work, what: str) -> None:

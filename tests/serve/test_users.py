@@ -99,3 +99,18 @@ async def test_user_events_over_asgi_and_bad_parameters(settings, raw_dir, lake_
                                ({"cursor": "nope"}, "is not a next_cursor"), ({"from": "x"}, "from must be an integer")]:
             bad = await client.get("/users/u1/events", params=params)
             assert bad.status_code == 400 and reason in bad.text, (params, bad.text)
+
+
+def test_maintain_does_nothing_until_the_followed_events_version_moves(settings, raw_dir, lake_dir, lake):
+    known = [None]
+    users = UserEvents(lake, events_version=lambda: known[0])
+    ingest_records(settings, raw_dir, ad_events(30, users=3), minute=5)
+    known[0] = lake.table(EVENTS_TABLE).version()
+    users.maintain()
+    before = _all_pages(users, "u1")
+    ingest_records(settings, raw_dir, ad_events(30, users=3, seed=9), minute=6)
+    users.maintain()  # the follower has not seen the new version yet: nothing opened, nothing synced
+    assert _all_pages(users, "u1") == before and users.indexed_version() == known[0]
+    known[0] = lake.table(EVENTS_TABLE).version()
+    users.maintain()
+    assert [e["event_uuid"] for e in _all_pages(users, "u1")] == _truth(lake_dir, "u1") != [e["event_uuid"] for e in before]
