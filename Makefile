@@ -65,7 +65,7 @@ bench-baseline: ## make bench, plus `lake ingest` from another checkout on the s
 	@test -n "$(BASE)" || { echo "usage: make bench-baseline BASE=../wt-base (a checkout of the code to compare with)" >&2; exit 2; }
 	$(PY) -m lake_pipeline.devtools.bench --events 1000000 --baseline $(abspath $(BASE)) $(if $(ON),--baseline-corpora $(ON))
 
-serve: ## lake serve on http://127.0.0.1:$${PORT:-8000} over the demo lake (GET/POST /analytics, /users/{id}/events, /docs); POSTs land in its raw zone
+serve: ## lake serve on http://127.0.0.1:8000 (PORT=...) over the demo lake (GET/POST /analytics, /users/{id}/events, /docs); POSTs land in its raw zone
 	$(LAKE) serve --lake $${LAKE_URI:-$(DATA)/demo/lake} --raw $${LAKE_RAW_URI:-$(DATA)/demo/raw} --spool $(DATA)/demo/spool --port $${PORT:-8000}
 
 bench-serve: ## lake serve under load (asyncio keep-alive clients, 32 connections): GET current/past hour, GET users, POST; freshness; POSTs exactly once after ingest
