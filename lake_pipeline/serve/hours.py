@@ -176,6 +176,11 @@ class HourlyAnalytics:
         wanted = [f for f in change.added if held.intersection(f.hours())]
         rows = self._rows(read_files(self.lake, wanted, ROW_COLUMNS)) if wanted else None
         with self._lock:
+            # An hour a GET computed from the old version while the files were read was not
+            # among `held`: its rows of this change were not read, so it goes.
+            touched = change.hours()
+            for hour in [h for h in self._hours if h not in held and h in touched]:
+                del self._hours[hour]
             if rows is not None:
                 self._add_rows(rows)
             self._snapshot, self._version = change.snapshot, change.version
