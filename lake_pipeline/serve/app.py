@@ -105,112 +105,129 @@ async def _every(seconds: float, work, what: str) -> None:
         await asyncio.sleep(seconds)
 
 
-def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Starlette:
-    """The app; ``clock`` says what the current hour is (tests pass a fixed one)."""
-    service = Service.from_settings(settings, clock)
+def _service(request: Request) -> Service:
+    return request.app.state.service
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await service.spool.start()
-        await asyncio.to_thread(service.spool.flush)  # what a previous process left
-        await asyncio.to_thread(service.analytics.refresh)
-        tasks = [
-            asyncio.create_task(_every(POLL_SECONDS, service.analytics.refresh, "following events")),
-            asyncio.create_task(_every(FLUSH_TICK_SECONDS, service.spool.flush, "flushing the spool")),
-            asyncio.create_task(_every(USERS_SECONDS, service.users.maintain, "keeping _user_events")),
-        ]
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await service.spool.stop()
 
-    async def get_analytics(request: Request) -> Response:
-        """
-        summary: Clicks, impressions and unique users of the UTC hour holding a timestamp
-        parameters:
-          - {name: timestamp, in: query, required: true, schema: {type: integer}, description: milliseconds since the epoch}
-        responses:
-          200: {description: "three lines: unique_users,N / clicks,N / impressions,N", content: {text/plain: {}}}
-          400: {description: "a missing, non-integer or out-of-range timestamp (the body says which)"}
-        """
-        try:
-            hour = hour_of(millis(request.query_params) / 1000)
-        except BadRequest as exc:
-            return _bad(exc)
-        text = service.analytics.cached(hour)
-        if text is None:
-            text = await run_in_threadpool(service.analytics.answer, hour)
-        return Response(text, media_type=TEXT)
-
-    async def post_analytics(request: Request) -> Response:
-        """
-        summary: Record an ad click or impression (answered once it is fsynced in the spool)
-        parameters:
-          - {name: timestamp, in: query, required: true, schema: {type: integer}, description: milliseconds since the epoch}
-          - {name: user, in: query, required: true, schema: {type: string}}
-          - {name: click, in: query, allowEmptyValue: true, schema: {type: string}, description: a bare flag}
-          - {name: impression, in: query, allowEmptyValue: true, schema: {type: string}, description: a bare flag}
-          - {name: event, in: query, schema: {type: string, enum: [click, impression]}, description: the other form}
-        responses:
-          204: {description: accepted; delivered to the landing path}
-          400: {description: "neither or both of click/impression, no user, or a bad timestamp; nothing written"}
-          503: {description: the spool cannot be written}
-        """
-        try:
-            event = AdEvent.from_params(request.query_params)
-            record = event.record(settings.ad_click_event, settings.ad_impression_event)
-        except BadRequest as exc:
-            return _bad(exc)
-        try:
-            await service.spool.append(record)
-        except StorageError as exc:
-            return Response(f"{exc}\n", status_code=503, media_type=TEXT)
-        return Response(status_code=204)
-
-    async def user_events(request: Request) -> Response:
-        """
-        summary: One user's events, newest first, paged
-        parameters:
-          - {name: user_id, in: path, required: true, schema: {type: string}}
-          - {name: from, in: query, schema: {type: integer}, description: "milliseconds since the epoch, inclusive"}
-          - {name: to, in: query, schema: {type: integer}, description: "milliseconds since the epoch, exclusive"}
-          - {name: limit, in: query, schema: {type: integer, default: 100, maximum: 1000}}
-          - {name: cursor, in: query, schema: {type: string}, description: next_cursor of the previous page}
-        responses:
-          200: {description: "user_id, events (event_uuid, event_name, created_at, event_date, payload), next_cursor", content: {application/json: {}}}
-          400: {description: a bad parameter (the body says which)}
-        """
-        try:
-            page = await run_in_threadpool(service.users.page, request.path_params["user_id"], request.query_params)
-        except BadRequest as exc:
-            return _bad(exc)
-        return _json(page)
-
-    async def healthz(request: Request) -> Response:
-        """
-        summary: Liveness, the events version answered from, spool segments not yet delivered
-        responses:
-          200: {description: "{status, events_version, spool_segments}"}
-        """
-        return _json({"status": "ok", "events_version": service.analytics.version,
-                      "spool_segments": service.spool.segments(), "accepted": service.spool.accepted})
-
-    async def openapi(request: Request) -> Response:
-        return _json(SCHEMAS.get_schema(routes=request.app.routes))
-
-    async def docs(request: Request) -> Response:
-        return HTMLResponse(_DOCS_PAGE)
-
-    routes = [
-        Route("/analytics", get_analytics, methods=["GET"]),
-        Route("/analytics", post_analytics, methods=["POST"]),
-        Route("/users/{user_id}/events", user_events, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/openapi.json", openapi, include_in_schema=False),
-        Route("/docs", docs, include_in_schema=False),
+@contextlib.asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Deliver what a previous process left, follow the lake, then run the background tasks."""
+    service: Service = app.state.service
+    await service.spool.start()
+    await asyncio.to_thread(service.spool.flush)
+    await asyncio.to_thread(service.analytics.refresh)
+    tasks = [
+        asyncio.create_task(_every(POLL_SECONDS, service.analytics.refresh, "following events")),
+        asyncio.create_task(_every(FLUSH_TICK_SECONDS, service.spool.flush, "flushing the spool")),
+        asyncio.create_task(_every(USERS_SECONDS, service.users.maintain, "keeping _user_events")),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.service = service
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await service.spool.stop()
+
+
+async def get_analytics(request: Request) -> Response:
+    """
+    summary: Clicks, impressions and unique users of the UTC hour holding a timestamp
+    parameters:
+      - {name: timestamp, in: query, required: true, schema: {type: integer}, description: milliseconds since the epoch}
+    responses:
+      200: {description: "three lines: unique_users,N / clicks,N / impressions,N", content: {text/plain: {}}}
+      400: {description: "a missing, non-integer or out-of-range timestamp (the body says which)"}
+    """
+    try:
+        hour = hour_of(millis(request.query_params) / 1000)
+    except BadRequest as exc:
+        return _bad(exc)
+    analytics = _service(request).analytics
+    text = analytics.cached(hour)
+    if text is None:
+        text = await run_in_threadpool(analytics.answer, hour)
+    return Response(text, media_type=TEXT)
+
+
+async def post_analytics(request: Request) -> Response:
+    """
+    summary: Record an ad click or impression (answered once it is fsynced in the spool)
+    parameters:
+      - {name: timestamp, in: query, required: true, schema: {type: integer}, description: milliseconds since the epoch}
+      - {name: user, in: query, required: true, schema: {type: string}}
+      - {name: click, in: query, allowEmptyValue: true, schema: {type: string}, description: a bare flag}
+      - {name: impression, in: query, allowEmptyValue: true, schema: {type: string}, description: a bare flag}
+      - {name: event, in: query, schema: {type: string, enum: [click, impression]}, description: the other form}
+    responses:
+      204: {description: accepted; delivered to the landing path}
+      400: {description: "neither or both of click/impression, no user, or a bad timestamp; nothing written"}
+      503: {description: the spool cannot be written}
+    """
+    service = _service(request)
+    try:
+        event = AdEvent.from_params(request.query_params)
+        record = event.record(service.settings.ad_click_event, service.settings.ad_impression_event)
+    except BadRequest as exc:
+        return _bad(exc)
+    try:
+        await service.spool.append(record)
+    except StorageError as exc:
+        return Response(f"{exc}\n", status_code=503, media_type=TEXT)
+    return Response(status_code=204)
+
+
+async def user_events(request: Request) -> Response:
+    """
+    summary: One user's events, newest first, paged
+    parameters:
+      - {name: user_id, in: path, required: true, schema: {type: string}}
+      - {name: from, in: query, schema: {type: integer}, description: "milliseconds since the epoch, inclusive"}
+      - {name: to, in: query, schema: {type: integer}, description: "milliseconds since the epoch, exclusive"}
+      - {name: limit, in: query, schema: {type: integer, default: 100, maximum: 1000}}
+      - {name: cursor, in: query, schema: {type: string}, description: next_cursor of the previous page}
+    responses:
+      200: {description: "user_id, events (event_uuid, event_name, created_at, event_date, payload), next_cursor", content: {application/json: {}}}
+      400: {description: a bad parameter (the body says which)}
+    """
+    users = _service(request).users
+    try:
+        page = await run_in_threadpool(users.page, request.path_params["user_id"], request.query_params)
+    except BadRequest as exc:
+        return _bad(exc)
+    return _json(page)
+
+
+async def healthz(request: Request) -> Response:
+    """
+    summary: Liveness, the events version answered from, spool segments not yet delivered
+    responses:
+      200: {description: "{status, events_version, spool_segments, accepted}"}
+    """
+    service = _service(request)
+    return _json({"status": "ok", "events_version": service.analytics.version,
+                  "spool_segments": service.spool.segments(), "accepted": service.spool.accepted})
+
+
+async def openapi(request: Request) -> Response:
+    return _json(SCHEMAS.get_schema(routes=request.app.routes))
+
+
+async def docs(request: Request) -> Response:
+    return HTMLResponse(_DOCS_PAGE)
+
+
+ROUTES = [
+    Route("/analytics", get_analytics, methods=["GET"]),
+    Route("/analytics", post_analytics, methods=["POST"]),
+    Route("/users/{user_id}/events", user_events, methods=["GET"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/openapi.json", openapi, include_in_schema=False),
+    Route("/docs", docs, include_in_schema=False),
+]
+
+
+def create_app(settings: Settings, clock: Callable[[], float] = time.time) -> Starlette:
+    """The app over the lake of ``settings``; ``clock`` says what the current hour is (tests fix it)."""
+    app = Starlette(routes=ROUTES, lifespan=lifespan)
+    app.state.service = Service.from_settings(settings, clock)
     return app
