@@ -292,7 +292,7 @@ def _post_paths(accepted_by_path: dict[str, str], ts_ms: int):
         yield path
 
 
-def main(argv: list[str] | None = None) -> None:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=200_000, help="events in the lake per hour (2 hours)")
     ap.add_argument("--seconds", type=float, default=5.0, help="length of each load scenario")
@@ -300,7 +300,45 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", default=None, help="working directory (default: a temporary one)")
     ap.add_argument("--user-rows", default="1000000,3000000",
                     help="sizes of per-user tables to time lookups on, comma-separated (empty: skip)")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+
+def _scenarios(port: int, pid: int, args: argparse.Namespace, now: float, rng: random.Random,
+               work: Path) -> tuple[list[Result], dict, list[str]]:
+    """The load scenarios against the running server; returns the results, extra numbers and the
+    user ids of the accepted POSTs."""
+    results, extra = [], {}
+    common = {"connections": args.connections, "seconds": args.seconds, "server_pid": pid}
+    cpu0 = _cpu_seconds(pid)
+    current = f"/analytics?timestamp={int(now * 1000)}"
+    results.append(load(port, "GET current hour", iter(lambda: current, None), **common))
+    results.append(load(port, "GET current hour @2000/s", iter(lambda: current, None), rate=2000, **common))
+    past = f"/analytics?timestamp={int((now - HOUR) * 1000)}"
+    cold = time.perf_counter()
+    httpx.get(f"http://127.0.0.1:{port}{past}")
+    extra["past_hour_first_answer_ms"] = round((time.perf_counter() - cold) * 1000, 1)
+    results.append(load(port, "GET past hour", iter(lambda: past, None), **common))
+    time.sleep(6)  # the per-user table is kept every 5 s
+    users = iter(lambda: f"/users/u{rng.randrange(20_000)}/events?limit=50", None)
+    results.append(load(port, "GET /users/{id}/events", users, **common))
+    results.append(load(port, "GET /users/{id}/events x1", users, **{**common, "connections": 1}))
+    accepted_by_path: dict[str, str] = {}
+    accepted: list[str] = []
+    results.append(load(port, "POST event", _post_paths(accepted_by_path, int(now * 1000)), method="POST",
+                        on_response=lambda path, status: status == 204 and accepted.append(accepted_by_path[path]),
+                        **common))
+    extra["server_cpu_seconds"] = round(_cpu_seconds(pid) - cpu0, 2)
+    extra["freshness_seconds"] = round(_freshness(port, work / "raw", work / "lake", now, rng), 3)
+    time.sleep(2.5)  # the spool's age bound (1 s) and a flush tick
+    return results, extra, accepted
+
+
+def main(argv: list[str] | None = None) -> None:
+    from lake_pipeline.engines.run import ingest_keys
+    from lake_pipeline.ingest.landing import list_pending
+    from lake_pipeline.settings import load_settings
+
+    args = _arguments(argv)
     rng = random.Random(16)
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-serve-"))
     (work / "raw").mkdir(parents=True, exist_ok=True)
@@ -312,42 +350,11 @@ def main(argv: list[str] | None = None) -> None:
     _ingest(work / "raw", work / "lake", _events(args.events, hour * HOUR, now - hour * HOUR, 20_000, rng), now - HOUR)
     port = _free_port()
     server = _start_server(work, port, flush_seconds=1.0)
-    results, extra = [], {}
     try:
-        cpu0 = _cpu_seconds(server.pid)
-        current = f"/analytics?timestamp={int(now * 1000)}"
-        results.append(load(port, "GET current hour", iter(lambda: current, None), connections=args.connections,
-                            seconds=args.seconds, server_pid=server.pid))
-        results.append(load(port, "GET current hour @2000/s", iter(lambda: current, None),
-                            connections=args.connections, seconds=args.seconds, rate=2000, server_pid=server.pid))
-        past = f"/analytics?timestamp={int((now - HOUR) * 1000)}"
-        cold = time.perf_counter()
-        httpx.get(f"http://127.0.0.1:{port}{past}")
-        extra["past_hour_first_answer_ms"] = round((time.perf_counter() - cold) * 1000, 1)
-        results.append(load(port, "GET past hour", iter(lambda: past, None), connections=args.connections,
-                            seconds=args.seconds, server_pid=server.pid))
-        time.sleep(6)  # the per-user table is kept every 5 s
-        users = iter(lambda: f"/users/u{rng.randrange(20_000)}/events?limit=50", None)
-        results.append(load(port, "GET /users/{id}/events", users, connections=args.connections,
-                            seconds=args.seconds, server_pid=server.pid))
-        results.append(load(port, "GET /users/{id}/events x1", users, connections=1, seconds=args.seconds,
-                            server_pid=server.pid))
-        accepted_by_path: dict[str, str] = {}
-        accepted: list[str] = []
-        post = load(port, "POST event", _post_paths(accepted_by_path, int(now * 1000)), method="POST",
-                    connections=args.connections, seconds=args.seconds, server_pid=server.pid,
-                    on_response=lambda path, status: status == 204 and accepted.append(accepted_by_path[path]))
-        results.append(post)
-        extra["server_cpu_seconds"] = round(_cpu_seconds(server.pid) - cpu0, 2)
-        extra["freshness_seconds"] = round(_freshness(port, work / "raw", work / "lake", now, rng), 3)
-        time.sleep(2.5)  # the spool's age bound (1 s) and a flush tick
+        results, extra, accepted = _scenarios(port, server.pid, args, now, rng, work)
     finally:
-        server.terminate()
+        server.terminate()  # graceful: the spool is flushed
         server.wait(timeout=30)
-    from lake_pipeline.engines.run import ingest_keys
-    from lake_pipeline.ingest.landing import list_pending
-    from lake_pipeline.settings import load_settings
-
     settings = load_settings(raw_uri=str(work / "raw"), lake_uri=str(work / "lake"))
     ingest_keys(settings, [o.key for o in list_pending(settings)])
     extra["posts"] = _exactly_once(work / "lake", accepted)
