@@ -375,6 +375,31 @@ class Lake:
                 commit_properties=_commit_properties(None, metadata),
             )
 
+    def z_order(
+        self,
+        name: str,
+        columns: list[str],
+        *,
+        partition_filters: list[tuple[str, str, object]] | None = None,
+        target_size: int | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> dict:
+        """Rewrite the files (of the partitions ``partition_filters`` selects) ordered along a
+        Z-order curve of ``columns`` (one column: sorted by it) into files of about ``target_size``
+        bytes, in one commit that changes no rows, so each file's statistics cover a narrow range
+        of those columns. Returns delta-rs' metrics ({} without a table)."""
+        table = self.table(name)
+        if table is None:
+            return {}
+        with self._errors(name, "z-order"):
+            return table.optimize.z_order(
+                columns,
+                partition_filters=partition_filters,
+                target_size=target_size,
+                writer_properties=writer_properties(),
+                commit_properties=_commit_properties(None, metadata),
+            )
+
     def vacuum(
         self,
         name: str,
