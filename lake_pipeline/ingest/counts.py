@@ -31,6 +31,10 @@ class BatchResult:
     event_dates: list[str] = field(default_factory=list)
     # Seconds per stage (plan, read_parse, curate, write_events, write_quarantine, write_ledger).
     timings: dict[str, float] = field(default_factory=dict)
+    # Who ran the stages (Settings.engine), how many tasks they were (0: in this process), on how many nodes.
+    engine: str = "local"
+    tasks: int = 0
+    nodes: int = 1
 
     @property
     def conserved(self) -> bool:
