@@ -88,19 +88,35 @@ def _probe(address: str) -> None:
                            "(ray start --head) or fix LAKE_RAY_ADDRESS") from exc
 
 
+_CONNECTED: dict[str, str | None] = {"address": None}
+
+
+def _joined(ray, address: str) -> bool:
+    """Whether this process's Ray connection (ours or its own, e.g. a test's) serves ``address``."""
+    if address in ("", "auto") or _CONNECTED["address"] == address:
+        return True
+    try:
+        return ray.get_runtime_context().gcs_address == address
+    except Exception:  # a client-mode connection has no GCS address of its own
+        return False
+
+
 def connect(address: str):
     """The ``ray`` module, connected to ``address`` (LAKE_RAY_ADDRESS: "" starts a local Ray,
-    "auto" or "host:port" or "ray://host:port" joins one); an existing connection is reused."""
+    "auto" or "host:port" or "ray://host:port" joins one); a connection to it is reused."""
     import ray
 
     if ray.is_initialized():
-        return ray
+        if _joined(ray, address):
+            return ray
+        ray.shutdown()
     _probe(address)
     try:
         ray.init(address=address or None, logging_level="ERROR", log_to_driver=False,
                  include_dashboard=False if not address else None)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
         raise StorageError(f"cannot reach {_describe(address)} ({exc}); fix LAKE_RAY_ADDRESS") from exc
+    _CONNECTED["address"] = address
     return ray
 
 
