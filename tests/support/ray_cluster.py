@@ -59,17 +59,27 @@ class RayCluster:
         return [p.pid for p in self.processes]  # each `ray start` leads its own group
 
     def pids(self) -> list[int]:
-        """Every live process of this cluster's process groups."""
+        """Every live process of this cluster: its process groups and their descendants (a raylet
+        starts its worker processes in sessions of their own)."""
         groups = set(self.process_groups)
-        out = []
+        parents: dict[int, int] = {}
+        mine: set[int] = set()
         for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if os.getpgid(int(entry.name)) in groups:
-                        out.append(int(entry.name))
-                except OSError:
-                    pass
-        return out
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                parents[pid] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if os.getpgid(pid) in groups:
+                    mine.add(pid)
+            except (OSError, IndexError, ValueError):
+                pass
+        grew = True
+        while grew:
+            more = {pid for pid, parent in parents.items() if parent in mine and pid not in mine}
+            mine |= more
+            grew = bool(more)
+        return sorted(mine)
 
     def task_pids(self, task_name: str) -> list[int]:
         """PIDs of this cluster's worker processes running a task named ``task_name`` now (a Ray worker
@@ -86,11 +96,18 @@ class RayCluster:
 
     def stop(self) -> None:
         for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT_SECONDS), (signal.SIGKILL, 5)):
+            workers = self.pids()  # before the raylets go: their workers may outlive them otherwise
             for group in self.process_groups:
                 try:
                     os.killpg(group, sig)
                 except ProcessLookupError:
                     pass
+            if sig == signal.SIGKILL:
+                for pid in workers:
+                    try:
+                        os.kill(pid, sig)
+                    except ProcessLookupError:
+                        pass
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline and self._alive():
                 time.sleep(0.2)
