@@ -88,4 +88,9 @@ module "lakehouse" {
   alert_emails                               = var.alert_emails
   iterator_age_alarm_threshold_ms            = var.iterator_age_alarm_threshold_ms
   firehose_freshness_alarm_threshold_seconds = var.firehose_freshness_alarm_threshold_seconds
+
+  # Ray on EKS (LAKE_ENGINE=ray), off unless ray_enabled.
+  ray_enabled               = var.ray_enabled
+  ray_worker_max_nodes      = var.ray_worker_max_nodes
+  ray_worker_instance_types = var.ray_worker_instance_types
 }
