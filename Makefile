@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include terraform/infra.mk
 
-.PHONY: help setup demo dev freshness test test-fast bench bench-scale bench-baseline lint clean
+.PHONY: help setup demo dev freshness test test-fast bench bench-scale bench-baseline bench-ray lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench-scale: ## The same on 10M events, to show memory stays bounded by batch si
 bench-baseline: ## make bench, plus `lake ingest` from another checkout on the same files (BASE=its root; ON=corpora, default all)
 	@test -n "$(BASE)" || { echo "usage: make bench-baseline BASE=../wt-base (a checkout of the code to compare with)" >&2; exit 2; }
 	$(PY) -m lake_pipeline.devtools.bench --events 1000000 --baseline $(abspath $(BASE)) $(if $(ON),--baseline-corpora $(ON))
+
+bench-ray: ## The Ray engine against the local engine on the same 1M and 10M events, in one run: wall and CPU seconds, ray/local ratio, seconds per stage (BENCH_EVENTS=1000000 for one size)
+	nice -n 10 $(PY) -m lake_pipeline.devtools.bench_ray --events $(or $(BENCH_EVENTS),1000000 10000000)
 
 lint: ## Validate the Dagster definitions
 	$(PY) -m dagster definitions validate

@@ -88,3 +88,11 @@ def test_manifest_workers_start_at_zero_replicas(ray):
     assert re.search(r"\bminReplicas = 0\b", text) and re.search(r"\breplicas = 0\b", text), text
     assert re.search(r"maxReplicas = var\.worker_max_nodes\b", text)
     assert '"eks.amazonaws.com/role-arn" = one(aws_iam_role.ray[*].arn)' in text
+
+
+def test_checkov_scans_the_module_turned_on():
+    # The env roots give every resource count = 0 (Ray off), which checkov skips; this root turns it on.
+    root = load_module(RAY / "checkov")
+    call = root.modules["ray_enabled"]
+    assert call["source"] == "../" and call["enabled"] is True
+    assert set(load_module(RAY).variables) - {k for k, v in load_module(RAY).variables.items() if "default" in v} <= set(call)

@@ -1,0 +1,122 @@
+"""`make bench-ray`: the same landing zone ingested by the local engine and by the Ray engine, in one run.
+
+For each size (default 1M and 10M synthetic events, `lake generate`'s corpus, cached under .bench/),
+both engines ingest it into a fresh lake in this process (no Dagster: the engines alone, through
+engines/run.ingest_keys, batch after batch as `lake ingest` plans them), and the table prints wall
+seconds, CPU seconds (this process and its children: the local engine's parse workers, the Ray
+processes `ray.init()` started), events/s, the ray/local ratio and the seconds per stage summed
+over the batches. The Ray cluster is started once (LAKE_RAY_ADDRESS unset: a local Ray on this
+machine's cores) before the first measurement; its start-up is printed, not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from lake_pipeline.devtools.bench import BATCH_HOUR, ensure_landing_zone
+from lake_pipeline.engines.run import ingest_keys
+from lake_pipeline.ingest.landing import list_pending, plan_batches
+from lake_pipeline.settings import load_settings
+
+STAGES = ("plan", "read_parse", "curate", "write_events", "write_quarantine", "write_ledger")
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and every live descendant: the Ray processes `ray.init()` started
+    (GCS, raylet, workers), which run until the end, and any parse worker processes."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    return own.ru_utime + own.ru_stime + _descendants_cpu_seconds()
+
+
+def _descendants_cpu_seconds() -> float:
+    total, me = 0.0, os.getpid()
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+                parents[int(entry)] = int(fields[1])
+                times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, ValueError, IndexError):
+                pass
+    mine, grew = {me}, True
+    while grew:
+        more = {p for p, parent in parents.items() if parent in mine and p not in mine}
+        mine |= more
+        grew = bool(more)
+    for pid in mine - {me}:
+        total += times.get(pid, 0.0)
+    return total
+
+
+def measure(engine: str, raw: Path, lake: Path) -> dict:
+    shutil.rmtree(lake, ignore_errors=True)
+    settings = load_settings(raw_uri=str(raw), lake_uri=str(lake), engine=engine)
+    pending = list_pending(settings)
+    batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes)
+    cpu = _cpu_seconds()
+    started = time.perf_counter()
+    results = []
+    for batch in batches:
+        results.extend(ingest_keys(settings, [o.key for o in batch], {o.key: o.size for o in batch}).batches)
+    seconds = time.perf_counter() - started
+    stages = {s: sum(r.timings.get(s, 0.0) for r in results) for s in STAGES}
+    return {
+        "engine": engine, "seconds": seconds, "cpu": _cpu_seconds() - cpu,
+        "records": sum(r.records for r in results), "inserted": sum(r.inserted for r in results),
+        "batches": len(results), "tasks": sum(r.tasks for r in results),
+        "nodes": max((r.nodes for r in results), default=0), "stages": stages,
+    }
+
+
+def start_ray() -> float:
+    from lake_pipeline.engines.ray import connect
+
+    started = time.perf_counter()
+    connect("")
+    return time.perf_counter() - started
+
+
+def print_table(size: int, rows: list[dict]) -> None:
+    local = next(r for r in rows if r["engine"] == "local")
+    print(f"\n{size:,} events ({local['records']:,} records, {local['batches']} batches)")
+    head = f"{'engine':<7}{'wall s':>8}{'cpu s':>8}{'events/s':>10}{'x local':>8}{'tasks':>7}{'nodes':>6}"
+    print(head + "".join(f"{s:>17}" for s in STAGES))
+    for r in rows:
+        ratio = r["seconds"] / local["seconds"] if local["seconds"] else 0.0
+        print(f"{r['engine']:<7}{r['seconds']:>8.2f}{r['cpu']:>8.1f}{r['records'] / r['seconds']:>10.0f}{ratio:>8.2f}"
+              f"{r['tasks']:>7}{r['nodes']:>6}" + "".join(f"{r['stages'][s]:>17.2f}" for s in STAGES))
+    assert len({r["inserted"] for r in rows}) == 1, f"engines disagree on inserted rows: {rows}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    parser.add_argument("--cache", type=Path, default=Path(".bench"))
+    parser.add_argument("--repeat", type=int, default=1, help="measure each engine this many times (alternating)")
+    args = parser.parse_args(argv)
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    print(f"ray start-up (ray.init(), not counted): {start_ray():.1f} s")
+    for size in args.events:
+        # The 1M corpus is `make bench`'s (same cache entry); bigger ones span one hour per million.
+        raw = ensure_landing_zone(args.cache / f"raw-{size}", size, BATCH_HOUR, seed=5, hours=max(1.0, size / 1_000_000))
+        work = args.cache / "ray-bench"
+        rows = []
+        for _ in range(args.repeat):
+            for engine in ("local", "ray"):
+                rows.append(measure(engine, raw, work / f"lake-{engine}"))
+        print_table(size, rows)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nload average at end: {os.getloadavg()[0]:.2f}; finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+
+
+if __name__ == "__main__":
+    main()
