@@ -192,6 +192,21 @@ def write_events(job: BatchJob, *parts: pl.DataFrame) -> list:
 # --- The driver ----------------------------------------------------------------------------
 
 
+def _get(ray, refs: list, settings: Settings, batch_id: int) -> list:
+    """``ray.get(refs)``, with a task's StorageError raised as itself (its one line says what to fix)
+    and a task lost beyond its retries as one StorageError naming the cluster."""
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, StorageError):
+            raise exc.cause from None
+        raise
+    except ray.exceptions.RayError as exc:
+        raise StorageError(f"{_describe(settings.ray_address)} lost a task of batch {batch_id} after "
+                           f"{MAX_RETRIES} retries ({type(exc).__name__}); check the cluster, then run ingest "
+                           "again to finish the batch") from exc
+
+
 def run_batch(
     settings: Settings,
     lake: Lake,
@@ -220,7 +235,7 @@ def run_batch(
               for w in range(job.writers)] if buckets and not events_done else []
     tasks = len(parsed) + len(buckets) + len(writes)
     quarantine_files = []
-    for i, group in enumerate(ray.get([p[0] for p in parsed])):
+    for i, group in enumerate(_get(ray, [p[0] for p in parsed], settings, plan.batch_id)):
         counts.add_parsed(group.counts)
         quarantine_files.extend(group.quarantine_files)
         if progress:
@@ -228,11 +243,11 @@ def run_batch(
     del parsed  # the driver's references: the buckets' objects are freed once deduplicated
     clock.lap("read_parse")
     fault(settings, "after_parse")
-    for bucket in ray.get([d[0] for d in buckets]):
+    for bucket in _get(ray, [d[0] for d in buckets], settings, plan.batch_id):
         counts.add_curated(bucket.inserted, bucket.duplicates, bucket.event_dates)
     del buckets
     clock.lap("curate")
-    files = [a for actions in ray.get(writes) for a in actions]
+    files = [a for actions in _get(ray, writes, settings, plan.batch_id) for a in actions]
     if not events_done:
         lake.commit_files(EVENTS_TABLE, files, batch_id=plan.batch_id, schema=events_schema(settings.enrich),
                           partition_by=partition_columns(settings.enrich), metadata=metadata)

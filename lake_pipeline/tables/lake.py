@@ -133,6 +133,22 @@ def _partition_dir(values: dict[str, object]) -> tuple[str, dict[str, str | None
     return "/".join(parts), out
 
 
+def _partition_slices(data: pa.Table, partition_by: list[str]) -> list[tuple[dict[str, object], pa.Table]]:
+    """``data`` cut into one table per partition (its partition values, its rows): one reordering pass
+    that makes each partition contiguous, then zero-copy slices (a take per partition re-reads the
+    whole chunked table each time)."""
+    if not partition_by:
+        return [({}, data)]
+    groups = (pl.from_arrow(data.select(partition_by)).with_row_index("__row")
+              .group_by(partition_by, maintain_order=True).agg(pl.col("__row")))
+    data = data.take(groups.get_column("__row").explode().to_arrow())
+    pieces, start = [], 0
+    for *values, rows in groups.iter_rows():
+        pieces.append((dict(zip(partition_by, values)), data.slice(start, len(rows))))
+        start += len(rows)
+    return pieces
+
+
 def _commit_properties(txn: Transaction | None = None, metadata: dict[str, str] | None = None) -> CommitProperties:
     return CommitProperties(app_transactions=[txn] if txn else None, custom_metadata=metadata)
 
@@ -349,15 +365,12 @@ class Lake:
         if data.num_rows == 0:
             return []
         columns = [c for c in data.column_names if c not in partition_by]
-        groups = pl.from_arrow(data.select(partition_by)).with_row_index("__row").group_by(
-            partition_by, maintain_order=True).agg(pl.col("__row")) if partition_by else None
+        pieces = _partition_slices(data, partition_by)
         actions: list[AddAction] = []
         with self._errors(name, "write data files of"):
             if not is_s3(self.uri):
                 os.makedirs(self.table_uri(name), exist_ok=True)  # the handler opens the table's directory
             filesystem = pafs.PyFileSystem(DeltaStorageHandler(self.table_uri(name), self.storage_options))
-            pieces = ([(dict(zip(partition_by, row[:-1])), data.take(pa.array(row[-1]))) for row in groups.iter_rows()]
-                      if groups is not None else [({}, data)])
             for values, piece in pieces:
                 directory, partition_values = _partition_dir(values)
                 piece = piece.select(columns)

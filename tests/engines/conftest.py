@@ -15,11 +15,13 @@ from tests.support import ray_cluster, tiers
 def _ray_cluster_process():
     # A short directory: Ray's socket paths under it must stay below the 107-byte Unix limit.
     temp = Path(tempfile.mkdtemp(prefix="lake-ray-", dir="/tmp"))
-    cluster = ray_cluster.start(temp)
     try:
-        yield cluster
+        cluster = ray_cluster.start(temp)  # stops what it started when it fails
+        try:
+            yield cluster
+        finally:
+            ray_cluster.stop(cluster)
     finally:
-        ray_cluster.stop(cluster)
         shutil.rmtree(temp, ignore_errors=True)
 
 

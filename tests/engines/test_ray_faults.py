@@ -15,6 +15,7 @@ from lake_pipeline.engines.run import ingest_keys
 from lake_pipeline.ingest.landing import list_pending
 from lake_pipeline.ingest.ledger import unfinished_plans
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, load_settings
+from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.tables.lake import Lake
 from tests.support.cli import run_lake
 from tests.support.runs import synthetic_landing_zone
@@ -91,3 +92,16 @@ def test_a_driver_killed_after_the_events_commit_is_finished_by_the_next_ingest(
     assert again.returncode == 0, again.stderr
     assert unfinished_plans(lake) == []
     assert table_rows(tmp_path / "lake-ray") == table_rows(tmp_path / "lake-local")
+
+
+def test_a_storage_error_inside_a_task_is_the_same_one_line_error_as_locally(ray_cluster_, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    key = "2025/11/20/13/events-1-2025-11-20-13-05-00-gone.gz"  # planned, but not there to read
+    errors = {}
+    for engine in ("local", "ray"):
+        with pytest.raises(StorageError) as caught:
+            ingest_keys(_settings(raw, tmp_path / f"lake-{engine}", ray_cluster_, engine=engine), [key])
+        errors[engine] = caught.value
+    assert type(errors["ray"]) is StorageError and str(errors["ray"]) == str(errors["local"])
+    assert "disappeared while reading" in str(errors["ray"]) and "\n" not in str(errors["ray"])
