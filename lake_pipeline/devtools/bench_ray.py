@@ -57,10 +57,11 @@ def _descendants_cpu_seconds() -> float:
     return total
 
 
-def measure(engine: str, raw: Path, lake: Path) -> dict:
+def measure(engine: str, raw: Path, lake: Path, objects: int | None = None) -> dict:
+    """Ingest the landing zone (its first ``objects`` objects) into a new lake with ``engine``."""
     shutil.rmtree(lake, ignore_errors=True)
     settings = load_settings(raw_uri=str(raw), lake_uri=str(lake), engine=engine)
-    pending = list_pending(settings)
+    pending = list_pending(settings)[:objects]
     batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes)
     cpu = _cpu_seconds()
     started = time.perf_counter()
@@ -88,11 +89,13 @@ def start_ray() -> float:
 
 
 def print_table(size: int, rows: list[dict]) -> None:
+    """One row per measurement; ``x local``: wall seconds over those of the local run just before it."""
     local = next(r for r in rows if r["engine"] == "local")
     print(f"\n{size:,} events ({local['records']:,} records, {local['batches']} batches)")
     head = f"{'engine':<7}{'wall s':>8}{'cpu s':>8}{'events/s':>10}{'x local':>8}{'tasks':>7}{'nodes':>6}"
     print(head + "".join(f"{s:>17}" for s in STAGES))
     for r in rows:
+        local = r if r["engine"] == "local" else local
         ratio = r["seconds"] / local["seconds"] if local["seconds"] else 0.0
         print(f"{r['engine']:<7}{r['seconds']:>8.2f}{r['cpu']:>8.1f}{r['records'] / r['seconds']:>10.0f}{ratio:>8.2f}"
               f"{r['tasks']:>7}{r['nodes']:>6}" + "".join(f"{r['stages'][s]:>17.2f}" for s in STAGES))
@@ -104,15 +107,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--cache", type=Path, default=Path(".bench"))
     parser.add_argument("--repeat", type=int, default=1, help="measure each engine this many times (alternating)")
+    parser.add_argument("--repeat-first", type=int, default=3, help="repeats of the first (smallest) size")
     args = parser.parse_args(argv)
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print(f"ray start-up (ray.init(), not counted): {start_ray():.1f} s")
+    warm = False
     for size in args.events:
         # The 1M corpus is `make bench`'s (same cache entry); bigger ones span one hour per million.
         raw = ensure_landing_zone(args.cache / f"raw-{size}", size, BATCH_HOUR, seed=5, hours=max(1.0, size / 1_000_000))
         work = args.cache / "ray-bench"
+        if not warm:  # imports, DuckDB, Ray's worker processes: started once, before any measurement
+            for engine in ("local", "ray"):
+                measure(engine, raw, work / f"warm-{engine}", objects=4)
+            warm = True
         rows = []
-        for _ in range(args.repeat):
+        for _ in range(args.repeat_first if size == args.events[0] else args.repeat):
             for engine in ("local", "ray"):
                 rows.append(measure(engine, raw, work / f"lake-{engine}"))
         print_table(size, rows)
