@@ -221,18 +221,12 @@ def run_batch(
     ray = connect(settings.ray_address)
     clock = Stopwatch()
     counts = BatchCounts(plan.keys)
-    metadata = {"batch_id": str(plan.batch_id), "run_id": run_id or ""}
     job = _job(settings, lake, plan, ray)
     groups = chunk_objects(list(plan.objects), settings.chunk_max_bytes)
     events_done = lake.batch_committed(EVENTS_TABLE, plan.batch_id)
     clock.lap("plan")
 
-    parse, dedupe, write = _remote(ray)
-    parsed = [parse.options(name=PARSE_TASK, num_returns=job.buckets + 1).remote(job, g) for g in groups]
-    buckets = [dedupe.options(name=DEDUPE_TASK, num_returns=job.writers + 1).remote(job, *[p[b + 1] for p in parsed])
-               for b in range(job.buckets)] if parsed else []
-    writes = [write.options(name=WRITE_TASK).remote(job, *[d[w + 1] for d in buckets])
-              for w in range(job.writers)] if buckets and not events_done else []
+    parsed, buckets, writes = _submit(ray, job, groups, write=not events_done)
     tasks = len(parsed) + len(buckets) + len(writes)
     quarantine_files = []
     for i, group in enumerate(_get(ray, [p[0] for p in parsed], settings, plan.batch_id)):
@@ -248,7 +242,31 @@ def run_batch(
     del buckets
     clock.lap("curate")
     files = [a for actions in _get(ray, writes, settings, plan.batch_id) for a in actions]
-    if not events_done:
+    _commit(settings, lake, plan, None if events_done else files, quarantine_files, counts, run_id, clock)
+    nodes, _ = cluster_size(ray)
+    result = counts.result(plan.batch_id, plan.resumed, clock)
+    result.engine, result.tasks, result.nodes = "ray", tasks, nodes
+    return result
+
+
+def _submit(ray, job: BatchJob, groups: list, write: bool) -> tuple[list, list, list]:
+    """Submit the batch's tasks: parse per chunk, dedupe per bucket (its part of every parse's
+    output), and, when ``write``, one writer per CPU (its part of every bucket's output)."""
+    parse, dedupe, writer = _remote(ray)
+    parsed = [parse.options(name=PARSE_TASK, num_returns=job.buckets + 1).remote(job, g) for g in groups]
+    buckets = [dedupe.options(name=DEDUPE_TASK, num_returns=job.writers + 1).remote(job, *[p[b + 1] for p in parsed])
+               for b in range(job.buckets)] if parsed else []
+    writes = [writer.options(name=WRITE_TASK).remote(job, *[d[w + 1] for d in buckets])
+              for w in range(job.writers)] if buckets and write else []
+    return parsed, buckets, writes
+
+
+def _commit(settings: Settings, lake: Lake, plan: BatchPlan, files: list | None, quarantine_files: list,
+            counts: BatchCounts, run_id: str | None, clock: Stopwatch) -> None:
+    """The driver's commits, in the local engine's order and with its fault points: `events` (unless
+    ``files`` is None: it holds the batch already), `quarantine`, then the ledger."""
+    metadata = {"batch_id": str(plan.batch_id), "run_id": run_id or ""}
+    if files is not None:
         lake.commit_files(EVENTS_TABLE, files, batch_id=plan.batch_id, schema=events_schema(settings.enrich),
                           partition_by=partition_columns(settings.enrich), metadata=metadata)
     clock.lap("write_events")
@@ -261,10 +279,6 @@ def run_batch(
     commit_ledger(lake, plan.batch_id, counts, run_id)
     clock.lap("write_ledger")
     fault(settings, "after_ledger")
-    nodes, _ = cluster_size(ray)
-    result = counts.result(plan.batch_id, plan.resumed, clock)
-    result.engine, result.tasks, result.nodes = "ray", tasks, nodes
-    return result
 
 
 def _job(settings: Settings, lake: Lake, plan: BatchPlan, ray) -> BatchJob:
