@@ -60,3 +60,12 @@ def test_synthetic_batches_with_duplicates_late_and_malformed_records(ray_cluste
     assert second[3] == second[2]
     assert [b.duplicates for b in second[1].batches] == [b.duplicates for b in second[0].batches]
     assert second[1].total("duplicates") > 0
+
+
+def test_the_no_transform_mode_gives_the_same_tables(ray_cluster_, tmp_path):
+    raw = tmp_path / "raw"
+    synthetic_landing_zone(raw, 3_000, seed=12, object_seconds=600)
+    local, ray, want, got = _both(raw, tmp_path, ray_cluster_, enrich=False)
+    assert got == want and want[EVENTS_TABLE]
+    assert len(want[EVENTS_TABLE][0]) == 8  # the raw columns, event_date and lineage: no derived columns
+    assert ray.total("duplicates") == local.total("duplicates") > 0
