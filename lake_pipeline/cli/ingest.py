@@ -19,7 +19,7 @@ from lake_pipeline.cli.common import (
     loading_dagster,
     run_error,
 )
-from lake_pipeline.settings import load_settings
+from lake_pipeline.settings import ENGINES, load_settings
 from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.storage.objects import open_storage
 
@@ -110,7 +110,10 @@ def _run_batches(settings, batches, instance, job, partitions, echo=True):
 @click.option("--raw", default=None, help="Landing zone URI (default: LAKE_RAW_URI or data/raw).")
 @click.option("--lake", default=None, help="Lake URI (default: LAKE_URI or data/lake).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def ingest(raw, lake, quiet):
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="Who runs the batches: this process (local) or a Ray cluster (ray, at LAKE_RAY_ADDRESS); "
+                   "default: LAKE_ENGINE or local.")
+def ingest(raw, lake, quiet, engine):
     """Ingest every raw object not yet in the lake's ledger, in bounded micro-batches."""
     from lake_pipeline.engines.run import chunk_parser
     from lake_pipeline.ingest.landing import chunk_objects, list_pending, plan_batches
@@ -120,7 +123,7 @@ def ingest(raw, lake, quiet):
 
     loading_dagster()
     started = time.perf_counter()
-    settings = command_settings(raw, lake)
+    settings = command_settings(raw, lake).with_overrides(engine=engine)
     try:
         open_storage(settings.raw_uri).check_readable()
         lake_ = Lake.from_settings(settings)

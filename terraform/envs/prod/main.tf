@@ -93,4 +93,9 @@ module "lakehouse" {
   serve_min_tasks                            = var.serve_min_tasks
   serve_max_tasks                            = var.serve_max_tasks
   serve_requests_per_task_per_minute         = var.serve_requests_per_task_per_minute
+
+  # Ray on EKS (LAKE_ENGINE=ray), off unless ray_enabled.
+  ray_enabled               = var.ray_enabled
+  ray_worker_max_nodes      = var.ray_worker_max_nodes
+  ray_worker_instance_types = var.ray_worker_instance_types
 }

@@ -370,3 +370,22 @@ variable "serve_requests_per_task_per_minute" {
   type        = number
   default     = null
 }
+
+# Ray on EKS (terraform/modules/ray); defaults live in modules/lakehouse/ray.tf.
+variable "ray_enabled" {
+  description = "Create the EKS cluster for KubeRay (LAKE_ENGINE=ray)."
+  type        = bool
+  default     = null
+}
+
+variable "ray_worker_max_nodes" {
+  description = "Most Ray worker nodes."
+  type        = number
+  default     = null
+}
+
+variable "ray_worker_instance_types" {
+  description = "Instance types of the Ray worker nodes."
+  type        = list(string)
+  default     = null
+}
