@@ -5,10 +5,12 @@
          bucket_of(event_uuid) into one object per bucket (num_returns: Ray moves them)
     dedupe task per bucket: the bucket's records of every chunk, in arrival order -> curate_chunk
       (enrich, then SeenKeys: first arrival wins within the bucket, earlier batches from one
-      snapshot of `events`) -> the kept rows split by partition into one object per writer
+      snapshot of the seen-keys index, the bucket's own range of it, or of `events` before the
+      index is built) -> the bucket's index rows written as index files; the kept rows split by
+      partition into one object per writer
     writer task per writer: its partitions' rows -> Parquet files in `events` (Lake.write_files)
-    this process: one Delta commit per table with the batch id as transaction id
-      (Lake.commit_files over the files the workers wrote), then the ledger.
+    this process: one Delta commit per table (events, the index, quarantine) with the batch id
+      as transaction id (Lake.commit_files over the files the workers wrote), then the ledger.
 
 A uuid's copies all land in one bucket, so per-bucket first-arrival-wins is the batch's. Tasks
 retry on a lost worker (``max_retries``); a retried task writes new files, and files no commit
@@ -25,12 +27,23 @@ from datetime import UTC, datetime
 import polars as pl
 
 from lake_pipeline.contract import EVENT_UUID, events_schema, partition_columns, QUARANTINE_SCHEMA
-from lake_pipeline.ingest.batch import BatchPlan, CuratedChunk, Progress, SeenKeys, commit_ledger, curate_chunk, fault
+from lake_pipeline.ingest.batch import (
+    BatchPlan,
+    CuratedChunk,
+    Progress,
+    SeenKeys,
+    commit_ledger,
+    curate_chunk,
+    fault,
+    index_for_batch,
+)
+from lake_pipeline.ingest.seen_index import CREATED_DATE, INDEX_SCHEMA, SeenIndex, index_rows
+from lake_pipeline.ingest.seen_index import LAYOUT as INDEX_LAYOUT
 from lake_pipeline.ingest.counts import BatchCounts, BatchResult, Stopwatch
 from lake_pipeline.ingest.landing import chunk_objects
 from lake_pipeline.parse.reader import ChunkParser
 from lake_pipeline.parse.records import RECORD_SCHEMA, ParsedRecords
-from lake_pipeline.settings import EVENTS_TABLE, QUARANTINE_TABLE, Settings
+from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, QUARANTINE_TABLE, Settings
 from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.storage.objects import ObjectInfo
 from lake_pipeline.tables.lake import Lake
@@ -63,6 +76,8 @@ class BatchJob:
     buckets: int
     writers: int
     events_version: int | None  # the snapshot of `events` dedupe reads (None: no table yet)
+    index_version: int | None  # the snapshot of the seen-keys index dedupe reads (None: read `events`)
+    write_index: bool  # the dedupe tasks write the batch's index rows (the index exists, lacks the batch)
     now: datetime  # quarantined_at of the batch's quarantine rows
     write_quarantine: bool  # False when `quarantine` already holds the batch (a resumed batch)
 
@@ -165,12 +180,14 @@ def parse_group(job: BatchJob, objects: list[ObjectInfo]) -> tuple:
     return (ParsedGroup(counts, files), *(_shipped(parts.get((b,), empty)) for b in range(job.buckets)))
 
 
-def _dedupe_bucket(job: BatchJob, records: pl.DataFrame) -> CuratedChunk:
+def _dedupe_bucket(job: BatchJob, records: pl.DataFrame) -> tuple[CuratedChunk, dict]:
     """Enrich one bucket's records (arrival order) and drop its duplicates: the one place that reads
-    what earlier batches accepted for a bucket (to become the seen-keys index reader of the bucket)."""
+    what earlier batches accepted for a bucket. From the seen-keys index (the driver's snapshot), a
+    bucket's keys are one range of the hash, so it reads only row groups of its own range."""
     scan = job.lake.scan(EVENTS_TABLE, job.events_version) if job.events_version is not None else None
-    return curate_chunk(ParsedRecords(records=records), SeenKeys(scan, job.batch_id, job.horizon), job.now,
-                        derive=job.enrich)
+    index = SeenIndex.open(job.lake, job.horizon, job.index_version) if job.index_version is not None else None
+    seen = SeenKeys(scan, job.batch_id, job.horizon, index)
+    return curate_chunk(ParsedRecords(records=records), seen, job.now, derive=job.enrich), seen.report()
 
 
 @dataclass
@@ -178,13 +195,21 @@ class CuratedBucket:
     inserted: dict[str, int]
     duplicates: dict[str, int]
     event_dates: pl.DataFrame  # the distinct event_date values kept
+    dedupe: dict  # SeenKeys.report(): where history came from, rows read
+    index_files: list  # the bucket's index rows, written as files of the seen-keys index
 
 
 def dedupe_bucket(job: BatchJob, *parts) -> tuple:
     """One bucket: its records from every chunk (in chunk order) -> (CuratedBucket, kept rows of writer 0..w-1)."""
-    chunk = _dedupe_bucket(job, _received(parts))
+    chunk, dedupe = _dedupe_bucket(job, _received(parts))
     kept = chunk.kept
-    meta = CuratedBucket(chunk.inserted_per_object, chunk.duplicates_per_object, kept.select("event_date").unique())
+    index_files = []
+    if job.write_index and kept.height:
+        rows = index_rows(kept, job.buckets).to_arrow().cast(INDEX_SCHEMA)
+        index_files = job.lake.write_files(DEDUPE_INDEX_TABLE, rows, [CREATED_DATE], prefix=f"batch-{job.batch_id}",
+                                           layout=INDEX_LAYOUT)
+    meta = CuratedBucket(chunk.inserted_per_object, chunk.duplicates_per_object, kept.select("event_date").unique(),
+                         dedupe, index_files)
     by = partition_columns(job.enrich)
     writer = (pl.struct(by).hash() % job.writers).cast(pl.Int32).alias(_WRITER)
     split = kept.with_columns(writer).partition_by(_WRITER, as_dict=True, include_key=False)
@@ -248,14 +273,20 @@ def run_batch(
     del parsed  # the driver's references: the buckets' objects are freed once deduplicated
     clock.lap("read_parse")
     fault(settings, "after_parse")
+    index_files, dedupe = [], {"dedupe_source": "index" if job.index_version is not None else "events",
+                               "dedupe_rows_read": 0, "late_beyond_index": 0}
     for bucket in _get(ray, [d[0] for d in buckets], settings, plan.batch_id):
         counts.add_curated(bucket.inserted, bucket.duplicates, bucket.event_dates)
+        index_files.extend(bucket.index_files)
+        dedupe["dedupe_rows_read"] += bucket.dedupe["dedupe_rows_read"]
+        dedupe["late_beyond_index"] += bucket.dedupe["late_beyond_index"]
     del buckets
     clock.lap("curate")
     files = [a for actions in _get(ray, writes, settings, plan.batch_id) for a in actions]
-    _commit(settings, lake, plan, None if events_done else files, quarantine_files, counts, run_id, clock)
+    _commit(settings, lake, plan, None if events_done else files, index_files if job.write_index else None,
+            quarantine_files, counts, run_id, clock)
     nodes, _ = cluster_size(ray)
-    result = counts.result(plan.batch_id, plan.resumed, clock)
+    result = counts.result(plan.batch_id, plan.resumed, clock, dedupe)
     result.engine, result.tasks, result.nodes = "ray", tasks, nodes
     return result
 
@@ -272,16 +303,22 @@ def _submit(ray, job: BatchJob, groups: list, write: bool) -> tuple[list, list, 
     return parsed, buckets, writes
 
 
-def _commit(settings: Settings, lake: Lake, plan: BatchPlan, files: list | None, quarantine_files: list,
-            counts: BatchCounts, run_id: str | None, clock: Stopwatch) -> None:
+def _commit(settings: Settings, lake: Lake, plan: BatchPlan, files: list | None, index_files: list | None,
+            quarantine_files: list, counts: BatchCounts, run_id: str | None, clock: Stopwatch) -> None:
     """The driver's commits, in the local engine's order and with its fault points: `events` (unless
-    ``files`` is None: it holds the batch already), `quarantine`, then the ledger."""
+    ``files`` is None: it holds the batch already), the seen-keys index (unless None: it holds the
+    batch, or there is none yet), `quarantine`, then the ledger."""
     metadata = {"batch_id": str(plan.batch_id), "run_id": run_id or ""}
     if files is not None:
         lake.commit_files(EVENTS_TABLE, files, batch_id=plan.batch_id, schema=events_schema(settings.enrich),
                           partition_by=partition_columns(settings.enrich), metadata=metadata)
     clock.lap("write_events")
     fault(settings, "after_events")
+    if index_files:
+        lake.commit_files(DEDUPE_INDEX_TABLE, index_files, batch_id=plan.batch_id, schema=INDEX_SCHEMA,
+                          partition_by=[CREATED_DATE], metadata=metadata)
+    clock.lap("write_index")
+    fault(settings, "after_index")
     if quarantine_files:
         lake.commit_files(QUARANTINE_TABLE, quarantine_files, batch_id=plan.batch_id, schema=QUARANTINE_SCHEMA,
                           metadata=metadata)
@@ -293,12 +330,16 @@ def _commit(settings: Settings, lake: Lake, plan: BatchPlan, files: list | None,
 
 
 def _job(settings: Settings, lake: Lake, plan: BatchPlan, ray) -> BatchJob:
+    index, writes_index = index_for_batch(lake, settings)
     snapshot = lake.table(EVENTS_TABLE)
     _, cpus = cluster_size(ray)
     return BatchJob(
         lake=lake, raw_uri=settings.raw_uri, parser=settings.parser, batch_id=plan.batch_id,
-        horizon=settings.dedupe_horizon_seconds, enrich=settings.enrich, buckets=settings.dedupe_buckets,
+        horizon=settings.dedupe_horizon_seconds, enrich=settings.enrich,
+        buckets=index.buckets if index is not None else settings.dedupe_buckets,  # the index's, fixed at creation
         writers=cpus, events_version=snapshot.version() if snapshot is not None else None,
+        index_version=index.snapshot.version() if index is not None else None,
+        write_index=writes_index and not lake.batch_committed(DEDUPE_INDEX_TABLE, plan.batch_id),
         now=datetime.now(UTC), write_quarantine=not lake.batch_committed(QUARANTINE_TABLE, plan.batch_id),
     )
 

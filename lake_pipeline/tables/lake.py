@@ -92,17 +92,21 @@ def _commit_properties(
     return CommitProperties(app_transactions=txns or None, custom_metadata=metadata)
 
 
-def parquet_options(schema: pa.Schema) -> dict:
+def parquet_options(schema: pa.Schema, layout: FileLayout | None = None) -> dict:
     """:func:`writer_properties` for pyarrow's Parquet writer (files that :meth:`Lake.write_files`
     writes outside delta-rs): zstd level 1, no dictionary for the near-unique columns, no
-    statistics for the payload."""
+    statistics for the payload (nor for ``layout.no_statistics``), ``layout``'s row groups."""
+    layout = layout or FileLayout()
     names = schema.names
-    return {
+    options = {
         "compression": "zstd",
         "compression_level": 1,
         "use_dictionary": [n for n in names if n not in _NO_DICTIONARY],
-        "write_statistics": [n for n in names if n != "payload"],
+        "write_statistics": [n for n in names if n != "payload" and n not in layout.no_statistics],
     }
+    if layout.row_group_rows:
+        options["row_group_size"] = layout.row_group_rows
+    return options
 
 
 # Min/max statistics of a string column are left out of a file's add action when a value is longer
@@ -170,10 +174,6 @@ def _partition_slices(data: pa.Table, partition_by: list[str]) -> list[tuple[dic
         pieces.append((dict(zip(partition_by, values)), data.slice(start, len(rows))))
         start += len(rows)
     return pieces
-
-
-def _commit_properties(txn: Transaction | None = None, metadata: dict[str, str] | None = None) -> CommitProperties:
-    return CommitProperties(app_transactions=[txn] if txn else None, custom_metadata=metadata)
 
 
 def _storage_error(where: str, doing: str, exc: BaseException, retention_hours: int | None = None) -> StorageError:
@@ -396,7 +396,7 @@ class Lake:
         )
 
     def write_files(self, name: str, data: pa.Table, partition_by: list[str] | None = None,
-                    prefix: str = "part") -> list[AddAction]:
+                    prefix: str = "part", layout: FileLayout | None = None) -> list[AddAction]:
         """Write ``data`` as Parquet data files into the table's directory, one per partition
         (of ``partition_by``), with :func:`parquet_options`, and return their add actions for
         :meth:`commit_files`. Nothing is committed: files no commit references are left for vacuum.
@@ -419,7 +419,7 @@ class Lake:
                 directory, partition_values = _partition_dir(values)
                 piece = piece.select(columns)
                 path = f"{directory + '/' if directory else ''}{prefix}-{uuid.uuid4()}.zstd.parquet"
-                pq.write_table(piece, path, filesystem=filesystem, **parquet_options(piece.schema))
+                pq.write_table(piece, path, filesystem=filesystem, **parquet_options(piece.schema, layout))
                 size = filesystem.get_file_info(path).size
                 actions.append(AddAction(path, size, partition_values, int(time.time() * 1000),
                                          True, file_stats(piece)))

@@ -60,6 +60,9 @@ def test_synthetic_batches_with_duplicates_late_and_malformed_records(ray_cluste
     assert second[3] == second[2]
     assert [b.duplicates for b in second[1].batches] == [b.duplicates for b in second[0].batches]
     assert second[1].total("duplicates") > 0
+    # Both read the seen-keys index (each Ray bucket its own range of it), and wrote the same rows to it.
+    assert {b.dedupe_source for s in second[:2] for b in s.batches} == {"index"}
+    assert second[1].total("dedupe_rows_read") > 0
 
 
 def test_the_no_transform_mode_gives_the_same_tables(ray_cluster_, tmp_path):

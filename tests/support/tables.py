@@ -7,11 +7,11 @@ from pathlib import Path
 import polars as pl
 from deltalake import DeltaTable
 
-from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE
+from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE
 
 # Columns that differ between two correct runs of the same input: when, and by which run.
 RUN_COLUMNS = ("quarantined_at", "committed_at", "run_id")
-TABLES = (EVENTS_TABLE, QUARANTINE_TABLE, LEDGER_TABLE)
+TABLES = (EVENTS_TABLE, QUARANTINE_TABLE, LEDGER_TABLE, DEDUPE_INDEX_TABLE)
 
 
 def table_rows(lake_dir: Path, tables: tuple[str, ...] = TABLES) -> dict[str, list[tuple]]:
