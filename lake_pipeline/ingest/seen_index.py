@@ -1,7 +1,8 @@
 """The seen-keys index, ``_dedupe_index``: what dedupe reads instead of ``events``.
 
 One row per accepted event: ``key`` (a stable 64-bit hash of event_uuid, transforms/dedupe.py,
-as an order-preserving int64), ``created_at``, ``event_uuid``, ``bucket`` (a range of the
+as an order-preserving int64), ``key2`` (an independent second hash: with ``key``, a 128-bit
+fingerprint), ``created_at``, ``event_uuid``, ``bucket`` (a range of the
 hash: the Ray engine's shard), ``_batch_id`` and ``_source_key`` (what a rebuild removes by),
 partitioned by ``created_date`` (the row's event_date) and sorted within each file by
 (created_at hour, key), in row groups of :data:`ROW_GROUP_ROWS` rows.
@@ -10,9 +11,10 @@ A batch looks up only the row groups that can hold one of its keys within the ho
 its created_at: per data file (pruned first by the log's created_at statistics), the row
 group's [min, max] key and created_at from the Parquet footer against the batch's keys,
 hour by hour. A current record reads the few recent hours' row groups that hold keys
-near its own; a record three days late reads a row group or two of its own hours. The
-key and created_at columns are read first; event_uuid only of the row groups where a key
-matched, to rule out a hash collision.
+near its own; a record days late reads one row group of its date once the date is closed
+(sorted by key). The key column is read first; ``key2`` only of the row groups where a key
+matched: a match on both 64-bit hashes is taken as the same event_uuid (a chance of about
+2^-128 per pair that it isn't, far below the uuids' own chance of colliding).
 
 Exactly-once: a batch appends its rows with its batch id as the Delta transaction id,
 right after its ``events`` commit (ingest/batch.py ``commit_index``). The index is *ready*
@@ -43,11 +45,13 @@ from lake_pipeline.tables.lake import FileLayout, Lake
 from lake_pipeline.transforms.dedupe import bucket_of_hash, ordered_key, uuid_hash
 
 KEY = "key"
+KEY2 = "key2"  # a second, independent 64-bit hash: with KEY, a 128-bit fingerprint of event_uuid
+FINGERPRINT_SEED = 0x9E3779B97F4A7C15
 BUCKET = "bucket"
 CREATED_DATE = "created_date"
 ROW_GROUP_ROWS = 2048
 # Only key and created_at are pruned on: no statistics for the rest keeps footers small.
-LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=(EVENT_UUID, BUCKET, BATCH_ID, SOURCE_KEY))
+LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=(KEY2, EVENT_UUID, BUCKET, BATCH_ID, SOURCE_KEY))
 # txn versions the index carries (Delta's own per-application markers, written atomically
 # with the commits they describe): BUCKETS (the bucket count, fixed at creation), READY (1 once
 # complete), RETAINED (first day number held), BUILT (the last day `lake index build` finished).
@@ -65,6 +69,7 @@ INDEX_SCHEMA = pa.schema(
     [
         pa.field(CREATED_DATE, pa.date32(), nullable=False),
         pa.field(KEY, pa.int64(), nullable=False),
+        pa.field(KEY2, pa.int64(), nullable=False),
         pa.field(CREATED_AT, pa.float64(), nullable=False),
         pa.field(EVENT_UUID, pa.string(), nullable=False),
         pa.field(BUCKET, pa.int32(), nullable=False),
@@ -109,11 +114,13 @@ def index_rows(kept: pl.DataFrame, buckets: int) -> pl.DataFrame:
     sorted as a batch writes them (:func:`hot_order`)."""
     if kept.height == 0:
         return pl.DataFrame(schema=pl.Schema(INDEX_SCHEMA))
-    hashes = uuid_hash(kept.get_column(EVENT_UUID))
+    uuids = kept.get_column(EVENT_UUID)
+    hashes = uuid_hash(uuids)
     return (
         kept.select(
             pl.col("event_date").alias(CREATED_DATE),
             pl.Series(KEY, ordered_key(hashes)),
+            pl.Series(KEY2, uuid_hash(uuids, FINGERPRINT_SEED).view(np.int64)),
             CREATED_AT,
             EVENT_UUID,
             pl.Series(BUCKET, bucket_of_hash(hashes, buckets)),
@@ -216,10 +223,13 @@ class SeenIndex:
         if chunk.height == 0:
             return out
         c = chunk.get_column(CREATED_AT).to_numpy()
-        keys = ordered_key(uuid_hash(chunk.get_column(EVENT_UUID)))
+        uuids = chunk.get_column(EVENT_UUID)
+        keys = ordered_key(uuid_hash(uuids))
         out.beyond_index = int(((c - self.horizon) // _DAY < self.retained_from_day).sum())
         first_day, last_day = int((c.min() - self.horizon) // _DAY), int((c.max() + self.horizon) // _DAY)
         probe = _Probe(c, keys, self.horizon)
+        probe.fingerprints = pl.DataFrame({KEY: keys, KEY2: uuid_hash(uuids, FINGERPRINT_SEED).view(np.int64),
+                                           EVENT_UUID: uuids}).unique([KEY, KEY2])
         parts: list[pl.DataFrame] = []
         for day in range(max(first_day, self.retained_from_day), last_day + 1):
             for f in self.files_by_day.get(day, []):
@@ -273,8 +283,9 @@ class SeenIndex:
         parquet = self._open(f)
         out.rows_read += int(rows[wanted].sum())
         out.row_groups_read += len(wanted)
-        # Keys first (8 bytes a row, one read for all the row groups); the uuids only of the
-        # row groups where a key matched.
+        # Keys first (8 bytes a row, one read for all the row groups); then, of the row groups
+        # where a key matched, the second hash: a match on both (a 128-bit fingerprint) is the
+        # same event_uuid (decoding the uuid strings instead cost ~8x as much).
         keys = parquet.read_row_groups(wanted.tolist(), columns=[KEY]).column(0).to_numpy()
         at = np.minimum(np.searchsorted(probe.keys_sorted, keys), len(probe.keys_sorted) - 1)
         hit = probe.keys_sorted[at] == keys  # the chunk's keys are sorted: a binary search each
@@ -282,8 +293,8 @@ class SeenIndex:
             return None
         group_of_row = np.repeat(wanted, rows[wanted])
         hit_groups = np.unique(group_of_row[hit]).tolist()
-        table = parquet.read_row_groups(hit_groups, columns=[KEY, CREATED_AT, EVENT_UUID, BATCH_ID])
-        return pl.from_arrow(table).join(probe.key_frame, on=KEY, how="semi")
+        table = parquet.read_row_groups(hit_groups, columns=[KEY, KEY2, CREATED_AT, BATCH_ID])
+        return pl.from_arrow(table).join(probe.fingerprints, on=[KEY, KEY2], how="inner")
 
 
 class _Probe:
@@ -294,7 +305,7 @@ class _Probe:
         order = np.argsort(created_at, kind="stable")
         self.created_sorted = created_at[order]
         self.keys_sorted = np.unique(keys)
-        self.key_frame = pl.DataFrame({KEY: self.keys_sorted})
+        self.fingerprints: pl.DataFrame | None = None  # key, key2, event_uuid of the chunk's rows
         hours = (created_at // _HOUR).astype(np.int64)
         self.by_hour: dict[int, np.ndarray] = {}
         for hour in np.unique(hours).tolist():

@@ -95,8 +95,9 @@ def _greedy(row_ids: pl.Series, created: pl.Series, horizon: float) -> Iterable[
 _P = np.uint64(0x100000001B3)
 
 
-def uuid_hash(uuids: pl.Series) -> np.ndarray:
-    """A stable 64-bit hash of each (non-null, non-empty) event_uuid, as uint64.
+def uuid_hash(uuids: pl.Series, seed: int = 0) -> np.ndarray:
+    """A stable 64-bit hash of each (non-null, non-empty) event_uuid, as uint64; another
+    ``seed`` gives an independent one (the index keeps two: a 128-bit fingerprint).
 
     Vectorised per distinct byte length (event_uuids are mostly one length): the bytes of
     the strings of length L form an (n, L) matrix, hashed column by column.
@@ -125,7 +126,8 @@ def uuid_hash(uuids: pl.Series) -> np.ndarray:
             padded = np.zeros((block.shape[0], width), dtype=np.uint8)
             padded[:, :length] = block
             words = padded.view("<u8")
-            h = np.full(block.shape[0], np.uint64(length), dtype=np.uint64)
+            h = np.full(block.shape[0], _mix(np.array([length ^ seed], dtype=np.uint64))[0], dtype=np.uint64) \
+                if seed else np.full(block.shape[0], np.uint64(length), dtype=np.uint64)
             for column in range(words.shape[1]):
                 h = _mix(h * _P + words[:, column])
             out[rows] = h

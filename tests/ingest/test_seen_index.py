@@ -196,3 +196,23 @@ def test_lake_index_build_says_what_it_did_and_ingest_says_when_it_is_missing(se
     assert "seen-keys index ready: 2 row(s) from 1 date(s)" in built.stdout
     again = invoke("index", "build", "--lake", str(lake_dir), env=env)
     assert "0 row(s) from 0 date(s)" in again.stdout  # ready: nothing to do
+
+
+def test_a_key_match_alone_is_not_a_duplicate_both_hashes_must_match(settings, raw_dir, lake):
+    # An index row with the key of "victim" but another second hash: a 64-bit collision.
+    write_object(raw_dir, [event("other", at=T0 + 1)])
+    _ingest(settings)
+    rows = lake.scan(DEDUPE_INDEX_TABLE).collect()
+    victim = seen_index.index_rows(pl.DataFrame({
+        "event_uuid": ["victim"], "created_at": [T0 + 2.0], "event_date": [HOUR.date()], "_batch_id": [99],
+        "_source_key": ["k"]}), 16)
+    forged = victim.with_columns(pl.lit(12345, pl.Int64).alias(seen_index.KEY2), pl.lit("collider").alias("event_uuid"))
+    seen_index.write_rows(lake, forged, None)
+    assert rows.height == 1
+    index = seen_index.SeenIndex.open(lake, 3600.0)
+    found = index.lookup(pl.DataFrame({"event_uuid": ["victim"], "created_at": [T0 + 3.0]}), batch_id=100)
+    assert found.rows_read > 0 and found.history.height == 0  # read, compared, not taken for the same uuid
+    seen_index.write_rows(lake, victim, None)  # the real fingerprint
+    index = seen_index.SeenIndex.open(lake, 3600.0)
+    found = index.lookup(pl.DataFrame({"event_uuid": ["victim"], "created_at": [T0 + 3.0]}), batch_id=100)
+    assert found.history.get_column("event_uuid").to_list() == ["victim"]
