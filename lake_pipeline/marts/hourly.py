@@ -328,6 +328,8 @@ def _plan(lake: Lake, events: DeltaTable, since: int | None) -> tuple[TouchedHou
     if touched.other:
         reasons = touched.other
         touched = touched_hours(lake, events, since)
+        if not touched.other:  # only the state disagreed (an update stopped between its two commits)
+            touched.reason = f"{'; '.join(reasons)}: the new batches' hours are recomputed"
         touched.other = reasons
         return touched, REBUILD if touched.full_rebuild else RECOMPUTE
     return touched, ADD if touched.batch_ids else NOTHING

@@ -21,48 +21,12 @@ from lake_pipeline.maintenance import compaction
 from lake_pipeline.marts import hourly as marts
 from lake_pipeline.marts.hourly import HOURLY_COUNTS_SCHEMA, update_hourly_counts
 from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, MARTS_POOL
+from tests.support.marts import assert_mart_exact, mart_frame
 from tests.support.records import HOUR, T0, event, write_object
 from tests.support.runs import ingest_one_object_per_batch, ingest_run, run_job, synthetic_landing_zone
 
 BIG_A = 123456789012345678901234567890  # two user ids a float64 cannot tell apart
 BIG_B = 123456789012345678901234567891
-
-
-def _user_key(payload: str) -> str | None:
-    """payload.user_id as text, the way the mart compares them: strings as-is, other JSON as written."""
-    value = json.loads(payload).get("user_id")
-    if value is None:
-        return None
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
-def expected_counts(lake_dir) -> pl.DataFrame:
-    """hourly_event_counts recomputed independently: Python's json and Polars, from created_at."""
-    events = pl.from_arrow(DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table())
-    users = [_user_key(p) for p in events.get_column("payload").to_list()]
-    return (
-        events.with_columns(
-            pl.from_epoch((pl.col("created_at") // 3600 * 3600).cast(pl.Int64), time_unit="s")
-            .dt.cast_time_unit("us").dt.replace_time_zone("UTC").alias("event_hour"),
-            pl.Series("user", users, dtype=pl.String),
-        )
-        .group_by("event_hour", "event_name", "event_type", "event_subtype")
-        .agg(pl.len().cast(pl.Int64).alias("events"), pl.col("user").drop_nulls().n_unique().cast(pl.Int64).alias("unique_users"))
-        .select(HOURLY_COUNTS_SCHEMA.names)
-        .sort("event_hour", "event_name")
-    )
-
-
-def mart_frame(lake_dir) -> pl.DataFrame:
-    table = DeltaTable(str(lake_dir / HOURLY_COUNTS_TABLE)).to_pyarrow_table()
-    assert table.schema.equals(HOURLY_COUNTS_SCHEMA, check_metadata=False)
-    return pl.from_arrow(table).sort("event_hour", "event_name")
-
-
-def assert_mart_exact(lake_dir) -> pl.DataFrame:
-    got, want = mart_frame(lake_dir), expected_counts(lake_dir)
-    assert got.equals(want), (got, want)
-    return got
 
 
 def _hours(*keys: str) -> list[str]:
