@@ -51,13 +51,15 @@ def test_hourly_counts_agree_exactly_with_events_through_batches_compaction_and_
         event("k", "app", T0 - 20 * 3600, user_id={"id": 1}),
         event("l", "page:view", T0 + 3599.9999, user_id="u3"),  # last instant of hour 13
     ], minute=1)
+    # The batch's own run builds the mart (there is none yet: a full rebuild), right after events.
     result = ingest_run(defs, settings, instance, [k1])
     assert result.success
-    first = run_job(defs, "hourly_event_counts_job", settings, instance)
-    assert first.success
-    meta = first.asset_materializations_for_node("hourly_event_counts")[0].metadata
-    assert meta["full_rebuild"].value is True
+    meta = result.asset_materializations_for_node("hourly_event_counts")[0].metadata
+    assert meta["full_rebuild"].value is True and meta["mode"].value == "rebuild"
     got = assert_mart_exact(lake_dir)
+    first = run_job(defs, "hourly_event_counts_job", settings, instance)  # what `lake marts` runs: nothing to do
+    assert first.success
+    assert first.asset_materializations_for_node("hourly_event_counts")[0].metadata["mode"].value == "nothing"
     row = got.filter((pl.col("event_name") == "purchase:completed")).row(0, named=True)
     assert (row["events"], row["unique_users"]) == (2, 2)  # exact beyond 64 bits
     row = got.filter(pl.col("event_name") == "click:button:web").row(0, named=True)
@@ -72,20 +74,24 @@ def test_hourly_counts_agree_exactly_with_events_through_batches_compaction_and_
         event("m", "page:view", T0 + 600, user_id="u4"),
         event("n", "search:query", T0 + 3600 + 10, user_id="u1"),
     ], minute=2)
-    assert ingest_run(defs, settings, instance, [k2]).success
-    second = run_job(defs, "hourly_event_counts_job", settings, instance)
+    second = ingest_run(defs, settings, instance, [k2])
+    assert second.success
     meta = second.asset_materializations_for_node("hourly_event_counts")[0].metadata
-    assert meta["full_rebuild"].value is False
+    assert meta["full_rebuild"].value is False and meta["mode"].value == "add"
     assert meta["hours"].value == _hours("2025-11-20T13", "2025-11-20T14")
-    assert meta["batch_ids"].value == [2]
-    assert {e.check_name: e.passed for e in second.get_asset_check_evaluations()}[
+    assert meta["batch_ids"].value == [2] and meta["new_event_rows_read"].value == 2
+    # The per-hour comparison with events is not part of a batch's run; the 30-minute job runs it.
+    assert "hourly_event_counts_match_events_check" not in {e.check_name for e in second.get_asset_check_evaluations()}
+    checked = run_job(defs, "hourly_event_counts_freshness_job", settings, instance)
+    assert {e.check_name: e.passed for e in checked.get_asset_check_evaluations()}[
         "hourly_event_counts_match_events_check"]
     assert_mart_exact(lake_dir)
 
-    # Two batches before the mart runs once: both are picked up (not only the latest run's batch).
-    k3 = write_object(raw_dir, [event("o", "video:play", T0 + 2 * 3600 + 1, user_id="u5")], minute=3)
-    k4 = write_object(raw_dir, [event("p", "video:play", T0 - 6 * 3600, user_id="u6")], minute=4)
-    assert ingest_run(defs, settings, instance, [k3]).success and ingest_run(defs, settings, instance, [k4]).success
+    # Two batches before the mart runs once (`lake ingest --no-mart`, or a mart step that did not run):
+    # both are picked up (not only the latest run's batch).
+    write_object(raw_dir, [event("o", "video:play", T0 + 2 * 3600 + 1, user_id="u5")], minute=3)
+    write_object(raw_dir, [event("p", "video:play", T0 - 6 * 3600, user_id="u6")], minute=4)
+    ingest_one_object_per_batch(settings)
     update = update_hourly_counts(lake)
     assert update.batch_ids == [3, 4] and update.hours == _hours("2025-11-20T07", "2025-11-20T15")
     assert_mart_exact(lake_dir)
@@ -205,8 +211,13 @@ def _child_sizes(result) -> list[tuple[str, int]]:
     return [(c.condition.get_label() or c.condition.name, c.true_subset.size) for c in top.child_results]
 
 
-def test_automation_runs_the_mart_after_each_batch_unless_a_blocking_check_failed(defs, settings, raw_dir, lake_dir,
-                                                                                    instance):
+def _mart_in(result) -> bool:
+    return HOURLY_EVENT_COUNTS in {m.asset_key for m in result.get_asset_materialization_events()}
+
+
+def test_each_batch_run_updates_the_mart_unless_a_blocking_check_failed_and_automation_catches_up(
+    defs, settings, raw_dir, lake_dir, instance
+):
     graph = defs.resolve_asset_graph()
     assert graph.get(HOURLY_EVENT_COUNTS).pools == {MARTS_POOL}
     sensor = defs.resolve_sensor_def("marts_automation_sensor")
@@ -215,24 +226,34 @@ def test_automation_runs_the_mart_after_each_batch_unless_a_blocking_check_faile
     n, tick = _requested(defs, instance)
     assert n == 0  # nothing ingested yet
     k1 = write_object(raw_dir, [event("a", user_id="u1")], minute=1)
-    assert ingest_run(defs, settings, instance, [k1]).success
+    first = ingest_run(defs, settings, instance, [k1])
+    assert first.success and _mart_in(first)
     n, tick = _requested(defs, instance, tick.cursor)
-    assert n == 1
-    assert run_job(defs, "hourly_event_counts_job", settings, instance).success
-    n, tick = _requested(defs, instance, tick.cursor)
-    assert n == 0  # handled
+    assert n == 0  # the batch's run updated the mart: nothing left for the sensor
 
     _corrupt_next_batch(lake_dir, 2)
     k2 = write_object(raw_dir, [event("b", user_id="u2")], minute=2)
     bad = ingest_run(defs, settings, instance, [k2])
     assert not bad.success  # the blocking check fails the run (and the alert sensor hears of it)
+    assert not _mart_in(bad)  # ... and the mart step does not run
     n, tick = _requested(defs, instance, tick.cursor)
     assert n == 0
     # events did update, nothing is in progress; only the failed blocking check holds the mart back.
     assert _child_sizes(tick) == [("SINCE", 1), ("NOT", 1), ("NOT", 1), ("all_deps_blocking_checks_passed", 0)]
 
-    # The next clean batch passes its checks, and the mart runs again (catching up both batches).
+    # The next clean batch passes its checks, and its run updates the mart (catching up both batches).
     k3 = write_object(raw_dir, [event("c", user_id="u3")], minute=3)
-    assert ingest_run(defs, settings, instance, [k3]).success
+    third = ingest_run(defs, settings, instance, [k3])
+    assert third.success and _mart_in(third)
+    assert third.asset_materializations_for_node("hourly_event_counts")[0].metadata["batch_ids"].value == [2, 3]
+    assert_mart_exact(lake_dir)
+    n, tick = _requested(defs, instance, tick.cursor)
+    assert n == 0
+
+    # A batch run without the mart (what `lake ingest --no-mart` runs): the sensor requests it.
+    k4 = write_object(raw_dir, [event("d", user_id="u4")], minute=4)
+    fourth = run_job(defs, "ingest_job", settings, instance, {"ops": {"ingest_batch": {"config": {"source_keys": [k4]}}}},
+                     tags=batch_run_tags([k4]), asset_selection=[EVENTS, QUARANTINE])
+    assert fourth.success and not _mart_in(fourth)
     n, tick = _requested(defs, instance, tick.cursor)
     assert n == 1
