@@ -179,11 +179,16 @@ def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int,
     update = marts.update_hourly_counts(lake)
     cpu_mart = time.process_time() - cpu_mart
     check = marts.counts_match_events(lake, update.hours)
-    return Row(name, history, summary.seconds, cpu, getattr(result, "dedupe_rows_read", None),
-               summary.total("inserted"), summary.total("duplicates"),
-               batch_events + (0 if history else len(uuids)), len(uuids) if history else 0, once,
-               rebuild, update.seconds, update.mode, update.state_rows_read,
-               "passed" if check.passed else f"FAILED: {check.description}", cpu_mart)
+    return Row(
+        lake=name, history_events=history, batch_seconds=summary.seconds, batch_cpu_seconds=cpu,
+        dedupe_rows_read=getattr(result, "dedupe_rows_read", None),
+        inserted=summary.total("inserted"), duplicates=summary.total("duplicates"),
+        expected_inserted=batch_events + (0 if history else len(uuids)),
+        expected_duplicates=len(uuids) if history else 0, redeliveries_once=once,
+        mart_rebuild_seconds=rebuild, mart_update_seconds=update.seconds, mart_update_mode=update.mode,
+        mart_update_cpu_seconds=cpu_mart, mart_state_rows_read=update.state_rows_read,
+        mart_check="passed" if check.passed else f"FAILED: {check.description}",
+    )
 
 
 def _fmt(v, spec=".2f") -> str:
