@@ -148,6 +148,7 @@ class Row:
     mart_update_seconds: float | None = None
     mart_update_mode: str = ""
     mart_update_cpu_seconds: float | None = None
+    mart_update_timings: dict | None = None
     mart_state_rows_read: int = 0
     mart_check: str = ""
 
@@ -186,7 +187,7 @@ def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int,
         expected_inserted=batch_events + (0 if history else len(uuids)),
         expected_duplicates=len(uuids) if history else 0, redeliveries_once=once,
         mart_rebuild_seconds=rebuild, mart_update_seconds=update.seconds, mart_update_mode=update.mode,
-        mart_update_cpu_seconds=cpu_mart, mart_state_rows_read=update.state_rows_read,
+        mart_update_cpu_seconds=cpu_mart, mart_update_timings=update.timings, mart_state_rows_read=update.state_rows_read,
         mart_check="passed" if check.passed else f"FAILED: {check.description}",
     )
 
@@ -259,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events))
         r = rows[-1]
         print(f"{name}: batch {r.batch_seconds:.2f} s, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "
-              f"update {r.mart_update_seconds:.2f} s ({r.mart_update_mode}), check {r.mart_check}", flush=True)
+              f"update {r.mart_update_seconds:.2f} s ({r.mart_update_mode}: {r.mart_update_timings}), "
+              f"check {r.mart_check}", flush=True)
         if not args.keep:
             shutil.rmtree(lake_dir, ignore_errors=True)
     lines = print_table(rows, load, args.days)

@@ -34,7 +34,6 @@ replaces the hour in the state and in the mart. Every table access goes through 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -44,6 +43,7 @@ import pyarrow as pa
 from deltalake import DeltaTable, Transaction
 
 from lake_pipeline.contract import BATCH_ID, CREATED_AT
+from lake_pipeline.ingest.counts import Stopwatch
 from lake_pipeline.marts import users
 from lake_pipeline.marts.aggregate import (
     CELL,
@@ -103,6 +103,8 @@ class MartUpdate:
     rows_read: int = 0
     state_rows_read: int = 0
     new_users: int = 0
+    # Seconds per stage (plan; ADD: new_rows, state_read, compute, commit_state, commit_mart; housekeeping).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -296,18 +298,24 @@ def _mart_rows_of(lake: Lake, hours: list[str]) -> pa.Table:
                        ).collect().to_arrow()
 
 
-def _add(lake: Lake, events: DeltaTable, touched: TouchedHours, update: MartUpdate, run_id: str | None) -> None:
+def _add(lake: Lake, events: DeltaTable, touched: TouchedHours, update: MartUpdate, run_id: str | None,
+         watch: Stopwatch) -> None:
     """Add the new batches' rows to the state and to the mart's rows of the hours they touch."""
     rows = _new_rows(lake, events, touched.batch_ids)
     grouped = group_new_rows(rows)
     cells = grouped.select(CELL).unique()
+    watch.lap("new_rows")
     seen = users.cell_users(lake, cells)
+    watch.lap("state_read")
     hours = sorted({hour_key(h) for h in cells.get_column("event_hour").to_list()})
     delta = add_batch(grouped, seen, _mart_rows_of(lake, hours), rows.num_rows)
     touched.hours = set(delta.hours)
     metadata = _commit_metadata(touched.events_version, len(delta.hours), run_id, update.mode)
+    watch.lap("compute")
     users.append(lake, users.as_state(delta.new_users), MART_APP_ID, touched.events_version, metadata)
+    watch.lap("commit_state")
     _replace_hours(lake, delta.mart_rows, delta.hours, touched.events_version, metadata)
+    watch.lap("commit_mart")
     update.rows_written = delta.mart_rows.num_rows
     update.rows_read, update.state_rows_read, update.new_users = delta.rows_read, delta.state_rows_read, \
         delta.new_users.height
@@ -338,27 +346,30 @@ def _plan(lake: Lake, events: DeltaTable, since: int | None) -> tuple[TouchedHou
 def update_hourly_counts(lake: Lake, run_id: str | None = None) -> MartUpdate:
     """Bring the mart up to the current version of ``events``: add the new batches, or recompute
     the hours that changed otherwise. A no-op (no commit) when events' rows haven't changed."""
-    started = time.perf_counter()
+    watch = Stopwatch()
     events = lake.table(EVENTS_TABLE)
     if events is None:
-        return MartUpdate(None, None, False, [], 0, [], None, time.perf_counter() - started, "no events table yet")
+        return MartUpdate(None, None, False, [], 0, [], None, watch.seconds, "no events table yet")
     since = mart_events_version(lake)
     touched, mode = _plan(lake, events, since)
     update = MartUpdate(touched.events_version, since, touched.full_rebuild, [], 0, touched.batch_ids, None, 0.0,
-                        touched.reason, mode=mode)
+                        touched.reason, mode=mode, timings=watch.timings)
+    watch.lap("plan")
     if mode == ADD:
-        _add(lake, events, touched, update, run_id)
+        _add(lake, events, touched, update, run_id, watch)
     elif mode in (RECOMPUTE, REBUILD) and (touched.hours or touched.full_rebuild):
         _recompute(lake, events, touched, update, run_id)
+        watch.lap(mode)
     else:  # nothing to recompute (no new events, or only compactions/vacuums since): no commit
         update.mode = NOTHING
-        update.seconds = time.perf_counter() - started
+        update.seconds = watch.seconds
         return update
     update.hours = sorted(touched.hours)
     mart = lake.table(HOURLY_COUNTS_TABLE)
     update.mart_version = mart.version()
     update.compacted = _keep_files_few(lake, mart) | users.keep_files_few(lake)
-    update.seconds = time.perf_counter() - started
+    watch.lap("housekeeping")
+    update.seconds = watch.seconds
     return update
 
 

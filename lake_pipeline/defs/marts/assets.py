@@ -79,6 +79,7 @@ def hourly_event_counts(context: dg.AssetExecutionContext, lake: LakeResource) -
             "mart_version": dg.MetadataValue.int(update.mart_version if update.mart_version is not None else -1),
             "events_newest_hour": dg.MetadataValue.text(marts.hour_key(newest) if newest else ""),
             "update_seconds": dg.MetadataValue.float(round(float(update.seconds), 3)),
+            "update_timings": dg.MetadataValue.json(update.timings),
         }
     )
 
