@@ -116,7 +116,7 @@ class Settings:
     compact_target_file_bytes: int = 128 * 1024 * 1024
     vacuum_retention_hours: int = 168
     # Crash tests only: SIGKILL this process at a named point of a batch
-    # (after_parse | after_events | after_quarantine | after_ledger). Empty in production.
+    # (after_parse | after_events | after_index | after_quarantine | after_ledger). Empty in production.
     fault_injection: str = ""
     # Alerts on run failure: "sns:<topic-arn>" or "https://hooks..." or "" for none.
     alert_destination: str = ""

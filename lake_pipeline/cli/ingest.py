@@ -57,6 +57,8 @@ def _add_counts(totals: dict, metadata) -> None:
     for k in COUNTS:
         totals[k] += int(metadata[k].value)
     totals["batch_seconds"] += float(metadata["batch_seconds"].value)
+    if "dedupe_source" in metadata and "events" in metadata["dedupe_source"].value:
+        totals["dedupe_from_events"] = True
 
 
 def summary_line(totals: dict, process_seconds: float) -> str:
@@ -174,6 +176,9 @@ def ingest(raw, lake, quiet, no_mart):
                    f"{settings.raw_uri} first")
     else:
         click.echo(summary_line(totals, time.perf_counter() - started))
+    if totals.get("dedupe_from_events"):
+        click.echo("note: this lake has no seen-keys index yet, so dedupe read the events partitions; "
+                   "`lake index build` builds it (one pass, resumable)", err=True)
     worker_processes = parser.worker_processes_started
     parser.close()
     done(worker_processes)

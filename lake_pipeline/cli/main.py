@@ -24,6 +24,7 @@ def main() -> None:
 
 
 for command in (data.generate, ingest.ingest, ingest.backfill, data.query, maintenance.compact, maintenance.marts,
+                maintenance.index,
                 aws.emulator, aws.bootstrap, aws.produce):
     main.add_command(command)
 

@@ -1,4 +1,4 @@
-"""`lake compact` and `lake marts`: the maintenance jobs, run in-process like `lake ingest`.
+"""`lake compact`, `lake marts` and `lake index build`: the maintenance jobs, run in-process like `lake ingest`.
 
 Each command runs the same Dagster job the schedule or the automation sensor runs,
 against the instance in DAGSTER_HOME (default ./dagster_home), so the run, its
@@ -47,7 +47,7 @@ def _echo_checks(result) -> bool:
 def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
     """Compact the events partitions micro-batches touched, verify, then vacuum."""
     from lake_pipeline.definitions import defs
-    from lake_pipeline.defs.maintenance.compaction import EVENTS_COMPACTION
+    from lake_pipeline.defs.maintenance.compaction import DEDUPE_INDEX_MAINTENANCE, EVENTS_COMPACTION
     from lake_pipeline.maintenance.compaction import check_retention
     from lake_pipeline.tables.lake import Lake
 
@@ -74,7 +74,7 @@ def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
         run_config=run_config,
         instance=open_instance(),
         raise_on_error=False,
-        asset_selection=[EVENTS_COMPACTION] if no_vacuum else None,
+        asset_selection=[EVENTS_COMPACTION, DEDUPE_INDEX_MAINTENANCE] if no_vacuum else None,
         tags={"lake/trigger": "cli"},
     )
     meta = materialization_metadata(result, "events_compaction")
@@ -86,6 +86,10 @@ def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
             f"(at most {meta['max_files_per_partition']} per partition)"
         )
     checks_ok = _echo_checks(result)
+    index = materialization_metadata(result, "dedupe_index_maintenance")
+    if index:
+        click.echo(f"seen-keys index: {index['expired_rows_dropped']} expired row(s) dropped, "
+                   f"{index['dates_compacted']} date(s) compacted ({index['files_rewritten']} files rewritten)")
     vac = materialization_metadata(result, "events_vacuum")
     if vac:
         click.echo(f"vacuum: {vac['files_deleted']} file(s) deleted (retention {vac['retention_hours']} h)")
@@ -93,6 +97,33 @@ def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
         fail(run_error(result) if checks_ok else "a blocking compaction check failed; nothing was vacuumed",
               code=1 if not checks_ok else 2)
     click.echo(f"seconds={time.perf_counter() - started:.2f} run_id={result.run_id}")
+
+
+@click.group()
+def index():
+    """The seen-keys index (_dedupe_index) that dedupe reads."""
+
+
+@index.command("build")
+@click.option("--lake", default=None, help="Lake URI (default: LAKE_URI or data/lake).")
+def index_build(lake):
+    """Build the index from events (one pass over the dates within LAKE_DEDUPE_RETENTION_DAYS, one
+    commit per date; run it again to resume). Until it is built, dedupe reads events. To build it
+    anew, delete the lake's _dedupe_index/ directory (prefix) first."""
+    from lake_pipeline.ingest import seen_index
+    from lake_pipeline.settings import DEDUPE_INDEX_TABLE
+    from lake_pipeline.tables.lake import Lake
+
+    started = time.perf_counter()
+    settings = command_settings(lake=lake)
+    lake_ = Lake.from_settings(settings)
+    try:
+        done = seen_index.build_index(lake_, settings, lambda message, rows: click.echo(f"{message}: {rows} rows"))
+    except StorageError as exc:
+        fail(str(exc))
+    buckets = seen_index.recorded_buckets(lake_.table(DEDUPE_INDEX_TABLE))
+    click.echo(f"seen-keys index ready: {done['rows']} row(s) from {done['dates']} date(s) indexed in this run, "
+               f"{buckets} buckets; seconds={time.perf_counter() - started:.2f}")
 
 
 @click.command()

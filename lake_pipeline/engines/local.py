@@ -16,17 +16,19 @@ from lake_pipeline.contract import partition_columns
 from lake_pipeline.ingest.batch import (
     BatchPlan,
     Progress,
-    SeenKeys,
     commit_events,
+    commit_index,
     commit_ledger,
     commit_quarantine,
     curate_chunk,
     fault,
+    open_seen_keys,
 )
+from lake_pipeline.ingest.seen_index import index_rows
 from lake_pipeline.ingest.counts import BatchCounts, BatchResult, Stopwatch
 from lake_pipeline.ingest.landing import chunk_objects
 from lake_pipeline.parse.reader import ChunkParser
-from lake_pipeline.settings import EVENTS_TABLE, Settings
+from lake_pipeline.settings import Settings
 from lake_pipeline.tables.lake import Lake
 from lake_pipeline.transforms.enrich import to_events_arrow
 
@@ -44,7 +46,8 @@ def run_batch(
     counts = BatchCounts(plan.keys)
     quarantine_parts: list[pa.Table] = []
     metadata = {"batch_id": str(plan.batch_id), "run_id": run_id or ""}
-    seen = SeenKeys(lake.scan(EVENTS_TABLE), plan.batch_id, settings.dedupe_horizon_seconds)  # one snapshot
+    index_parts: list = []
+    seen, writes_index = open_seen_keys(lake, settings, plan.batch_id)  # one snapshot of each
     chunks = chunk_objects(list(plan.objects), settings.chunk_max_bytes)
     clock.lap("plan")
 
@@ -62,6 +65,8 @@ def run_batch(
             chunk = curate_chunk(parsed, seen, now, derive=settings.enrich)
             quarantine_parts.append(chunk.quarantine)
             counts.add_curated(chunk.inserted_per_object, chunk.duplicates_per_object, chunk.kept)
+            if writes_index:
+                index_parts.append(index_rows(chunk.kept, settings.dedupe_buckets))
             clock.lap("curate")
             if chunk.kept.height:
                 yield from to_events_arrow(chunk.kept).to_batches()
@@ -71,11 +76,15 @@ def run_batch(
     commit_events(lake, plan.batch_id, kept_batches(), partition_columns(settings.enrich), metadata)
     clock.lap("write_events")
     fault(settings, "after_events")
+    if writes_index:
+        commit_index(lake, plan.batch_id, index_parts, metadata)
+    clock.lap("write_index")
+    fault(settings, "after_index")
     commit_quarantine(lake, plan.batch_id, quarantine_parts, metadata)
     clock.lap("write_quarantine")
     fault(settings, "after_quarantine")
     commit_ledger(lake, plan.batch_id, counts, run_id)
     clock.lap("write_ledger")
     fault(settings, "after_ledger")
-    return counts.result(plan.batch_id, plan.resumed, clock)
+    return counts.result(plan.batch_id, plan.resumed, clock, seen.report())
 

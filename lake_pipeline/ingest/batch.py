@@ -1,7 +1,7 @@
 """One micro-batch as named stages, each a function an engine calls on its own:
 
     plan (keys with sizes) -> parse a chunk -> curate a chunk (enrich, dedupe)
-      -> commit events -> commit quarantine -> commit ledger
+      -> commit events -> commit index -> commit quarantine -> commit ledger
 
 The stages know nothing about Dagster or about who drives them: `engines/local.py`
 runs them in one process, streaming chunks (parse chunk i+1 while chunk i is written).
@@ -24,10 +24,11 @@ import polars as pl
 import pyarrow as pa
 
 from lake_pipeline.contract import BATCH_ID, CREATED_AT, EVENT_UUID, SOURCE_KEY
-from lake_pipeline.ingest import ledger
+from lake_pipeline.ingest import ledger, seen_index
 from lake_pipeline.ingest.counts import BatchCounts
 from lake_pipeline.parse.records import ParsedRecords
-from lake_pipeline.settings import EVENTS_TABLE, QUARANTINE_TABLE, Settings
+from lake_pipeline.ingest.seen_index import SeenIndex
+from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, QUARANTINE_TABLE, Settings
 from lake_pipeline.storage.objects import ObjectInfo
 from lake_pipeline.tables.lake import Lake
 from lake_pipeline.transforms.dedupe import duplicate_mask, history_window
@@ -105,23 +106,65 @@ def load_history(scan: pl.LazyFrame | None, batch: pl.DataFrame, horizon: float,
 
 class SeenKeys:
     """The (event_uuid, created_at) pairs a batch's rows are deduplicated against: earlier
-    batches' (read per chunk from one snapshot of ``events``) and this batch's accepted rows
-    so far, which is exactly first-arrival-wins over the whole batch."""
+    batches' and this batch's accepted rows so far, which is exactly first-arrival-wins over
+    the whole batch.
 
-    def __init__(self, history_scan: pl.LazyFrame | None, batch_id: int, horizon: float):
+    Earlier batches' come from the seen-keys index (ingest/seen_index.py) when it is ready,
+    else from ``events`` (the partitions within the horizon); rows whose horizon reaches
+    before the index's retention are looked up in ``events`` too. ``history_scan`` is one
+    snapshot of ``events``, ``index`` one of the index, both taken at the batch's start.
+    """
+
+    def __init__(self, history_scan: pl.LazyFrame | None, batch_id: int, horizon: float,
+                 index: SeenIndex | None = None):
         self.history_scan = history_scan
         self.batch_id = batch_id
         self.horizon = horizon
+        self.index = index
         self.accepted = pl.DataFrame(schema={EVENT_UUID: pl.String, CREATED_AT: pl.Float64})
+        self.rows_read = 0
+        self.beyond_index = 0
+
+    def _earlier(self, events: pl.DataFrame) -> pl.DataFrame:
+        if self.index is None:
+            history = load_history(self.history_scan, events, self.horizon, self.batch_id)
+            self.rows_read += history.height
+            return history
+        found = self.index.lookup(events.select(EVENT_UUID, CREATED_AT), self.batch_id)
+        self.rows_read += found.rows_read
+        if not found.beyond_index:
+            return found.history
+        self.beyond_index += found.beyond_index
+        retained = self.index.retained_from_day * 86400.0
+        old = events.filter(pl.col(CREATED_AT) - self.horizon < retained)
+        return pl.concat([found.history, load_history(self.history_scan, old, self.horizon, self.batch_id)],
+                         how="vertical_relaxed")
 
     def duplicates(self, events: pl.DataFrame) -> pl.Series:
-        history = load_history(self.history_scan, events, self.horizon, self.batch_id)
+        history = self._earlier(events)
         if self.accepted.height:
             history = pl.concat([history, self.accepted], how="vertical_relaxed")
         return duplicate_mask(events, history, self.horizon)
 
     def accept(self, kept: pl.DataFrame) -> None:
         self.accepted = pl.concat([self.accepted, kept.select(EVENT_UUID, CREATED_AT)], how="vertical_relaxed")
+
+    def report(self) -> dict:
+        """What the batch's result says about dedupe (BatchResult's dedupe_* fields)."""
+        return {"dedupe_source": "events" if self.index is None else "index",
+                "dedupe_rows_read": self.rows_read, "late_beyond_index": self.beyond_index}
+
+
+def open_seen_keys(lake: Lake, settings: Settings, batch_id: int) -> tuple[SeenKeys, bool]:
+    """The batch's SeenKeys (one snapshot of ``events`` and of the index), and whether the batch
+    writes index rows: yes when the index exists; a new lake (no ``events`` yet) creates it,
+    ready; an existing lake without one reads ``events`` until `lake index build` has run."""
+    events = lake.scan(EVENTS_TABLE)
+    if events is None and not lake.exists(DEDUPE_INDEX_TABLE):
+        seen_index.create_index(lake, settings.dedupe_buckets, ready=True)
+    writes_index = lake.exists(DEDUPE_INDEX_TABLE)
+    index = seen_index.SeenIndex.open(lake, settings.dedupe_horizon_seconds)
+    return SeenKeys(events, batch_id, settings.dedupe_horizon_seconds, index), writes_index
 
 
 def curate_chunk(parsed: ParsedRecords, seen: SeenKeys, now: datetime, derive: bool = True) -> CuratedChunk:
@@ -171,6 +214,15 @@ def commit_events(
             raise
     feed.drain()  # whatever the writer didn't pull still counts
     return wrote
+
+
+def commit_index(lake: Lake, batch_id: int, parts: list[pl.DataFrame], metadata: dict[str, str]) -> bool:
+    """Append the batch's index rows (its accepted events) in one commit tagged with the batch
+    id, right after its ``events`` commit; a table that holds the batch gets nothing."""
+    rows = pl.concat(parts) if parts else pl.DataFrame(schema=pl.Schema(seen_index.INDEX_SCHEMA))
+    if rows.height == 0:
+        return False
+    return seen_index.write_rows(lake, rows.sort(seen_index.hot_order()), batch_id, metadata=metadata)
 
 
 def commit_quarantine(lake: Lake, batch_id: int, parts: Iterable[pa.Table], metadata: dict[str, str]) -> pa.Table:

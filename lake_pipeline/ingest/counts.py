@@ -29,6 +29,12 @@ class BatchResult:
     seconds: float = 0.0
     resumed: bool = False
     event_dates: list[str] = field(default_factory=list)
+    # Dedupe: where the seen keys came from ("index", or "events" until `lake index build` ran),
+    # the history rows it read, and records whose horizon reaches before the index's retention
+    # (looked up in events instead).
+    dedupe_source: str = "index"
+    dedupe_rows_read: int = 0
+    late_beyond_index: int = 0
     # Seconds per stage (plan, read_parse, curate, write_events, write_quarantine, write_ledger).
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -103,8 +109,9 @@ class BatchCounts:
                     "inserted": pl.Int64, "duplicates": pl.Int64, "quarantined": pl.Int64},
         )
 
-    def result(self, batch_id: int, resumed: bool, clock: Stopwatch) -> BatchResult:
+    def result(self, batch_id: int, resumed: bool, clock: Stopwatch, dedupe: dict | None = None) -> BatchResult:
         return BatchResult(
+            **(dedupe or {}),
             batch_id=batch_id,
             objects=len(self.keys),
             object_bytes=sum(self.sizes.values()),

@@ -1,7 +1,7 @@
 """Rebuild arrival hours: replace what came from their raw objects, leave the rest.
 
 After a logic change, ``rebuild_hours`` removes every row that came from the raw
-objects of those Firehose arrival hours (events, quarantine, ledger, plans), so
+objects of those Firehose arrival hours (events, the seen-keys index, quarantine, ledger, plans), so
 the next ingest processes them again as new. The intent is recorded first in
 ``_ingest_rebuilds``; a rebuild interrupted half-way is finished (its deletes are
 idempotent) before any other ingest work, so no table is left half-rebuilt.
@@ -20,7 +20,7 @@ import pyarrow as pa
 from lake_pipeline.contract import PLANS_SCHEMA, SOURCE_KEY
 from lake_pipeline.tables.lake import Lake
 from lake_pipeline.ingest.firehose import hour_prefix
-from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, PLANS_TABLE, QUARANTINE_TABLE, REBUILDS_TABLE
+from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, LEDGER_TABLE, PLANS_TABLE, QUARANTINE_TABLE, REBUILDS_TABLE
 
 _REBUILDS_SCHEMA = pa.schema(
     [
@@ -71,7 +71,9 @@ def _apply(lake: Lake, rebuild_id: str, keys: KeyRange) -> dict[str, int]:
     """The deletes of one rebuild. Ledger first: once it forgets the objects, they are
     pending again, so a crash at any later point loses nothing."""
     removed: dict[str, int] = {}
-    for table, column in ((LEDGER_TABLE, "source_key"), (EVENTS_TABLE, SOURCE_KEY), (QUARANTINE_TABLE, "source_key")):
+    # The seen-keys index forgets the removed events with them (before any ingest runs again).
+    for table, column in ((LEDGER_TABLE, "source_key"), (EVENTS_TABLE, SOURCE_KEY), (DEDUPE_INDEX_TABLE, SOURCE_KEY),
+                          (QUARANTINE_TABLE, "source_key")):
         if table == EVENTS_TABLE:
             _drop_plans(lake, keys)
         removed[table] = lake.delete(table, keys.predicate(column))

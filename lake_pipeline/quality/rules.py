@@ -13,6 +13,7 @@ from datetime import date
 import polars as pl
 
 from lake_pipeline.contract import BATCH_ID, EVENT_UUID, events_schema
+from lake_pipeline.ingest.seen_index import disagreements
 from lake_pipeline.tables.lake import Lake
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE
 from lake_pipeline.transforms.enrich import derived_columns
@@ -64,6 +65,23 @@ def unique_uuid(lake: Lake) -> CheckOutcome:
         if dups.height
         else "every event_uuid is unique",
         {"rows": rows, "duplicated_uuids": dups.height, "extra_rows": extra, "sample": ", ".join(sample)},
+    )
+
+
+def index_agrees(lake: Lake, batch_ids: Sequence[int] | None = None, dates: Sequence[str] | None = None) -> CheckOutcome:
+    """The seen-keys index holds exactly the accepted events (of ``batch_ids``; None: every
+    date the index retains): no event missing (a redelivery of it would be let through), no
+    index row without its event (a new event would be dropped as its duplicate)."""
+    del dates  # the index is read by batch id; its dates are its own
+    found = disagreements(lake, batch_ids)
+    missing, orphans = found["events_missing"], found["index_orphans"]
+    ok = missing == 0 and orphans == 0
+    return CheckOutcome(
+        ok,
+        f"the seen-keys index and events agree on {found['checked']} events" if ok else
+        f"the seen-keys index and events disagree: {missing} event(s) missing from the index, {orphans} index "
+        "row(s) without an event; delete the lake's _dedupe_index/ and run `lake index build` to rebuild it",
+        {"checked": found["checked"], "events_missing": missing, "index_orphans": orphans},
     )
 
 

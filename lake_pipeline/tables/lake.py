@@ -20,10 +20,11 @@ from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from lake_pipeline.storage.aws import delta_storage_options, object_store_error
+from lake_pipeline.storage.aws import arrow_filesystem, delta_storage_options, object_store_error
 from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.storage.objects import open_storage
 from lake_pipeline.storage.uris import join, normalize_uri
@@ -53,16 +54,34 @@ class RetentionTooShort(StorageError):
 _NO_DICTIONARY = ("event_uuid", "created_at", "created_datetime", "payload", "_ordinal")
 
 
-def writer_properties() -> WriterProperties:
+@dataclass(frozen=True)
+class FileLayout:
+    """How a table's data files are cut: rows per row group, and columns without min/max
+    statistics (a footer of thousands of row groups stays small). The default: delta-rs'."""
+
+    row_group_rows: int | None = None
+    no_statistics: tuple[str, ...] = ()
+
+
+def writer_properties(layout: FileLayout | None = None) -> WriterProperties:
     # Level 1: micro-batch files are short-lived (compaction rewrites them), so speed wins.
     # Columns a table doesn't have are ignored (the marts share these properties).
+    # ``layout``: small row groups for a table read a few row groups at a time (the
+    # seen-keys index), see FileLayout.
+    layout = layout or FileLayout()
     columns = {name: ColumnProperties(dictionary_enabled=False) for name in _NO_DICTIONARY}
     columns["payload"] = ColumnProperties(dictionary_enabled=False, statistics_enabled="NONE")
-    return WriterProperties(compression="ZSTD", compression_level=1, column_properties=columns)
+    for name in layout.no_statistics:
+        columns[name] = ColumnProperties(dictionary_enabled=name not in _NO_DICTIONARY, statistics_enabled="NONE")
+    return WriterProperties(compression="ZSTD", compression_level=1, column_properties=columns,
+                            max_row_group_size=layout.row_group_rows)
 
 
-def _commit_properties(txn: Transaction | None = None, metadata: dict[str, str] | None = None) -> CommitProperties:
-    return CommitProperties(app_transactions=[txn] if txn else None, custom_metadata=metadata)
+def _commit_properties(
+    txn: Transaction | None = None, metadata: dict[str, str] | None = None, also: list[Transaction] | None = None
+) -> CommitProperties:
+    txns = ([txn] if txn else []) + list(also or [])
+    return CommitProperties(app_transactions=txns or None, custom_metadata=metadata)
 
 
 def _storage_error(where: str, doing: str, exc: BaseException, retention_hours: int | None = None) -> StorageError:
@@ -173,6 +192,13 @@ class Lake:
         table = self._snapshot(name, version, snapshot)
         return None if table is None else add_actions(table, self.table_uri(name))
 
+    def parquet_file(self, name: str, path: str) -> pq.ParquetFile:
+        """One data file of a table (``path`` as its add action names it), opened for reading
+        its footer and single row groups (the seen-keys index reads a few row groups a file)."""
+        fs, root = arrow_filesystem(self.table_uri(name))
+        with self._errors(name, f"read file {path} of"):
+            return pq.ParquetFile(fs.open_input_file(f"{root.rstrip('/')}/{path}"))
+
     # --- Append -------------------------------------------------------------------------
 
     def check_writable(self) -> None:
@@ -192,8 +218,10 @@ class Lake:
         txn: Transaction | None = None,
         partition_by: list[str] | None = None,
         metadata: dict[str, str] | None = None,
+        layout: FileLayout | None = None,
+        also: list[Transaction] | None = None,
     ) -> None:
-        """Append ``data`` in one commit on top of ``snapshot``.
+        """Append ``data`` in one commit on top of ``snapshot`` (``also``: more txns to record in it).
 
         Raises :class:`CommitConflict` when the caller must take a new snapshot and look
         again: another writer committed a transaction of the same application id as ``txn``
@@ -212,18 +240,27 @@ class Lake:
                     mode="append",
                     partition_by=partition_by,
                     storage_options=self.storage_options,
-                    writer_properties=writer_properties(),
-                    commit_properties=_commit_properties(txn, metadata),
+                    writer_properties=writer_properties(layout),
+                    commit_properties=_commit_properties(txn, metadata, also),
                 )
             except CommitFailedError as exc:
                 raise CommitConflict(f"concurrent commit to {self.table_uri(name)}: {exc}") from exc
 
-    def create(self, name: str, schema: pa.Schema, partition_by: list[str] | None = None) -> None:
-        """Create an empty table (nothing when it exists). Concurrent creations are harmless."""
+    def create(
+        self,
+        name: str,
+        schema: pa.Schema,
+        partition_by: list[str] | None = None,
+        *,
+        txns: list[Transaction] | None = None,
+    ) -> None:
+        """Create an empty table (nothing when it exists). Concurrent creations are harmless.
+        ``txns``: txn versions to start it with."""
         with self._errors(name, "create"):
             DeltaTable.create(
                 self.table_uri(name), schema=schema, partition_by=partition_by, mode="ignore",
                 storage_options=self.storage_options,
+                commit_properties=_commit_properties(None, None, txns) if txns else None,
             )
 
     def append(
@@ -234,6 +271,8 @@ class Lake:
         batch_id: int | None = None,
         partition_by: list[str] | None = None,
         metadata: dict[str, str] | None = None,
+        layout: FileLayout | None = None,
+        also: list[Transaction] | None = None,
     ) -> bool:
         """Append ``data`` in one commit. With ``batch_id``, the commit is idempotent:
         a table that already holds the batch is left alone (returns False).
@@ -255,7 +294,8 @@ class Lake:
                                    "run ingest again to redo it")
             consumed = one_shot and snapshot is not None
             try:
-                self.commit(name, data, snapshot=snapshot, txn=txn, partition_by=partition_by, metadata=metadata)
+                self.commit(name, data, snapshot=snapshot, txn=txn, partition_by=partition_by, metadata=metadata,
+                            layout=layout, also=also)
             except CommitConflict:
                 continue
             return True
@@ -275,6 +315,7 @@ class Lake:
         replace_schema: bool = False,
         txn: Transaction | None = None,
         metadata: dict[str, str] | None = None,
+        layout: FileLayout | None = None,
     ) -> None:
         """Replace the table's rows with ``data`` in one commit (creating the table if needed);
         with ``predicate`` (a Delta SQL predicate), only the rows that match it.
@@ -290,11 +331,13 @@ class Lake:
                 predicate=predicate,
                 schema_mode="overwrite" if replace_schema else None,
                 storage_options=self.storage_options,
-                writer_properties=writer_properties(),
+                writer_properties=writer_properties(layout),
                 commit_properties=_commit_properties(txn, metadata),
             )
 
-    def delete(self, name: str, predicate: str, *, metadata: dict[str, str] | None = None) -> int:
+    def delete(
+        self, name: str, predicate: str, *, metadata: dict[str, str] | None = None, txn: Transaction | None = None
+    ) -> int:
         """Delete the rows that match ``predicate`` (a Delta SQL predicate) in one commit;
         return how many (0 when the table doesn't exist).
 
@@ -306,7 +349,7 @@ class Lake:
         if table is None:
             return 0
         with self._errors(name, "delete from"):
-            metrics = table.delete(predicate, commit_properties=_commit_properties(None, metadata))
+            metrics = table.delete(predicate, commit_properties=_commit_properties(txn, metadata))
         return int(metrics.get("num_deleted_rows", 0) or 0)
 
     def compact(

@@ -141,6 +141,21 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(31))
 
 
+def ordered_key(hashes: np.ndarray) -> np.ndarray:
+    """The hashes as int64 in the same order as the unsigned values (the sign bit flipped):
+    Delta has no unsigned type, and sorting by this key keeps each bucket's rows together."""
+    return (hashes ^ np.uint64(1 << 63)).view(np.int64)
+
+
+def bucket_of_hash(hashes: np.ndarray, buckets: int) -> np.ndarray:
+    """Bucket b holds the hashes in [b * w, (b + 1) * w) for w = ceil(2^64 / buckets): ranges
+    of the hash, so a file sorted by :func:`ordered_key` holds each bucket contiguously."""
+    if buckets == 1:
+        return np.zeros(len(hashes), dtype=np.int32)
+    width = np.uint64(-(-(1 << 64) // buckets))
+    return (hashes // width).astype(np.int32)
+
+
 def bucket_of(uuids: pl.Series, buckets: int) -> pl.Series:
-    """The bucket (0 .. buckets-1) of each event_uuid: ``uuid_hash % buckets`` as Int32."""
-    return pl.Series("bucket", (uuid_hash(uuids) % np.uint64(buckets)).astype(np.int32))
+    """The bucket (0 .. buckets-1) of each event_uuid, as Int32 (see :func:`bucket_of_hash`)."""
+    return pl.Series("bucket", bucket_of_hash(uuid_hash(uuids), buckets))

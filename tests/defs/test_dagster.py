@@ -39,6 +39,8 @@ def test_code_location_has_the_contracted_assets_sensor_and_checks(defs):
         "events_required_columns_check",
         "events_derived_columns_check",
         "events_conservation_check",
+        "events_index_agrees_check",
+        "events_index_full_check",
     }
     assert defs.resolve_sensor_def("firehose_landing_sensor").job_name == "ingest_job"
     assert graph.get(dg.AssetKey("events")).pools == {"lake_writer"}
@@ -57,7 +59,9 @@ def test_job_materializes_tables_with_counts_and_passing_checks(defs, settings, 
         "events_required_columns_check": True,
         "events_derived_columns_check": True,
         "events_conservation_check": True,
+        "events_index_agrees_check": True,
     }
+    assert (meta["dedupe_source"].value, meta["late_beyond_index"].value) == ("index", 0)
     assert DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table().num_rows == 2
     # The run is recorded in the instance, with its materializations.
     assert instance.get_run_by_id(result.run_id).is_success
@@ -178,6 +182,10 @@ def test_uniqueness_check_runs_on_a_schedule_over_the_whole_table(defs, settings
     result = defs.resolve_job_def("events_uniqueness_job").execute_in_process(
         run_config={"resources": {"lake": LakeResource.run_config(settings)}}, instance=instance, raise_on_error=False
     )
-    evaluation = result.get_asset_check_evaluations()[0]
-    assert evaluation.check_name == "events_unique_uuid_check" and evaluation.passed is False
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    evaluation = evaluations["events_unique_uuid_check"]
+    assert evaluation.passed is False
     assert evaluation.metadata["sample"].value == "a"
+    # The seen-keys index holds both copies too (each was accepted): it agrees with events.
+    full = evaluations["events_index_full_check"]
+    assert full.passed is True and full.metadata["checked"].value == 2

@@ -21,14 +21,14 @@ from deltalake import DeltaTable
 
 from lake_pipeline.ingest.landing import list_pending
 from lake_pipeline.ingest.ledger import Plan, all_plans, processed_keys, unfinished_plans
-from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE, Settings, load_settings
+from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE, Settings, load_settings
 from lake_pipeline.tables.lake import Lake
 from tests.support.cli import LAKE, run_lake
 
 pytestmark = pytest.mark.e2e  # `lake ingest` processes, killed with SIGKILL
 
 SMALL_BATCHES = {"LAKE_BATCH_MAX_OBJECTS": "2"}  # 8 objects -> 4 batches
-COMMITTED = (EVENTS_TABLE, QUARANTINE_TABLE, LEDGER_TABLE)  # in the order a batch commits them
+COMMITTED = (EVENTS_TABLE, DEDUPE_INDEX_TABLE, QUARANTINE_TABLE, LEDGER_TABLE)  # in the order a batch commits them
 
 
 def snapshot(lake_dir: Path) -> dict[str, list[tuple]]:
@@ -38,6 +38,7 @@ def snapshot(lake_dir: Path) -> dict[str, list[tuple]]:
                        "event_date", "payload", "_source_key", "_ordinal"],
         QUARANTINE_TABLE: ["raw_record", "reason", "source_key", "_ordinal"],
         LEDGER_TABLE: ["source_key", "records", "inserted", "duplicates", "quarantined"],
+        DEDUPE_INDEX_TABLE: ["event_uuid", "created_at", "key", "bucket", "created_date", "_source_key"],
     }
     out = {}
     for table, cols in shapes.items():
@@ -50,8 +51,8 @@ def lake_settings(root: Path, lake_name: str) -> Settings:
     return load_settings(raw_uri=str(root / "raw"), lake_uri=str(root / lake_name))
 
 
-def commits_of(lake: Lake, plan: Plan) -> tuple[bool, bool, bool]:
-    """Which of the batch's three commits (events, quarantine, ledger) are in the lake."""
+def commits_of(lake: Lake, plan: Plan) -> tuple[bool, ...]:
+    """Which of the batch's commits (events, index, quarantine, ledger) are in the lake."""
     return tuple(lake.batch_committed(table, plan.batch_id) for table in COMMITTED)
 
 
@@ -68,7 +69,7 @@ def landing(tmp_path_factory):
     # commit missing from a crashed batch is one the kill prevented, not one it never needed.
     lake = Lake.from_settings(lake_settings(root, "clean"))
     plans = all_plans(lake)
-    assert len(plans) == 4 and all(commits_of(lake, p) == (True, True, True) for p in plans)
+    assert len(plans) == 4 and all(commits_of(lake, p) == (True, True, True, True) for p in plans)
     return root, snapshot(root / "clean")
 
 
@@ -81,12 +82,13 @@ def _recover_and_compare(root: Path, lake_name: str, expected, env):
 
 
 # What the lake holds when the first batch dies at each fault-injection point
-# (LAKE_FAULT_INJECTION; lake_pipeline/settings.py): its (events, quarantine, ledger) commits.
+# (LAKE_FAULT_INJECTION; lake_pipeline/settings.py): its (events, index, quarantine, ledger) commits.
 BOUNDARIES = {
-    "after_parse": (False, False, False),
-    "after_events": (True, False, False),
-    "after_quarantine": (True, True, False),
-    "after_ledger": (True, True, True),
+    "after_parse": (False, False, False, False),
+    "after_events": (True, False, False, False),
+    "after_index": (True, True, False, False),
+    "after_quarantine": (True, True, True, False),
+    "after_ledger": (True, True, True, True),
 }
 
 
@@ -176,7 +178,8 @@ def test_sigkill_at_an_arbitrary_moment_inside_a_batch_then_rerun(landing, batch
     assert code == -signal.SIGKILL
     (plan,) = left
     assert plan.batch_id in (batch_id, batch_id + 1), tried
-    assert commits in {(False, False, False), (True, False, False), (True, True, False)}, tried
+    assert commits in {(False, False, False, False), (True, False, False, False), (True, True, False, False),
+                       (True, True, True, False)}, tried
     lake = Lake.from_settings(lake_settings(root, name))
     assert [p.batch_id for p in all_plans(lake)] == list(range(1, plan.batch_id + 1))
     assert not processed_keys(lake) & set(plan.source_keys)

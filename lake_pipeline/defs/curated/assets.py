@@ -46,6 +46,10 @@ def _metadata(summary: IngestSummary, table_uri: str) -> dict[str, dg.MetadataVa
         "batch_seconds": dg.MetadataValue.float(round(summary.seconds, 3)),
         "batch_records_per_second": dg.MetadataValue.float(round(summary.events_per_second, 1)),
         "resumed_batches": dg.MetadataValue.int(sum(1 for b in summary.batches if b.resumed)),
+        # Dedupe: the seen-keys index's rows read, or "events" while the index is not built.
+        "dedupe_source": dg.MetadataValue.text(",".join(sorted({b.dedupe_source for b in summary.batches})) or "-"),
+        "dedupe_rows_read": dg.MetadataValue.int(summary.total("dedupe_rows_read")),
+        "late_beyond_index": dg.MetadataValue.int(summary.total("late_beyond_index")),
     }
 
 
@@ -126,8 +130,10 @@ def ingest_batch(
 # The hourly mart is brought up to date in the batch's own run, right after `events` passed its
 # blocking checks (its cost follows the batch: lake_pipeline/marts/hourly.py).
 INGEST_SELECTION = dg.AssetSelection.assets(EVENTS, QUARANTINE, HOURLY_EVENT_COUNTS) - (
-    # The whole-table uniqueness check and the mart's checks run on their own schedules, not in every batch.
-    dg.AssetSelection.checks(dg.AssetCheckKey(EVENTS, "events_unique_uuid_check"))
+    # The whole-table checks (uniqueness, the full index agreement) and the mart's checks run on
+    # their own schedules, not in every batch.
+    dg.AssetSelection.checks(dg.AssetCheckKey(EVENTS, "events_unique_uuid_check"),
+                             dg.AssetCheckKey(EVENTS, "events_index_full_check"))
     | dg.AssetSelection.checks_for_assets(HOURLY_EVENT_COUNTS)
 )
 

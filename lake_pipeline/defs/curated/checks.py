@@ -29,7 +29,12 @@ def events_unique_uuid_check(lake: LakeResource) -> dg.AssetCheckResult:
     return check_result(quality.unique_uuid(Lake.from_settings(lake.settings())), dg.AssetCheckSeverity.WARN)
 
 
-# The three batch checks run as one step: one scope lookup, one lake handle, one step's
+@dg.asset_check(asset=EVENTS, description="The seen-keys index holds exactly the events of every date it retains (whole index).")
+def events_index_full_check(lake: LakeResource) -> dg.AssetCheckResult:
+    return check_result(quality.index_agrees(Lake.from_settings(lake.settings())), dg.AssetCheckSeverity.WARN)
+
+
+# The batch checks run as one step: one scope lookup, one lake handle, one step's
 # bookkeeping (a step each cost ~0.1 s of Dagster overhead per micro-batch).
 BATCH_CHECKS = {
     "events_required_columns_check": ("Required columns of the latest batch are non-null.", quality.required_columns),
@@ -41,6 +46,10 @@ BATCH_CHECKS = {
         "records read = inserted + duplicates + quarantined, and the tables hold what the ledger says.",
         quality.conservation,
     ),
+    "events_index_agrees_check": (
+        "The seen-keys index (_dedupe_index) holds exactly the batch's accepted events.",
+        quality.index_agrees,
+    ),
 }
 
 
@@ -50,7 +59,7 @@ BATCH_CHECKS = {
         for name, (description, _) in BATCH_CHECKS.items()
     ],
     can_subset=True,
-    description="The blocking checks of a batch: required columns, derived columns, conservation.",
+    description="The blocking checks of a batch: required columns, derived columns, conservation, index agreement.",
 )
 def events_batch_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
     lake_ = Lake.from_settings(lake.settings())

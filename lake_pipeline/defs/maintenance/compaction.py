@@ -12,6 +12,8 @@ within the bound) gate `events_vacuum`: files are only deleted after the rewrite
 was verified, so a bad compaction can still be undone by time travel.
 """
 
+import time
+
 import dagster as dg
 
 from lake_pipeline.defs.shared import EVENTS, check_result
@@ -19,10 +21,12 @@ from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.maintenance import compaction
 from lake_pipeline.tables.lake import Lake
 from lake_pipeline.storage.uris import join
-from lake_pipeline.settings import EVENTS_TABLE, WRITER_POOL
+from lake_pipeline.ingest import seen_index
+from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, WRITER_POOL
 
 EVENTS_COMPACTION = dg.AssetKey("events_compaction")
 EVENTS_VACUUM = dg.AssetKey("events_vacuum")
+DEDUPE_INDEX_MAINTENANCE = dg.AssetKey("dedupe_index_maintenance")
 # Dagster gives a freed pool slot to the pending step with the highest priority: ingest
 # steps (priority 0) go before the next compaction step.
 YIELD_TO_INGEST = {"dagster/priority": "-1"}
@@ -178,9 +182,40 @@ def events_vacuum(context: dg.AssetExecutionContext, config: VacuumConfig, lake:
     )
 
 
+@dg.asset(
+    key=DEDUPE_INDEX_MAINTENANCE,
+    deps=[EVENTS_COMPACTION],
+    pool=WRITER_POOL,
+    op_tags=YIELD_TO_INGEST,
+    group_name="maintenance",
+    kinds={"delta"},
+    description="The seen-keys index (_dedupe_index): drops the dates older than LAKE_DEDUPE_RETENTION_DAYS, then "
+    "rewrites each date that micro-batches left in several files as one sorted file set (same rows): by key once "
+    "the date is past every current record's horizon, by hour and key before.",
+)
+def dedupe_index_maintenance(context: dg.AssetExecutionContext, lake: LakeResource):
+    settings = lake.settings()
+    lake_ = Lake.from_settings(settings)
+    started = time.perf_counter()
+    expired = seen_index.drop_expired(lake_, settings.dedupe_retention_days)
+    done = seen_index.compact_index(lake_, settings.dedupe_horizon_seconds)
+    context.log.info(f"seen-keys index: {expired} expired row(s) dropped, {done['dates']} date(s) compacted "
+                     f"({done['files_removed']} files rewritten)")
+    return dg.MaterializeResult(
+        metadata={
+            "table_uri": dg.MetadataValue.path(join(settings.lake_uri, DEDUPE_INDEX_TABLE)),
+            "expired_rows_dropped": dg.MetadataValue.int(expired),
+            "dates_compacted": dg.MetadataValue.int(done["dates"]),
+            "files_rewritten": dg.MetadataValue.int(done["files_removed"]),
+            "retention_days": dg.MetadataValue.int(settings.dedupe_retention_days),
+            "index_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+        }
+    )
+
+
 events_compaction_job = dg.define_asset_job(
     "events_compaction_job",
-    selection=dg.AssetSelection.assets(EVENTS_COMPACTION, EVENTS_VACUUM),
+    selection=dg.AssetSelection.assets(EVENTS_COMPACTION, EVENTS_VACUUM, DEDUPE_INDEX_MAINTENANCE),
     description="Compacts the events partitions micro-batches touched since the last compaction, checks the "
     "result, then vacuums (what the schedule and `lake compact` run).",
     tags={"lake/kind": "maintenance"},

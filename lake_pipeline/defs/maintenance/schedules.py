@@ -11,8 +11,11 @@ from lake_pipeline.ingest.landing import list_pending
 
 events_uniqueness_job = dg.define_asset_job(
     "events_uniqueness_job",
-    selection=dg.AssetSelection.checks(dg.AssetCheckKey(EVENTS, "events_unique_uuid_check")),
-    description="Reports any event_uuid that appears twice in the whole events table (e.g. re-stamped beyond the horizon).",
+    selection=dg.AssetSelection.checks(
+        dg.AssetCheckKey(EVENTS, "events_unique_uuid_check"), dg.AssetCheckKey(EVENTS, "events_index_full_check")
+    ),
+    description="Reports any event_uuid that appears twice in the whole events table (e.g. re-stamped beyond the "
+    "horizon), and any disagreement between the seen-keys index and events.",
     executor_def=dg.in_process_executor,
 )
 
@@ -22,7 +25,7 @@ events_uniqueness_schedule = dg.ScheduleDefinition(
     cron_schedule="17 * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Hourly: event_uuid uniqueness over the whole events table.",
+    description="Hourly: event_uuid uniqueness over the whole events table; the seen-keys index against events.",
 )
 
 

@@ -1,0 +1,467 @@
+"""The seen-keys index, ``_dedupe_index``: what dedupe reads instead of ``events``.
+
+One row per accepted event: ``key`` (a stable 64-bit hash of event_uuid, transforms/dedupe.py,
+as an order-preserving int64), ``created_at``, ``event_uuid``, ``bucket`` (a range of the
+hash: the Ray engine's shard), ``_batch_id`` and ``_source_key`` (what a rebuild removes by),
+partitioned by ``created_date`` (the row's event_date) and sorted within each file by
+(created_at hour, key), in row groups of :data:`ROW_GROUP_ROWS` rows.
+
+A batch looks up only the row groups that can hold one of its keys within the horizon of
+its created_at: per data file (pruned first by the log's created_at statistics), the row
+group's [min, max] key and created_at from the Parquet footer against the batch's keys,
+hour by hour. A current record reads the few recent hours' row groups that hold keys
+near its own; a record three days late reads a row group or two of its own hours. The
+key and created_at columns are read first; event_uuid only of the row groups where a key
+matched, to rule out a hash collision.
+
+Exactly-once: a batch appends its rows with its batch id as the Delta transaction id,
+right after its ``events`` commit (ingest/batch.py ``commit_index``). The index is *ready*
+(read instead of ``events``) when it was created along with a new lake, or when
+``lake index build`` has indexed every date of ``events`` within the retention; until then
+dedupe reads ``events`` as before. Rows older than ``LAKE_DEDUPE_RETENTION_DAYS`` are
+dropped by `lake compact`; the first date still held is the ``RETAINED_APP_ID`` txn
+version, and a record whose horizon reaches before it is looked up in ``events``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import unquote
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Transaction
+
+from lake_pipeline.contract import BATCH_ID, CREATED_AT, EVENT_UUID, SOURCE_KEY
+from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, Settings
+from lake_pipeline.tables.lake import FileLayout, Lake
+from lake_pipeline.transforms.dedupe import bucket_of_hash, ordered_key, uuid_hash
+
+KEY = "key"
+BUCKET = "bucket"
+CREATED_DATE = "created_date"
+ROW_GROUP_ROWS = 2048
+# Only key and created_at are pruned on: no statistics for the rest keeps footers small.
+LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=(EVENT_UUID, BUCKET, BATCH_ID, SOURCE_KEY))
+# txn versions the index carries (Delta's own per-application markers, written atomically
+# with the commits they describe): BUCKETS (the bucket count, fixed at creation), READY (1 once
+# complete), RETAINED (first day number held), BUILT (the last day `lake index build` finished).
+BUCKETS_APP_ID = "lake_pipeline.dedupe_index.buckets"
+READY_APP_ID = "lake_pipeline.dedupe_index.ready"
+RETAINED_APP_ID = "lake_pipeline.dedupe_index.retained_from"
+BUILT_APP_ID = "lake_pipeline.dedupe_index.built_through"
+CLOSED_APP_ID = "lake_pipeline.dedupe_index.closed_through"  # last date compacted in key order
+_DAY = 86400.0
+_HOUR = 3600.0
+_EPOCH = date(1970, 1, 1)
+_I64 = np.iinfo(np.int64)
+
+INDEX_SCHEMA = pa.schema(
+    [
+        pa.field(CREATED_DATE, pa.date32(), nullable=False),
+        pa.field(KEY, pa.int64(), nullable=False),
+        pa.field(CREATED_AT, pa.float64(), nullable=False),
+        pa.field(EVENT_UUID, pa.string(), nullable=False),
+        pa.field(BUCKET, pa.int32(), nullable=False),
+        pa.field(BATCH_ID, pa.int64(), nullable=False),
+        pa.field(SOURCE_KEY, pa.string(), nullable=False),
+    ]
+)
+_HISTORY_SCHEMA = {EVENT_UUID: pl.String, CREATED_AT: pl.Float64}
+
+
+def day_number(d: date) -> int:
+    return (d - _EPOCH).days
+
+
+def day_of(n: int) -> date:
+    return _EPOCH + timedelta(days=n)
+
+
+class IndexMissing(RuntimeError):
+    """``events`` exists but the index doesn't: dedupe reads ``events`` until `lake index build` ran."""
+
+
+def hot_order() -> list:
+    """How a batch's rows (and a date still within the horizon of now) are sorted: by hour,
+    then key, so that current records read only the row groups of the hours near them."""
+    return [CREATED_DATE, pl.col(CREATED_AT) // _HOUR, KEY]
+
+
+def closed_order() -> list:
+    """How a closed date (past the horizon of now) is sorted by compaction: by key alone, so
+    that a late record's key is in one row group of the date, whatever the date's size."""
+    return [CREATED_DATE, KEY]
+
+
+def closed_before(now: datetime, horizon: float) -> int:
+    """Day number of the first date that is not closed: a current record's horizon can reach it."""
+    return int((now.timestamp() - horizon) // _DAY)
+
+
+def index_rows(kept: pl.DataFrame, buckets: int) -> pl.DataFrame:
+    """The index rows of accepted events (event_uuid, created_at, event_date, _batch_id, _source_key),
+    sorted as a batch writes them (:func:`hot_order`)."""
+    if kept.height == 0:
+        return pl.DataFrame(schema=pl.Schema(INDEX_SCHEMA))
+    hashes = uuid_hash(kept.get_column(EVENT_UUID))
+    return (
+        kept.select(
+            pl.col("event_date").alias(CREATED_DATE),
+            pl.Series(KEY, ordered_key(hashes)),
+            CREATED_AT,
+            EVENT_UUID,
+            pl.Series(BUCKET, bucket_of_hash(hashes, buckets)),
+            BATCH_ID,
+            SOURCE_KEY,
+        )
+        .sort(hot_order())
+    )
+
+
+def write_rows(lake: Lake, rows: pl.DataFrame, batch_id: int | None, also: list[Transaction] | None = None,
+               metadata: dict[str, str] | None = None) -> bool:
+    """Append index rows in one commit (idempotent per ``batch_id``)."""
+    table = rows.to_arrow().cast(INDEX_SCHEMA)
+    return lake.append(DEDUPE_INDEX_TABLE, table, batch_id=batch_id, partition_by=[CREATED_DATE],
+                       layout=LAYOUT, also=also, metadata=metadata)
+
+
+def create_index(lake: Lake, buckets: int, ready: bool) -> None:
+    """Create the empty index, its bucket count recorded; ``ready`` for a lake with no events yet."""
+    txns = [Transaction(BUCKETS_APP_ID, buckets)]
+    if ready:
+        txns += [Transaction(READY_APP_ID, 1), Transaction(RETAINED_APP_ID, 0)]
+    lake.create(DEDUPE_INDEX_TABLE, INDEX_SCHEMA, [CREATED_DATE], txns=txns)
+
+
+def recorded_buckets(snapshot: DeltaTable) -> int:
+    value = snapshot.transaction_version(BUCKETS_APP_ID)
+    if value is None:
+        raise ValueError(f"{snapshot.table_uri} records no bucket count: not a seen-keys index")
+    return int(value)
+
+
+def is_ready(snapshot: DeltaTable | None) -> bool:
+    return snapshot is not None and (snapshot.transaction_version(READY_APP_ID) or 0) >= 1
+
+
+# --- Looking keys up ----------------------------------------------------------------------
+
+
+@dataclass
+class _File:
+    path: str
+    day: int
+    rows: int
+    min_at: float
+    max_at: float
+    footer: tuple[np.ndarray, ...] | None = None  # kmin, kmax, tmin, tmax, rows per row group
+    parquet: pq.ParquetFile | None = None  # opened once per batch
+
+
+@dataclass
+class Lookup:
+    """What one look-up found: the history rows, and what it read."""
+
+    history: pl.DataFrame
+    rows_read: int = 0
+    row_groups_read: int = 0
+    beyond_index: int = 0  # rows of the chunk whose horizon reaches before the index's retention
+
+
+@dataclass
+class SeenIndex:
+    """One batch's view of the index: a snapshot, its files by day, their footers read once."""
+
+    lake: Lake
+    snapshot: DeltaTable
+    horizon: float
+    buckets: int
+    retained_from_day: int
+    files_by_day: dict[int, list[_File]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, lake: Lake, horizon: float) -> SeenIndex | None:
+        """The ready index as of now, or None (not there, or not built yet)."""
+        snapshot = lake.table(DEDUPE_INDEX_TABLE)
+        if not is_ready(snapshot):
+            return None
+        index = cls(lake, snapshot, horizon, recorded_buckets(snapshot),
+                    snapshot.transaction_version(RETAINED_APP_ID) or 0)
+        index._list_files()
+        return index
+
+    def _list_files(self) -> None:
+        actions = self.lake.add_actions(DEDUPE_INDEX_TABLE, snapshot=self.snapshot)
+        if actions is None or actions.num_rows == 0:
+            return
+        cols = actions.to_pydict()
+        for i, path in enumerate(cols["path"]):
+            day = cols[f"partition.{CREATED_DATE}"][i]
+            lo, hi = cols.get(f"min.{CREATED_AT}", [None])[i], cols.get(f"max.{CREATED_AT}", [None])[i]
+            f = _File(unquote(path), day_number(day), int(cols["num_records"][i] or 0),
+                      -math.inf if lo is None else lo, math.inf if hi is None else hi)
+            self.files_by_day.setdefault(f.day, []).append(f)
+
+    def lookup(self, chunk: pl.DataFrame, batch_id: int) -> Lookup:
+        """Index rows (event_uuid, created_at) of earlier batches that share a key with a row of
+        ``chunk`` (event_uuid, created_at) within the horizon of its created_at."""
+        out = Lookup(pl.DataFrame(schema=_HISTORY_SCHEMA))
+        if chunk.height == 0:
+            return out
+        c = chunk.get_column(CREATED_AT).to_numpy()
+        keys = ordered_key(uuid_hash(chunk.get_column(EVENT_UUID)))
+        out.beyond_index = int(((c - self.horizon) // _DAY < self.retained_from_day).sum())
+        first_day, last_day = int((c.min() - self.horizon) // _DAY), int((c.max() + self.horizon) // _DAY)
+        probe = _Probe(c, keys, self.horizon)
+        parts: list[pl.DataFrame] = []
+        for day in range(max(first_day, self.retained_from_day), last_day + 1):
+            for f in self.files_by_day.get(day, []):
+                if not probe.any_within(f.min_at, f.max_at):
+                    continue
+                found = self._read_file(f, probe, out)
+                if found is not None:
+                    parts.append(found)
+        if parts:
+            history = pl.concat(parts).filter(pl.col(BATCH_ID) != batch_id).select(EVENT_UUID, CREATED_AT)
+            out.history = history
+        return out
+
+    def _open(self, f: _File) -> pq.ParquetFile:
+        if f.parquet is None:
+            f.parquet = self.lake.parquet_file(DEDUPE_INDEX_TABLE, f.path)
+        return f.parquet
+
+    def _footer(self, f: _File) -> tuple[np.ndarray, ...]:
+        if f.footer is None:
+            meta = self._open(f).metadata
+            names = meta.schema.names
+            ki, ti = names.index(KEY), names.index(CREATED_AT)
+            n = meta.num_row_groups
+            kmin, kmax = np.full(n, _I64.min, np.int64), np.full(n, _I64.max, np.int64)
+            tmin, tmax = np.full(n, -np.inf), np.full(n, np.inf)
+            rows = np.empty(n, np.int64)
+            for g in range(n):  # a row group without statistics is read whenever its file is
+                group = meta.row_group(g)
+                rows[g] = group.num_rows
+                k, t = group.column(ki).statistics, group.column(ti).statistics
+                if k is not None and k.has_min_max:
+                    kmin[g], kmax[g] = k.min, k.max
+                if t is not None and t.has_min_max:
+                    tmin[g], tmax[g] = t.min, t.max
+            f.footer = (kmin, kmax, tmin, tmax, rows)
+        return f.footer
+
+    def _read_file(self, f: _File, probe: _Probe, out: Lookup) -> pl.DataFrame | None:
+        kmin, kmax, tmin, tmax, rows = self._footer(f)
+        wanted = np.flatnonzero(probe.row_groups(kmin, kmax, tmin, tmax))
+        if len(wanted) == 0:
+            return None
+        parquet = self._open(f)
+        out.rows_read += int(rows[wanted].sum())
+        out.row_groups_read += len(wanted)
+        # Keys first (8 bytes a row, one read for all the row groups); the uuids only of the
+        # row groups where a key matched.
+        keys = parquet.read_row_groups(wanted.tolist(), columns=[KEY]).column(0).to_numpy()
+        hit = np.isin(keys, probe.keys_sorted)
+        if not hit.any():
+            return None
+        group_of_row = np.repeat(wanted, rows[wanted])
+        hit_groups = np.unique(group_of_row[hit]).tolist()
+        table = parquet.read_row_groups(hit_groups, columns=[KEY, CREATED_AT, EVENT_UUID, BATCH_ID])
+        return pl.from_arrow(table).join(probe.key_frame, on=KEY, how="semi")
+
+
+class _Probe:
+    """The chunk's keys grouped by the hour of their created_at, for row-group selection."""
+
+    def __init__(self, created_at: np.ndarray, keys: np.ndarray, horizon: float):
+        self.horizon = horizon
+        order = np.argsort(created_at, kind="stable")
+        self.created_sorted = created_at[order]
+        self.keys_sorted = np.unique(keys)
+        self.key_frame = pl.DataFrame({KEY: self.keys_sorted})
+        hours = (created_at // _HOUR).astype(np.int64)
+        self.by_hour: dict[int, np.ndarray] = {}
+        for hour in np.unique(hours).tolist():
+            self.by_hour[hour] = np.sort(keys[hours == hour])
+
+    def any_within(self, lo: float, hi: float) -> bool:
+        """Does any row's horizon overlap [lo, hi]?"""
+        i = np.searchsorted(self.created_sorted, lo - self.horizon, side="left")
+        return bool(i < len(self.created_sorted) and self.created_sorted[i] <= hi + self.horizon)
+
+    def row_groups(self, kmin: np.ndarray, kmax: np.ndarray, tmin: np.ndarray, tmax: np.ndarray) -> np.ndarray:
+        """Row groups that may hold one of the keys within its row's horizon: for each hour of
+        the chunk's rows, the row groups whose time range is within reach of that hour and whose
+        key range holds one of that hour's keys."""
+        need = np.zeros(len(kmin), dtype=bool)
+        first = np.floor((tmin - self.horizon) / _HOUR)
+        last = np.floor((tmax + self.horizon) / _HOUR)
+        for hour, ks in self.by_hour.items():
+            near = (first <= hour) & (last >= hour) & ~need
+            if not near.any():
+                continue
+            idx = np.flatnonzero(near)
+            lo = np.searchsorted(ks, kmin[idx], side="left")
+            hi = np.searchsorted(ks, kmax[idx], side="right")
+            need[idx[hi > lo]] = True
+        return need
+
+
+# --- Building it for an existing lake ------------------------------------------------------
+
+Progress = Callable[[str, int], None]
+
+
+def build_index(lake: Lake, settings: Settings, progress: Progress | None = None,
+                today: date | None = None) -> dict[str, int]:
+    """Index the events of every date within the retention, one commit per date (resumable: a
+    re-run starts after the last date committed), then mark the index ready.
+
+    Batches that commit while this runs write their own index rows (the index exists from the
+    start), so each date skips the batches the index already holds."""
+    events = lake.table(EVENTS_TABLE)
+    snapshot = lake.table(DEDUPE_INDEX_TABLE)
+    if is_ready(snapshot):
+        return {"dates": 0, "rows": 0}
+    if snapshot is None:
+        create_index(lake, settings.dedupe_buckets, ready=events is None)
+        snapshot = lake.table(DEDUPE_INDEX_TABLE)
+        if events is None:
+            return {"dates": 0, "rows": 0}
+    buckets = recorded_buckets(snapshot)
+    today = today or datetime.now(UTC).date()
+    first = day_number(today) - settings.dedupe_retention_days
+    built = snapshot.transaction_version(BUILT_APP_ID)
+    first_open = closed_before(datetime.combine(today, datetime.min.time(), UTC) + timedelta(days=1), settings.dedupe_horizon_seconds)
+    events = lake.table(EVENTS_TABLE)  # the version whose batches this build indexes
+    scan = lake.scan(EVENTS_TABLE, snapshot=events)
+    dates = sorted(d for d in _event_dates(lake, events) if day_number(d) >= first)
+    todo = [d for d in dates if built is None or day_number(d) > built]
+    rows_total = 0
+    for i, d in enumerate(todo):
+        have = _indexed_batches(lake, d)
+        kept = (scan.filter(pl.col("event_date") == d)
+                .select(EVENT_UUID, CREATED_AT, "event_date", BATCH_ID, SOURCE_KEY)
+                .filter(~pl.col(BATCH_ID).is_in(list(have)))
+                .collect())
+        last = i == len(todo) - 1
+        closed = day_number(d) < first_open
+        txns = [Transaction(BUILT_APP_ID, day_number(d))]
+        if closed:
+            txns.append(Transaction(CLOSED_APP_ID, day_number(d)))
+        if last:
+            txns += [Transaction(READY_APP_ID, 1), Transaction(RETAINED_APP_ID, max(first, 0))]
+        rows = index_rows(kept, buckets)
+        _commit_build(lake, rows.sort(closed_order()) if closed else rows, txns)
+        rows_total += kept.height
+        if progress:
+            progress(f"indexed {d.isoformat()} ({i + 1}/{len(todo)} dates)", kept.height)
+    if not todo:
+        _commit_build(lake, index_rows(pl.DataFrame(schema={EVENT_UUID: pl.String}), buckets),
+                      [Transaction(READY_APP_ID, 1), Transaction(RETAINED_APP_ID, max(first, 0))])
+    return {"dates": len(todo), "rows": rows_total}
+
+
+def _commit_build(lake: Lake, rows: pl.DataFrame, txns: list[Transaction]) -> None:
+    if rows.height == 0:
+        rows = pl.DataFrame(schema=pl.Schema(INDEX_SCHEMA))
+    # An empty append still commits (the txns mark progress); delta-rs writes no data file.
+    write_rows(lake, rows, None, also=txns, metadata={"lake_operation": "lake index build"})
+
+
+def _event_dates(lake: Lake, events: DeltaTable) -> set[date]:
+    actions = lake.add_actions(EVENTS_TABLE, snapshot=events)
+    if actions is None or actions.num_rows == 0:
+        return set()
+    return set(actions.column("partition.event_date").to_pylist())
+
+
+def _indexed_batches(lake: Lake, d: date) -> set[int]:
+    scan = lake.scan(DEDUPE_INDEX_TABLE)
+    if scan is None:
+        return set()
+    return set(scan.filter(pl.col(CREATED_DATE) == d).select(pl.col(BATCH_ID).unique()).collect()
+               .get_column(BATCH_ID).to_list())
+
+
+# --- Keeping it: retention, compaction, agreement -------------------------------------------
+
+
+def drop_expired(lake: Lake, retention_days: int, today: date | None = None) -> int:
+    """Delete the index rows of dates older than the retention, in one commit that moves the
+    retained-from txn forward with them. Returns the rows deleted."""
+    snapshot = lake.table(DEDUPE_INDEX_TABLE)
+    if not is_ready(snapshot):
+        return 0
+    today = today or datetime.now(UTC).date()
+    first = day_number(today) - retention_days
+    if (snapshot.transaction_version(RETAINED_APP_ID) or 0) >= first:
+        return 0
+    cutoff = day_of(first).isoformat()
+    return lake.delete(DEDUPE_INDEX_TABLE, f"{CREATED_DATE} < '{cutoff}'",
+                       txn=Transaction(RETAINED_APP_ID, first), metadata={"lake_operation": "index retention"})
+
+
+def compact_index(lake: Lake, horizon: float, now: datetime | None = None, min_files: int = 2) -> dict[str, int]:
+    """Rewrite each date that batches left in ``min_files`` files or more as one sorted file set
+    (same rows): a closed date (beyond every current record's horizon) by key alone, the others
+    by hour and key. A closed date is also rewritten once by key when it was last sorted by hour."""
+    snapshot = lake.table(DEDUPE_INDEX_TABLE)
+    if snapshot is None:
+        return {"dates": 0, "files_removed": 0}
+    first_open = closed_before(now or datetime.now(UTC), horizon)
+    closed_through = snapshot.transaction_version(CLOSED_APP_ID) or -1
+    actions = lake.add_actions(DEDUPE_INDEX_TABLE, snapshot=snapshot)
+    counts: dict[date, int] = {}
+    for d in actions.column(f"partition.{CREATED_DATE}").to_pylist():
+        counts[d] = counts.get(d, 0) + 1
+    done = removed = 0
+    for d, n in sorted(counts.items()):
+        day = day_number(d)
+        closed = day < first_open
+        newly_closed = closed and day > closed_through
+        if n < min_files and not newly_closed:
+            continue
+        rows = (lake.scan(DEDUPE_INDEX_TABLE, snapshot=snapshot).filter(pl.col(CREATED_DATE) == d).collect()
+                .sort(closed_order() if closed else hot_order()))
+        lake.overwrite(DEDUPE_INDEX_TABLE, rows.to_arrow().cast(INDEX_SCHEMA), predicate=f"{CREATED_DATE} = '{d}'",
+                       snapshot=snapshot, layout=LAYOUT, txn=Transaction(CLOSED_APP_ID, day) if newly_closed else None,
+                       metadata={"lake_operation": "index compaction"})
+        snapshot = lake.table(DEDUPE_INDEX_TABLE)
+        closed_through = max(closed_through, day) if newly_closed else closed_through
+        done += 1
+        removed += n
+    return {"dates": done, "files_removed": removed}
+
+
+def disagreements(lake: Lake, batch_ids: Iterable[int] | None = None, since: date | None = None) -> dict[str, int]:
+    """Rows of ``events`` missing from the index and index rows with no event, for the given
+    batches (None: all), over the dates the index retains (from ``since`` when given)."""
+    index = lake.table(DEDUPE_INDEX_TABLE)
+    events = lake.scan(EVENTS_TABLE)
+    if index is None or events is None:
+        return {"events_missing": 0, "index_orphans": 0, "checked": 0}
+    first = day_of(index.transaction_version(RETAINED_APP_ID) or 0)
+    if since is not None and since > first:
+        first = since
+    idx = lake.scan(DEDUPE_INDEX_TABLE, snapshot=index).filter(pl.col(CREATED_DATE) >= first)
+    ev = events.filter(pl.col("event_date") >= first)
+    if batch_ids is not None:
+        ids = list(batch_ids)
+        idx, ev = idx.filter(pl.col(BATCH_ID).is_in(ids)), ev.filter(pl.col(BATCH_ID).is_in(ids))
+    on = [EVENT_UUID, CREATED_AT, BATCH_ID]
+    e = ev.select(on).collect()
+    i = idx.select(on).unique().collect()
+    return {
+        "events_missing": e.join(i, on=on, how="anti").height,
+        "index_orphans": i.join(e, on=on, how="anti").height,
+        "checked": e.height,
+    }
