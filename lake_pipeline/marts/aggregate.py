@@ -61,8 +61,7 @@ FROM grouped GROUP BY ALL
 """
 
 _USERS_SQL = """
-SELECT CAST(event_hour AS DATE) AS event_date, event_hour, event_name, user_id
-FROM grouped WHERE user_id IS NOT NULL ORDER BY event_hour, event_name
+SELECT event_hour, event_name, user_id FROM grouped WHERE user_id IS NOT NULL
 """
 
 
@@ -129,10 +128,10 @@ def _date_rows(events: pl.LazyFrame, day: str, keys: list[str]) -> pl.LazyFrame:
 
 
 def recompute(events: pl.LazyFrame, hours: Iterable[str], counts: Callable[[pa.Table], None],
-              users_schema: pa.Schema | None) -> Iterator[pa.RecordBatch]:
-    """Recompute ``hours`` from ``events`` (a scan of one version), one date at a time: yields the
-    state rows (as ``users_schema``; none when it is None), hands each date's
-    hourly_event_counts rows to ``counts``."""
+              users: bool = True) -> Iterator[pa.Table]:
+    """Recompute ``hours`` from ``events`` (a scan of one version), one date at a time: yields each
+    date's distinct (event_hour, event_name, user_id) with a user (unless not ``users``), hands
+    each date's hourly_event_counts rows to ``counts``."""
     con = connect()
     for day, keys in _hours_by_date(hours).items():
         stream = _arrow_stream(_date_rows(events, day, keys))
@@ -140,14 +139,14 @@ def recompute(events: pl.LazyFrame, hours: Iterable[str], counts: Callable[[pa.T
             continue
         _group(con, stream)
         counts(con.sql(_COUNTS_SQL).to_arrow_table().cast(HOURLY_COUNTS_SCHEMA))
-        if users_schema is not None:
-            yield from con.sql(_USERS_SQL).to_arrow_table().cast(users_schema).to_batches()
+        if users:
+            yield con.sql(_USERS_SQL).to_arrow_table()
 
 
 def hourly_counts(events: pl.LazyFrame, hours: Iterable[str]) -> pa.Table:
     """hourly_event_counts rows of ``hours``, computed from ``events`` (a scan of one version)."""
     parts: list[pa.Table] = []
-    for _ in recompute(events, hours, parts.append, None):
+    for _ in recompute(events, hours, parts.append, users=False):
         pass
     if not parts:
         return HOURLY_COUNTS_SCHEMA.empty_table()
@@ -162,7 +161,7 @@ class BatchDelta:
     mart_rows: pa.Table  # every row of the touched hours, updated
     hours: list[str]
     rows_read: int  # event rows of the new batches
-    state_rows_read: int
+    state_rows_read: int  # state rows decoded to find ``seen``
 
 
 def group_new_rows(rows: pa.Table) -> pl.DataFrame:
@@ -172,7 +171,8 @@ def group_new_rows(rows: pa.Table) -> pl.DataFrame:
     return pl.from_arrow(con.sql("SELECT * FROM grouped").to_arrow_table())
 
 
-def add_batch(grouped: pl.DataFrame, seen: pl.DataFrame, mart_hours: pl.DataFrame, rows_read: int) -> BatchDelta:
+def add_batch(grouped: pl.DataFrame, seen: pl.DataFrame, mart_hours: pl.DataFrame, rows_read: int,
+              state_rows_read: int) -> BatchDelta:
     """Add the new batches' rows (``grouped``) to the mart's rows of their hours (``mart_hours``).
 
     ``seen``: the state rows of the cells (hour, name) the batches touch. A (hour, name, user)
@@ -194,4 +194,4 @@ def add_batch(grouped: pl.DataFrame, seen: pl.DataFrame, mart_hours: pl.DataFram
         .sort(CELL)
     )
     hours = sorted({hour_key(h) for h in added.get_column("event_hour").unique().to_list()})
-    return BatchDelta(fresh, merged.to_arrow().cast(HOURLY_COUNTS_SCHEMA), hours, rows_read, seen.height)
+    return BatchDelta(fresh, merged.to_arrow().cast(HOURLY_COUNTS_SCHEMA), hours, rows_read, state_rows_read)

@@ -252,9 +252,8 @@ def _recompute(lake: Lake, events: DeltaTable, touched: TouchedHours, update: Ma
     hours = None if touched.full_rebuild else touched.hours
     metadata = _commit_metadata(touched.events_version, len(touched.hours), run_id, update.mode)
     parts: list[pa.Table] = []
-    stream = recompute(lake.scan(EVENTS_TABLE, snapshot=events), touched.hours, parts.append, users.USERS_SCHEMA)
-    users.replace(lake, pa.RecordBatchReader.from_batches(users.USERS_SCHEMA, stream), MART_APP_ID,
-                  touched.events_version, metadata, hours)
+    dates = recompute(lake.scan(EVENTS_TABLE, snapshot=events), touched.hours, parts.append)
+    users.replace(lake, dates, MART_APP_ID, touched.events_version, metadata, hours)
     rows = (pa.concat_tables(parts).sort_by([("event_hour", "ascending"), ("event_name", "ascending")])
             if parts else HOURLY_COUNTS_SCHEMA.empty_table())
     _replace_hours(lake, rows, hours, touched.events_version, metadata)
@@ -305,10 +304,10 @@ def _add(lake: Lake, events: DeltaTable, touched: TouchedHours, update: MartUpda
     grouped = group_new_rows(rows)
     cells = grouped.select(CELL).unique()
     watch.lap("new_rows")
-    seen = users.cell_users(lake, cells)
+    seen, state_rows_read = users.cell_users(lake, cells)
     watch.lap("state_read")
     hours = sorted({hour_key(h) for h in cells.get_column("event_hour").to_list()})
-    delta = add_batch(grouped, seen, _mart_rows_of(lake, hours), rows.num_rows)
+    delta = add_batch(grouped, seen, _mart_rows_of(lake, hours), rows.num_rows, state_rows_read)
     touched.hours = set(delta.hours)
     metadata = _commit_metadata(touched.events_version, len(delta.hours), run_id, update.mode)
     watch.lap("compute")

@@ -49,7 +49,7 @@ def _update_and_compare(lake, lake_dir, mode: str) -> marts.MartUpdate:
 def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_compaction_and_rebuild(
     settings, raw_dir, lake, lake_dir, monkeypatch
 ):
-    monkeypatch.setattr(users_state, "COMPACT_FILES", 6)  # so that this test sees the state compact itself
+    monkeypatch.setattr(users_state, "MERGE_FILES", 3)  # so that this test sees the state merge its files
     keys = _zone(raw_dir, 1500, seed=3)
     ingest_keys(settings, keys[:1])
     first = _update_and_compare(lake, lake_dir, marts.REBUILD)
