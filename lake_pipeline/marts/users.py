@@ -120,6 +120,21 @@ def _row_groups(parquet, keys: np.ndarray) -> list[int]:
     return np.flatnonzero(_may_hold(keys, lo, hi)).tolist()
 
 
+def _files(lake: Lake, table) -> pl.DataFrame:
+    """The state's data files: path, day, min_cell, max_cell, level (the lowest), rows (from the log)."""
+    actions = lake.add_actions(HOURLY_USERS_TABLE, snapshot=table)
+    names = {"path": "path", "partition.event_date": "day", "min.cell": "min_cell", "max.cell": "max_cell",
+             "min.level": "level", "num_records": "rows"}
+    schema = {"path": pl.String, "day": pl.Date, "min_cell": pl.Int64, "max_cell": pl.Int64, "level": pl.Int8,
+              "rows": pl.Int64}
+    frame = pl.from_arrow(actions) if actions.num_rows else pl.DataFrame()
+    return pl.DataFrame(
+        {new: (frame.get_column(old).cast(schema[new]) if old in frame.columns else
+               pl.Series(new, [None] * frame.height, dtype=schema[new])) for old, new in names.items()},
+        schema=schema,
+    )
+
+
 def cell_users(lake: Lake, cells: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     """The state rows (event_hour, event_name, user_id) of ``cells`` (distinct event_hour, event_name),
     and how many rows were read for them: only the files and row groups whose ``cell`` statistics
@@ -131,10 +146,9 @@ def cell_users(lake: Lake, cells: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     keyed = with_cell(cells)
     keys = np.unique(keyed.get_column("cell").to_numpy())
     dates = set(keyed.get_column("event_hour").dt.date().to_list())
-    files = pl.from_arrow(lake.add_actions(HOURLY_USERS_TABLE, snapshot=table)).filter(
-        pl.col("partition.event_date").is_in(list(dates)))
-    lo = files.get_column("min.cell").fill_null(np.iinfo(np.int64).min).to_numpy()
-    hi = files.get_column("max.cell").fill_null(np.iinfo(np.int64).max).to_numpy()
+    files = _files(lake, table).filter(pl.col("day").is_in(list(dates)))
+    lo = files.get_column("min_cell").fill_null(np.iinfo(np.int64).min).to_numpy()
+    hi = files.get_column("max_cell").fill_null(np.iinfo(np.int64).max).to_numpy()
     parts = []
     for path in files.get_column("path").filter(_may_hold(keys, lo, hi)).to_list():
         parquet = lake.parquet_file(HOURLY_USERS_TABLE, path)
@@ -205,11 +219,9 @@ def keep_files_few(lake: Lake) -> bool:
     table = lake.table(HOURLY_USERS_TABLE)
     if table is None:
         return False
-    files = pl.from_arrow(lake.add_actions(HOURLY_USERS_TABLE, snapshot=table)).select(
-        pl.col("partition.event_date").alias("day"), pl.col("min.level").alias("level"),
-        pl.col("num_records").alias("rows"))
+    files = _files(lake, table)
     per_date = files.group_by("day").agg(
-        (pl.col("level") >= 1).sum().alias("upper_files"),
+        (pl.col("level").fill_null(2) >= 1).sum().alias("upper_files"),
         pl.col("rows").filter(pl.col("level") == 0).sum().alias("base_rows"))
     due = per_date.filter(pl.col("upper_files") >= MERGE_FILES)
     for day, base_rows in due.select("day", "base_rows").iter_rows():
