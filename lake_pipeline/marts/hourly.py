@@ -38,6 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable, Transaction
@@ -263,31 +264,33 @@ def _recompute(lake: Lake, events: DeltaTable, touched: TouchedHours, update: Ma
 # --- Add: the new batches alone --------------------------------------------------------
 
 
-def _batch_dates(lake: Lake, events: DeltaTable, batch_ids: list[int]) -> list[date] | None:
-    """event_date of the files whose _batch_id statistics can hold ``batch_ids`` (None: unknown)."""
+def _new_rows(lake: Lake, events: DeltaTable, batch_ids: list[int]) -> pa.Table:
+    """The rows of ``batch_ids`` (EVENT_COLUMNS): only the files whose _batch_id range in the log
+    can hold them (those the batches' commits added, or a compaction that took them in since),
+    and in those only the row groups whose range can."""
     actions = lake.add_actions(EVENTS_TABLE, snapshot=events)
     lo_col, hi_col = f"min.{BATCH_ID}", f"max.{BATCH_ID}"
-    if lo_col not in actions.column_names or "partition.event_date" not in actions.column_names:
-        return None
-    lo, hi = min(batch_ids), max(batch_ids)
-    dates = set()
-    for d, a, b in zip(actions.column("partition.event_date").to_pylist(), actions.column(lo_col).to_pylist(),
-                       actions.column(hi_col).to_pylist(), strict=True):
-        if a is None or b is None:
-            return None
-        if a <= hi and b >= lo:
-            dates.add(d)
-    return sorted(dates)
-
-
-def _new_rows(lake: Lake, events: DeltaTable, batch_ids: list[int]) -> pa.Table:
-    """The rows of ``batch_ids`` (EVENT_COLUMNS): only the dates and files that can hold them."""
-    scan = lake.scan(EVENTS_TABLE, snapshot=events)
-    dates = _batch_dates(lake, events, batch_ids)
-    wanted = pl.col(BATCH_ID).is_between(min(batch_ids), max(batch_ids)) & pl.col(BATCH_ID).is_in(batch_ids)
-    if dates is not None:
-        wanted = pl.col("event_date").is_in(dates) & wanted
-    return scan.filter(wanted).select(EVENT_COLUMNS).collect().to_arrow()
+    if lo_col not in actions.column_names or "partition.event_type" not in actions.column_names:
+        wanted = pl.col(BATCH_ID).is_in(batch_ids)  # no statistics, or another layout: scan the table
+        return lake.scan(EVENTS_TABLE, snapshot=events).filter(wanted).select(EVENT_COLUMNS).collect().to_arrow()
+    keys = np.unique(np.asarray(batch_ids, dtype=np.int64))
+    files = pl.from_arrow(actions).select(
+        "path", pl.col("partition.event_type").alias("event_type"),
+        pl.col(lo_col).fill_null(np.iinfo(np.int64).min).alias("lo"),
+        pl.col(hi_col).fill_null(np.iinfo(np.int64).max).alias("hi"))
+    files = files.filter(users.may_hold(keys, files.get_column("lo").to_numpy(), files.get_column("hi").to_numpy()))
+    in_file = [c for c in EVENT_COLUMNS if c != "event_type"] + [BATCH_ID]
+    parts = []
+    for path, event_type in files.select("path", "event_type").iter_rows():
+        parquet = lake.parquet_file(EVENTS_TABLE, path)
+        groups = users.row_groups_holding(parquet, BATCH_ID, keys)
+        if groups:
+            frame = pl.from_arrow(parquet.read_row_groups(groups, columns=in_file))
+            parts.append(frame.filter(pl.col(BATCH_ID).is_in(batch_ids))
+                         .with_columns(pl.lit(event_type, pl.String).alias("event_type")).select(EVENT_COLUMNS))
+    if not parts:
+        return pl.DataFrame(schema={c: pl.String for c in EVENT_COLUMNS}).to_arrow()
+    return pl.concat(parts, how="vertical_relaxed").to_arrow()
 
 
 def _mart_rows_of(lake: Lake, hours: list[str]) -> pa.Table:

@@ -101,23 +101,24 @@ def as_state_batches(batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[p
             yield from as_state(frame, level=0).to_batches()
 
 
-def _may_hold(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def may_hold(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Which [lo, hi] ranges hold one of ``keys`` (sorted, unique)."""
     at = np.searchsorted(keys, lo, side="left")
     return (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] <= hi)
 
 
-def _row_groups(parquet, keys: np.ndarray) -> list[int]:
-    """The row groups of one state file whose ``cell`` statistics can hold one of ``keys``."""
+def row_groups_holding(parquet, column: str, keys: np.ndarray) -> list[int]:
+    """The row groups of one Parquet file whose ``column`` statistics (int64) can hold one of ``keys``
+    (sorted, unique); a row group without statistics is always read."""
     meta = parquet.metadata
-    column = meta.schema.names.index("cell")
+    index = meta.schema.names.index(column)
     n = meta.num_row_groups
     lo, hi = np.full(n, np.iinfo(np.int64).min), np.full(n, np.iinfo(np.int64).max)
-    for g in range(n):  # a row group without statistics is always read
-        stats = meta.row_group(g).column(column).statistics
+    for g in range(n):
+        stats = meta.row_group(g).column(index).statistics
         if stats is not None and stats.has_min_max:
             lo[g], hi[g] = stats.min, stats.max
-    return np.flatnonzero(_may_hold(keys, lo, hi)).tolist()
+    return np.flatnonzero(may_hold(keys, lo, hi)).tolist()
 
 
 def _files(lake: Lake, table) -> pl.DataFrame:
@@ -150,9 +151,9 @@ def cell_users(lake: Lake, cells: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     lo = files.get_column("min_cell").fill_null(np.iinfo(np.int64).min).to_numpy()
     hi = files.get_column("max_cell").fill_null(np.iinfo(np.int64).max).to_numpy()
     parts = []
-    for path in files.get_column("path").filter(_may_hold(keys, lo, hi)).to_list():
+    for path in files.get_column("path").filter(may_hold(keys, lo, hi)).to_list():
         parquet = lake.parquet_file(HOURLY_USERS_TABLE, path)
-        wanted = _row_groups(parquet, keys)
+        wanted = row_groups_holding(parquet, "cell", keys)
         if wanted:
             parts.append(parquet.read_row_groups(wanted, columns=[*CELL, "user_id"]))
     if not parts:

@@ -84,6 +84,11 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
     assert DeltaTable(str(lake_dir / HOURLY_COUNTS_TABLE)).version() == mart_version
     ingest_keys(settings, _zone(raw_dir, 200, seed=6, start=START.replace(hour=16)))
     _update_and_compare(lake, lake_dir, marts.ADD)
+    # A batch that a compaction merged into old files before the mart ran: its rows are read from those.
+    ingest_keys(settings, _zone(raw_dir, 200, seed=7, start=START.replace(hour=17)))
+    compaction.compact(lake, settings.compact_target_file_bytes, settings.compact_group_max_bytes)
+    update = _update_and_compare(lake, lake_dir, marts.ADD)
+    assert update.rows_read == 200
 
     # A rebuild of arrival hour 13 removes its rows and ingests them again: those dates are recomputed.
     ingest_hours(settings, START, START, rebuild=True)
