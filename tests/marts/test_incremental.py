@@ -27,7 +27,7 @@ START = datetime(2025, 11, 20, 13, tzinfo=UTC)
 
 def _zone(raw_dir, events: int, seed: int, start=START, **kw) -> list[str]:
     res = generate(LocalStorage(str(raw_dir)), events, start=start, duplicates=0.05, malformed=0.01, late=0.25,
-                   seed=seed, object_seconds=600, span_seconds=3600, **kw)
+                   seed=seed, object_seconds=900, span_seconds=3600, **kw)
     return sorted(res.keys)
 
 
@@ -50,7 +50,7 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
     settings, raw_dir, lake, lake_dir, monkeypatch
 ):
     monkeypatch.setattr(users_state, "MERGE_FILES", 3)  # so that this test sees the state merge its files
-    keys = _zone(raw_dir, 1500, seed=3)
+    keys = _zone(raw_dir, 800, seed=3)
     ingest_keys(settings, keys[:1])
     first = _update_and_compare(lake, lake_dir, marts.REBUILD)
     assert first.full_rebuild and "does not exist" in first.reason
@@ -70,7 +70,7 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
     # Redeliveries of the history (and of the same hour) in a later arrival hour: all dropped.
     before = mart_frame(lake_dir)
     redeliver = sample_records(LocalStorage(str(raw_dir)), 0.2, seed=5)
-    later = _zone(raw_dir, 300, seed=4, start=START.replace(hour=15), redeliver=redeliver)
+    later = _zone(raw_dir, 200, seed=4, start=START.replace(hour=15), redeliver=redeliver)
     summary = ingest_keys(settings, later)
     assert summary.total("duplicates") >= len(redeliver) > 20
     update = _update_and_compare(lake, lake_dir, marts.ADD)
@@ -97,7 +97,7 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
 
 
 def test_an_update_that_crashed_between_its_two_commits_is_recomputed(settings, raw_dir, lake, lake_dir):
-    keys = _zone(raw_dir, 600, seed=8)
+    keys = _zone(raw_dir, 400, seed=8)
     ingest_keys(settings, keys[:2])
     marts.update_hourly_counts(lake)
     since = marts.mart_events_version(lake)
