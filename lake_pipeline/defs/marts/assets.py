@@ -84,11 +84,20 @@ def hourly_event_counts(context: dg.AssetExecutionContext, lake: LakeResource) -
     )
 
 
+# Materializations looked back through for the latest update that wrote hours.
+LOOK_BACK = 20
+
+
 def _touched_hours(context: dg.AssetCheckExecutionContext) -> list[str]:
-    event = context.instance.get_latest_materialization_event(HOURLY_EVENT_COUNTS)
-    if event is None or event.asset_materialization is None or "hours" not in event.asset_materialization.metadata:
-        return []
-    return list(event.asset_materialization.metadata["hours"].value)
+    """The hours of the latest update that wrote any (one with nothing to do, such as `lake marts`
+    right after an ingest run updated the mart, lists none)."""
+    records = context.instance.fetch_materializations(HOURLY_EVENT_COUNTS, limit=LOOK_BACK).records
+    for record in records:
+        mat = record.asset_materialization
+        hours = mat.metadata.get("hours") if mat is not None else None
+        if hours is not None and hours.value:
+            return list(hours.value)
+    return []
 
 
 @dg.asset_check(
