@@ -155,11 +155,17 @@ def cell_users(lake: Lake, cells: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         parquet = lake.parquet_file(HOURLY_USERS_TABLE, path)
         wanted = row_groups_holding(parquet, "cell", keys)
         if wanted:
-            parts.append(parquet.read_row_groups(wanted, columns=[*CELL, "user_id"]))
+            parts.append(parquet.read_row_groups(wanted, columns=["cell", "event_name", "user_id"]))
     if not parts:
         return empty, 0
     read = pl.from_arrow(pa.concat_tables(parts, promote_options="default"))
-    return read.join(cells, on=CELL, how="semi").select(empty.columns), read.height
+    # The rows of the cells' keys, then of the cells themselves (a key two names share reads both);
+    # the hour is the key's high half.
+    rows = (read.filter(pl.col("cell").is_in(pl.Series(keys).implode()))
+            .join(keyed.select("cell", "event_name"), on=["cell", "event_name"], how="semi"))
+    hour = pl.from_epoch(pl.col("cell") // (1 << 32) * 3600, time_unit="s")
+    return rows.select(hour.dt.cast_time_unit("us").dt.replace_time_zone("UTC").alias("event_hour"), "event_name",
+                       "user_id"), read.height
 
 
 def _txn(app_id: str, events_version: int) -> Transaction:
