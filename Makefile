@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include terraform/infra.mk
 
-.PHONY: help setup demo dev freshness test test-fast bench bench-scale bench-baseline bench-history lint clean
+.PHONY: help setup demo dev freshness test test-fast bench bench-scale bench-baseline bench-history serve bench-serve bench-ray lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -67,6 +67,15 @@ bench-baseline: ## make bench, plus `lake ingest` from another checkout on the s
 
 bench-history: ## One one-minute batch (17k events, 2% late, 300 redeliveries) into an empty lake and lakes of 3 days x 1M/4M/9M/16M events; the mart's rebuild vs update (SIZES=, DAYS= to shrink)
 	nice -n 10 $(PY) -m lake_pipeline.devtools.bench_history $(if $(SIZES),--sizes $(SIZES)) $(if $(DAYS),--days $(DAYS)) $(BENCH_HISTORY_ARGS)
+
+serve: ## lake serve on http://127.0.0.1:8000 (PORT=...) over the demo lake (GET/POST /analytics, /users/{id}/events, /docs); POSTs land in its raw zone
+	$(LAKE) serve --lake $${LAKE_URI:-$(DATA)/demo/lake} --raw $${LAKE_RAW_URI:-$(DATA)/demo/raw} --spool $(DATA)/demo/spool --port $${PORT:-8000}
+
+bench-serve: ## lake serve under load (asyncio keep-alive clients, 32 connections): GET current/past hour, GET users, POST; freshness; POSTs exactly once after ingest
+	nice -n 10 $(PY) -m lake_pipeline.devtools.bench_serve $(BENCH_SERVE_ARGS)
+
+bench-ray: ## The Ray engine against the local engine on the same 1M and 10M events, in one run: wall and CPU seconds, ray/local ratio, seconds per stage (BENCH_EVENTS=1000000 for one size)
+	nice -n 10 $(PY) -m lake_pipeline.devtools.bench_ray --events $(or $(BENCH_EVENTS),1000000 10000000)
 
 lint: ## Validate the Dagster definitions
 	$(PY) -m dagster definitions validate

@@ -31,6 +31,9 @@ HOURLY_COUNTS_TABLE = "hourly_event_counts"
 HOURLY_USERS_TABLE = "_hourly_event_users"
 # Seen-keys index of accepted events (event_uuid, created_at) that dedupe reads (ingest/seen_index.py).
 DEDUPE_INDEX_TABLE = "_dedupe_index"
+# Per-user copy of events (user_id from payload, partitioned by a hash bucket of it, files sorted
+# by user_id) that `lake serve` keeps and reads for GET /users/{id}/events (serve/users.py).
+USER_EVENTS_TABLE = "_user_events"
 CATALOG_TABLES = (EVENTS_TABLE, QUARANTINE_TABLE, HOURLY_COUNTS_TABLE)
 # Dagster concurrency pool that makes each batch the only writer of the lake tables.
 WRITER_POOL = "lake_writer"
@@ -142,6 +145,14 @@ class Settings:
     # Serving (lake serve): the event names counted as clicks and impressions by /analytics.
     ad_click_event: str = "ad:click"
     ad_impression_event: str = "ad:impression"
+    # lake serve's POST /analytics: each accepted event is fsynced into a segment of this spool
+    # directory before the 204; a segment is flushed (to the raw zone as one Firehose-layout
+    # object, or to the Kinesis stream serve_stream when set) once it holds serve_flush_bytes
+    # or is serve_flush_seconds old, and deleted only after that.
+    serve_spool_dir: str = "data/spool"
+    serve_flush_bytes: int = 4 * 1024 * 1024
+    serve_flush_seconds: float = 5.0
+    serve_stream: str = ""
 
     @classmethod
     def env_var(cls, field_name: str) -> str:

@@ -19,7 +19,7 @@ from lake_pipeline.cli.common import (
     loading_dagster,
     run_error,
 )
-from lake_pipeline.settings import load_settings
+from lake_pipeline.settings import ENGINES, load_settings
 from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.storage.objects import open_storage
 
@@ -129,8 +129,11 @@ def _run_batches(settings, batches, instance, job, partitions, echo=True, mart=T
 @click.option("--raw", default=None, help="Landing zone URI (default: LAKE_RAW_URI or data/raw).")
 @click.option("--lake", default=None, help="Lake URI (default: LAKE_URI or data/lake).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="Who runs the batches: this process (local) or a Ray cluster (ray, at LAKE_RAY_ADDRESS); "
+                   "default: LAKE_ENGINE or local.")
 @click.option("--no-mart", is_flag=True, help="Leave hourly_event_counts as it is (`lake marts` updates it later).")
-def ingest(raw, lake, quiet, no_mart):
+def ingest(raw, lake, quiet, engine, no_mart):
     """Ingest every raw object not yet in the lake's ledger, in bounded micro-batches; each batch's
     run then adds the batch to hourly_event_counts (unless --no-mart)."""
     from lake_pipeline.engines.run import chunk_parser
@@ -141,7 +144,7 @@ def ingest(raw, lake, quiet, no_mart):
 
     loading_dagster()
     started = time.perf_counter()
-    settings = command_settings(raw, lake)
+    settings = command_settings(raw, lake).with_overrides(engine=engine)
     try:
         open_storage(settings.raw_uri).check_readable()
         lake_ = Lake.from_settings(settings)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from lake_pipeline.cli import aws, data, ingest, maintenance
+from lake_pipeline.cli import aws, data, ingest, maintenance, serve
 from lake_pipeline.cli.common import STANDALONE, fail
 from lake_pipeline.settings import load_settings
 
@@ -24,8 +24,7 @@ def main() -> None:
 
 
 for command in (data.generate, ingest.ingest, ingest.backfill, data.query, maintenance.compact, maintenance.marts,
-                maintenance.index,
-                aws.emulator, aws.bootstrap, aws.produce):
+                maintenance.index, aws.emulator, aws.bootstrap, aws.produce, serve.serve):
     main.add_command(command)
 
 

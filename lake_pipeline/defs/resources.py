@@ -21,6 +21,9 @@ class LakeResource(dg.ConfigurableResource):
     batch_max_objects: int
     batch_max_bytes: int
     enrich: bool = True
+    # Who runs the batch (LAKE_ENGINE: local | ray) and which Ray cluster (LAKE_RAY_ADDRESS).
+    engine: str = "local"
+    ray_address: str = ""
 
     def settings(self) -> Settings:
         own = {name: getattr(self, name) for name in type(self).model_fields}

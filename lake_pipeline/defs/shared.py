@@ -83,7 +83,11 @@ def arrival_hours(settings: Settings | None = None) -> dg.HourlyPartitionsDefini
     """The arrival-hour partitions of ``raw_landing_zone``, ``events`` and ``quarantine``, from
     :func:`arrival_partitions_start`. Built where definitions are built, never at import."""
     start = arrival_partitions_start(settings or load_settings())
-    return dg.HourlyPartitionsDefinition(start_date=start.strftime(ARRIVAL_HOUR_FORMAT), timezone="UTC")
+    # end_offset=1: the hour in progress is a partition too. Firehose objects land in it all
+    # the time, and the sensor ingests them as they land (without it, a landing zone whose
+    # objects are all in the current hour could not be ingested in a partitioned run).
+    return dg.HourlyPartitionsDefinition(start_date=start.strftime(ARRIVAL_HOUR_FORMAT), timezone="UTC",
+                                         end_offset=1)
 
 
 def batch_run_tags(keys: list[str], partitions: dg.TimeWindowPartitionsDefinition | None = None) -> dict[str, str]:
@@ -97,6 +101,9 @@ def batch_run_tags(keys: list[str], partitions: dg.TimeWindowPartitionsDefinitio
     hours = [key_hour(k) for k in keys]
     if not hours or any(h is None or h < partitions.start for h in hours):
         return {}  # outside the layout, or older than the first partition: an unpartitioned run
+    last = partitions.get_last_partition_window()
+    if last is None or max(hours) >= last.end:
+        return {}  # a key from a later hour than the clock's (a producer's skewed clock): unpartitioned
     fmt = ARRIVAL_HOUR_FORMAT
     return {
         "dagster/asset_partition_range_start": min(hours).strftime(fmt),

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lake_pipeline.engines.local import run_batch
+from lake_pipeline.engines import local
 from lake_pipeline.ingest import ledger
 from lake_pipeline.ingest.batch import BatchPlan, Progress
 from lake_pipeline.ingest.counts import BatchResult
@@ -37,6 +37,15 @@ class IngestSummary:
     @property
     def batch_ids(self) -> list[int]:
         return [b.batch_id for b in self.batches]
+
+
+def engine_run_batch(settings: Settings):
+    """The one dispatch point: the ``run_batch`` of the engine ``settings.engine`` names."""
+    if settings.engine == "ray":
+        from lake_pipeline.engines import ray  # imports Ray only when asked for
+
+        return ray.run_batch
+    return local.run_batch
 
 
 def chunk_parser(settings: Settings) -> ChunkParser:
@@ -69,6 +78,7 @@ def ingest_keys(
     raw = open_storage(settings.raw_uri)
     sizes = dict(sizes or {})
     summary = IngestSummary()
+    run_batch = engine_run_batch(settings)
     with _parser_for(settings, parser) as parser:
         finish_unfinished_rebuilds(lake)
         wanted = sorted(set(keys))

@@ -155,16 +155,21 @@ class SeenKeys:
                 "dedupe_rows_read": self.rows_read, "late_beyond_index": self.beyond_index}
 
 
-def open_seen_keys(lake: Lake, settings: Settings, batch_id: int) -> tuple[SeenKeys, bool]:
-    """The batch's SeenKeys (one snapshot of ``events`` and of the index), and whether the batch
+def index_for_batch(lake: Lake, settings: Settings) -> tuple[SeenIndex | None, bool]:
+    """The ready seen-keys index a batch reads (None: read ``events``), and whether the batch
     writes index rows: yes when the index exists; a new lake (no ``events`` yet) creates it,
     ready; an existing lake without one reads ``events`` until `lake index build` has run."""
-    events = lake.scan(EVENTS_TABLE)
-    if events is None and not lake.exists(DEDUPE_INDEX_TABLE):
+    if not lake.exists(EVENTS_TABLE) and not lake.exists(DEDUPE_INDEX_TABLE):
         seen_index.create_index(lake, settings.dedupe_buckets, ready=True)
     writes_index = lake.exists(DEDUPE_INDEX_TABLE)
-    index = seen_index.SeenIndex.open(lake, settings.dedupe_horizon_seconds)
-    return SeenKeys(events, batch_id, settings.dedupe_horizon_seconds, index), writes_index
+    return seen_index.SeenIndex.open(lake, settings.dedupe_horizon_seconds), writes_index
+
+
+def open_seen_keys(lake: Lake, settings: Settings, batch_id: int) -> tuple[SeenKeys, bool]:
+    """The batch's SeenKeys (one snapshot of ``events`` and of the index), and whether the batch
+    writes index rows (:func:`index_for_batch`)."""
+    index, writes_index = index_for_batch(lake, settings)
+    return SeenKeys(lake.scan(EVENTS_TABLE), batch_id, settings.dedupe_horizon_seconds, index), writes_index
 
 
 def curate_chunk(parsed: ParsedRecords, seen: SeenKeys, now: datetime, derive: bool = True) -> CuratedChunk:

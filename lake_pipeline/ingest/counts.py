@@ -37,6 +37,10 @@ class BatchResult:
     late_beyond_index: int = 0
     # Seconds per stage (plan, read_parse, curate, write_events, write_quarantine, write_ledger).
     timings: dict[str, float] = field(default_factory=dict)
+    # Who ran the stages (Settings.engine), how many tasks they were (0: in this process), on how many nodes.
+    engine: str = "local"
+    tasks: int = 0
+    nodes: int = 1
 
     @property
     def conserved(self) -> bool:

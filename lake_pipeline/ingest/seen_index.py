@@ -187,9 +187,9 @@ class SeenIndex:
     files_by_day: dict[int, list[_File]] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, lake: Lake, horizon: float) -> SeenIndex | None:
-        """The ready index as of now, or None (not there, or not built yet)."""
-        snapshot = lake.table(DEDUPE_INDEX_TABLE)
+    def open(cls, lake: Lake, horizon: float, version: int | None = None) -> SeenIndex | None:
+        """The ready index as of now (or at ``version``), or None (not there, or not built yet)."""
+        snapshot = lake.table(DEDUPE_INDEX_TABLE, version)
         if not is_ready(snapshot):
             return None
         index = cls(lake, snapshot, horizon, recorded_buckets(snapshot),
@@ -250,11 +250,18 @@ class SeenIndex:
             for g in range(n):  # a row group without statistics is read whenever its file is
                 group = meta.row_group(g)
                 rows[g] = group.num_rows
-                k, t = group.column(ki).statistics, group.column(ti).statistics
+                k = group.column(ki).statistics
                 if k is not None and k.has_min_max:
                     kmin[g], kmax[g] = k.min, k.max
-                if t is not None and t.has_min_max:
-                    tmin[g], tmax[g] = t.min, t.max
+            if n > 1 and (kmax[:-1] <= kmin[1:]).all():
+                # Sorted by key (a closed date, or one hour): each row group's time range is
+                # taken as the file's (a superset), which saves half the footer's reading.
+                tmin[:], tmax[:] = f.min_at, f.max_at
+            else:
+                for g in range(n):
+                    t = meta.row_group(g).column(ti).statistics
+                    if t is not None and t.has_min_max:
+                        tmin[g], tmax[g] = t.min, t.max
             f.footer = (kmin, kmax, tmin, tmax, rows)
         return f.footer
 
@@ -269,7 +276,8 @@ class SeenIndex:
         # Keys first (8 bytes a row, one read for all the row groups); the uuids only of the
         # row groups where a key matched.
         keys = parquet.read_row_groups(wanted.tolist(), columns=[KEY]).column(0).to_numpy()
-        hit = np.isin(keys, probe.keys_sorted)
+        at = np.minimum(np.searchsorted(probe.keys_sorted, keys), len(probe.keys_sorted) - 1)
+        hit = probe.keys_sorted[at] == keys  # the chunk's keys are sorted: a binary search each
         if not hit.any():
             return None
         group_of_row = np.repeat(wanted, rows[wanted])

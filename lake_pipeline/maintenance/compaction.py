@@ -39,7 +39,7 @@ from lake_pipeline.tables.lake import Lake, add_actions
 from lake_pipeline.tables.lake import RetentionTooShort  # noqa: F401 (what vacuum raises; callers catch it from here)
 from lake_pipeline.quality.rules import CheckOutcome
 from lake_pipeline.storage.errors import StorageError
-from lake_pipeline.settings import EVENTS_TABLE
+from lake_pipeline.settings import EVENTS_TABLE, USER_EVENTS_TABLE
 
 DATE, TYPE = "event_date", "event_type"
 Partition = tuple[str, str]  # (event_date as YYYY-MM-DD, event_type)
@@ -379,3 +379,49 @@ def compact(lake: Lake, target_bytes: int, group_max_bytes: int, run_id: str | N
     """Plan and compact every group (no Dagster; the job runs the same steps one per group)."""
     plan = plan_compaction(lake, target_bytes, group_max_bytes)
     return plan, [compact_group(lake, g, target_bytes, run_id) for g in plan.groups]
+
+
+# --- The per-user table's sort (lake_pipeline/serve/users.py) ------------------------
+
+
+def overlapping_files(lows: Sequence[str | None], highs: Sequence[str | None]) -> int:
+    """How many of these files' [low, high] ranges overlap another's (unknown ranges overlap all;
+    sorted neighbours that share their boundary value do not count)."""
+    spans = sorted((lo or "", hi if hi is not None else "\U0010ffff") for lo, hi in zip(lows, highs, strict=True))
+    overlapping = [False] * len(spans)
+    reach, reach_at = None, -1
+    for i, (lo, hi) in enumerate(spans):
+        if reach is not None and lo < reach:
+            overlapping[i] = overlapping[reach_at] = True
+        if reach is None or hi > reach:
+            reach, reach_at = hi, i
+    return sum(overlapping)
+
+
+def buckets_to_sort(lake: Lake, table_name: str, target_bytes: int, unsorted_files: int) -> list[int]:
+    """Buckets of ``table_name`` with at least ``unsorted_files`` files whose user_id ranges
+    overlap, or a file over four times the target (a rebuild writes one big file per bucket)."""
+    actions = lake.add_actions(table_name)
+    if actions is None or actions.num_rows == 0:
+        return []
+    by_bucket: dict[int, list[tuple[str | None, str | None, int]]] = defaultdict(list)
+    rows = zip(actions.column("partition.user_bucket").to_pylist(), actions.column("min.user_id").to_pylist(),
+               actions.column("max.user_id").to_pylist(), actions.column("size_bytes").to_pylist(), strict=True)
+    for bucket, lo, hi, size in rows:
+        by_bucket[bucket].append((lo, hi, size))
+    return sorted(
+        b for b, files in by_bucket.items()
+        if overlapping_files([f[0] for f in files], [f[1] for f in files]) >= unsorted_files
+        or any(f[2] > 4 * target_bytes for f in files)
+    )
+
+
+def compact_user_events(lake: Lake, target_bytes: int, unsorted_files: int, most: int = 1) -> list[int]:
+    """Z-order by user_id up to ``most`` buckets of the per-user table that need it (one commit
+    each, rows unchanged); return them."""
+    done = []
+    for bucket in buckets_to_sort(lake, USER_EVENTS_TABLE, target_bytes, unsorted_files)[:most]:
+        lake.z_order(USER_EVENTS_TABLE, ["user_id"], partition_filters=[("user_bucket", "=", bucket)],
+                     target_size=target_bytes, metadata={"lake/operation": "user_events_sort"})
+        done.append(bucket)
+    return done

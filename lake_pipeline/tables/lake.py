@@ -14,20 +14,28 @@ several reads must see the same version, and hand it back to these methods.
 
 from __future__ import annotations
 
+import json
+import os
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
+from urllib.parse import quote
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pyarrow.compute as pc
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake.transaction import AddAction
 
 from lake_pipeline.storage.aws import arrow_filesystem, delta_storage_options, object_store_error
 from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.storage.objects import open_storage
-from lake_pipeline.storage.uris import join, normalize_uri
+from lake_pipeline.storage.uris import is_s3, join, normalize_uri
 from lake_pipeline.settings import Settings
 
 # Delta "txn" application id: a table whose txn version is >= a batch id already holds that batch.
@@ -82,6 +90,90 @@ def _commit_properties(
 ) -> CommitProperties:
     txns = ([txn] if txn else []) + list(also or [])
     return CommitProperties(app_transactions=txns or None, custom_metadata=metadata)
+
+
+def parquet_options(schema: pa.Schema, layout: FileLayout | None = None) -> dict:
+    """:func:`writer_properties` for pyarrow's Parquet writer (files that :meth:`Lake.write_files`
+    writes outside delta-rs): zstd level 1, no dictionary for the near-unique columns, no
+    statistics for the payload (nor for ``layout.no_statistics``), ``layout``'s row groups."""
+    layout = layout or FileLayout()
+    names = schema.names
+    options = {
+        "compression": "zstd",
+        "compression_level": 1,
+        "use_dictionary": [n for n in names if n not in _NO_DICTIONARY],
+        "write_statistics": [n for n in names if n != "payload" and n not in layout.no_statistics],
+    }
+    if layout.row_group_rows:
+        options["row_group_size"] = layout.row_group_rows
+    return options
+
+
+# Min/max statistics of a string column are left out of a file's add action when a value is longer
+# (delta-rs truncates them; leaving them out is always correct: readers then just read the file).
+_STATS_MAX_STRING = 32
+# Delta's directory name of a null (or empty) partition value.
+_NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _stats_value(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def file_stats(data: pa.Table, skip: tuple[str, ...] = ("payload",)) -> str:
+    """Delta statistics JSON of one data file holding ``data`` (numRecords, and per column
+    nullCount, minValues, maxValues; min/max where safe and useful)."""
+    mins: dict[str, object] = {}
+    maxs: dict[str, object] = {}
+    nulls: dict[str, int] = {}
+    for name in data.column_names:
+        column = data.column(name)
+        nulls[name] = column.null_count
+        if name in skip or column.null_count == len(column):
+            continue
+        kind = column.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            if pc.max(pc.utf8_length(column)).as_py() > _STATS_MAX_STRING:
+                continue
+        elif pa.types.is_floating(kind):
+            if pc.any(pc.is_nan(column)).as_py() or pc.any(pc.is_inf(column)).as_py():
+                continue
+        elif not (pa.types.is_integer(kind) or pa.types.is_date(kind) or pa.types.is_timestamp(kind)):
+            continue
+        low, high = pc.min_max(column).values()
+        mins[name], maxs[name] = _stats_value(low.as_py()), _stats_value(high.as_py())
+    return json.dumps({"numRecords": data.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls})
+
+
+def _partition_dir(values: dict[str, object]) -> tuple[str, dict[str, str | None]]:
+    """Hive-style directory of one partition (values percent-encoded, as delta-rs names them) and
+    the add action's partition values (None for a null or empty value)."""
+    parts, out = [], {}
+    for name, value in values.items():
+        text = None if value is None or value == "" else str(_stats_value(value))
+        out[name] = text
+        parts.append(f"{name}={_NULL_PARTITION if text is None else quote(text, safe='')}")
+    return "/".join(parts), out
+
+
+def _partition_slices(data: pa.Table, partition_by: list[str]) -> list[tuple[dict[str, object], pa.Table]]:
+    """``data`` cut into one table per partition (its partition values, its rows): one reordering pass
+    that makes each partition contiguous, then zero-copy slices (a take per partition re-reads the
+    whole chunked table each time)."""
+    if not partition_by:
+        return [({}, data)]
+    groups = (pl.from_arrow(data.select(partition_by)).with_row_index("__row")
+              .group_by(partition_by, maintain_order=True).agg(pl.col("__row")))
+    data = data.take(groups.get_column("__row").explode().to_arrow())
+    pieces, start = [], 0
+    for *values, rows in groups.iter_rows():
+        pieces.append((dict(zip(partition_by, values)), data.slice(start, len(rows))))
+        start += len(rows)
+    return pieces
 
 
 def _storage_error(where: str, doing: str, exc: BaseException, retention_hours: int | None = None) -> StorageError:
@@ -303,6 +395,70 @@ class Lake:
             f"cannot commit to {self.table_uri(name)}: {MAX_COMMIT_ATTEMPTS} attempts lost to concurrent writers"
         )
 
+    def write_files(self, name: str, data: pa.Table, partition_by: list[str] | None = None,
+                    prefix: str = "part", layout: FileLayout | None = None) -> list[AddAction]:
+        """Write ``data`` as Parquet data files into the table's directory, one per partition
+        (of ``partition_by``), with :func:`parquet_options`, and return their add actions for
+        :meth:`commit_files`. Nothing is committed: files no commit references are left for vacuum.
+        Any process can call this (a Ray worker does), on a local or S3 lake."""
+        from deltalake.fs import DeltaStorageHandler
+        from pyarrow import fs as pafs
+        import pyarrow.parquet as pq
+
+        partition_by = partition_by or []
+        if data.num_rows == 0:
+            return []
+        columns = [c for c in data.column_names if c not in partition_by]
+        pieces = _partition_slices(data, partition_by)
+        actions: list[AddAction] = []
+        with self._errors(name, "write data files of"):
+            if not is_s3(self.uri):
+                os.makedirs(self.table_uri(name), exist_ok=True)  # the handler opens the table's directory
+            filesystem = pafs.PyFileSystem(DeltaStorageHandler(self.table_uri(name), self.storage_options))
+            for values, piece in pieces:
+                directory, partition_values = _partition_dir(values)
+                piece = piece.select(columns)
+                path = f"{directory + '/' if directory else ''}{prefix}-{uuid.uuid4()}.zstd.parquet"
+                pq.write_table(piece, path, filesystem=filesystem, **parquet_options(piece.schema, layout))
+                size = filesystem.get_file_info(path).size
+                actions.append(AddAction(path, size, partition_values, int(time.time() * 1000),
+                                         True, file_stats(piece)))
+        return actions
+
+    def commit_files(
+        self,
+        name: str,
+        actions: list[AddAction],
+        *,
+        batch_id: int,
+        schema: pa.Schema,
+        partition_by: list[str] | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> bool:
+        """Commit data files already written into the table (:meth:`write_files`, by any process) as
+        one append tagged with ``batch_id``, creating the table first if needed; a table that already
+        holds the batch is left alone (returns False). Safe with concurrent writers, as :meth:`append`."""
+        txn = Transaction(INGEST_APP_ID, batch_id)
+        for _ in range(MAX_COMMIT_ATTEMPTS):
+            snapshot = self.table(name)
+            if snapshot is None:
+                self.create(name, schema, partition_by)
+                continue
+            if _holds(snapshot, batch_id):
+                return False
+            with self._errors(name, "commit files to"):
+                try:
+                    snapshot.create_write_transaction(
+                        actions, mode="append", schema=snapshot.schema(), partition_by=partition_by,
+                        commit_properties=_commit_properties(txn, metadata),
+                    )
+                except CommitFailedError:
+                    continue
+            return True
+        raise StorageError(
+            f"cannot commit to {self.table_uri(name)}: {MAX_COMMIT_ATTEMPTS} attempts lost to concurrent writers"
+        )
+
     # --- Rewrite: overwrite, delete, compact, vacuum -------------------------------------
 
     def overwrite(
@@ -369,6 +525,31 @@ class Lake:
             return {}
         with self._errors(name, "compact"):
             return table.optimize.compact(
+                partition_filters=partition_filters,
+                target_size=target_size,
+                writer_properties=writer_properties(),
+                commit_properties=_commit_properties(None, metadata),
+            )
+
+    def z_order(
+        self,
+        name: str,
+        columns: list[str],
+        *,
+        partition_filters: list[tuple[str, str, object]] | None = None,
+        target_size: int | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> dict:
+        """Rewrite the files (of the partitions ``partition_filters`` selects) ordered along a
+        Z-order curve of ``columns`` (one column: sorted by it) into files of about ``target_size``
+        bytes, in one commit that changes no rows, so each file's statistics cover a narrow range
+        of those columns. Returns delta-rs' metrics ({} without a table)."""
+        table = self.table(name)
+        if table is None:
+            return {}
+        with self._errors(name, "z-order"):
+            return table.optimize.z_order(
+                columns,
                 partition_filters=partition_filters,
                 target_size=target_size,
                 writer_properties=writer_properties(),

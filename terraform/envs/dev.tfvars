@@ -68,3 +68,6 @@ webserver_allowed_cidrs = []
 image_tag = ""
 
 alert_emails = []
+
+# Ray on EKS for LAKE_ENGINE=ray (docs/scaling.md): off; true creates the cluster (workers scale from zero).
+ray_enabled = false

@@ -72,3 +72,6 @@ webserver_allowed_cidrs = ["10.100.0.0/16"]
 webserver_certificate_arn = null
 
 alert_emails = ["data-oncall@example.com"]
+
+# Ray on EKS for LAKE_ENGINE=ray (docs/scaling.md): off; true creates the cluster (workers scale from zero).
+ray_enabled = false

@@ -64,7 +64,8 @@ def test_the_code_location_reads_the_start_when_it_is_built_not_at_import(raw_di
     assert starts == {now - timedelta(hours=5)}
     pdef = graph.get(dg.AssetKey("events")).partitions_def
     complete_hours = (datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - pdef.start) // timedelta(hours=1)
-    assert len(pdef.get_partition_keys()) == complete_hours == 5  # not thousands since 2025 (5: unless an hour just turned)
+    # Five complete hours and the one in progress; not thousands since 2025 (unless an hour just turned).
+    assert len(pdef.get_partition_keys()) == complete_hours + 1 == 6
     write_object(raw_dir, [event("older")], hour=now - timedelta(hours=30))
     again = build().resolve_asset_graph()  # a reload sees the older object
     assert again.get(dg.AssetKey("events")).partitions_def.start == now - timedelta(hours=30)
@@ -74,6 +75,11 @@ def test_the_code_location_reads_the_start_when_it_is_built_not_at_import(raw_di
         "%Y-%m-%d-%H:%M")
     old = [write_object(raw_dir, [event("c")], hour=now - timedelta(hours=40))]
     assert batch_run_tags(old, pdef) == {}  # older than the first partition: an unpartitioned run
+    # The hour in progress is a partition (its objects ingest partitioned); a later hour is not.
+    current = [write_object(raw_dir, [event("d")], hour=now)]
+    assert batch_run_tags(current, pdef)["dagster/asset_partition_range_end"] == now.strftime("%Y-%m-%d-%H:%M")
+    ahead = [write_object(raw_dir, [event("e")], hour=now + timedelta(hours=2))]
+    assert batch_run_tags(ahead, pdef) == {}  # a skewed producer clock: an unpartitioned run
 
 
 def test_the_sensor_tags_runs_with_the_partitions_of_its_code_location(raw_dir, lake_dir, monkeypatch, instance):

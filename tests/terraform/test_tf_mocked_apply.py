@@ -47,6 +47,9 @@ MOCK_ARNS = {
         "resource/ecs/service/mock/mock:policyName/mock"
     ),
     "aws_lb_target_group": "arn:aws:elasticloadbalancing:{region}:{account}:targetgroup/mock/0",
+    "aws_lb_listener": "arn:aws:elasticloadbalancing:{region}:{account}:listener/app/mock/0/0",
+    "aws_efs_file_system": "arn:aws:elasticfilesystem:{region}:{account}:file-system/fs-mock",
+    "aws_efs_access_point": "arn:aws:elasticfilesystem:{region}:{account}:access-point/fsap-mock",
     "aws_ecr_repository": "arn:aws:ecr:{region}:{account}:repository/mock",
     "aws_service_discovery_service": "arn:aws:servicediscovery:{region}:{account}:service/srv-mock",
     "aws_service_discovery_private_dns_namespace": "arn:aws:servicediscovery:{region}:{account}:namespace/ns-mock",

@@ -31,7 +31,7 @@ class IngestConfig(dg.Config):
     rebuild: bool = False
 
 
-def _metadata(summary: IngestSummary, table_uri: str) -> dict[str, dg.MetadataValue]:
+def _metadata(summary: IngestSummary, table_uri: str, engine: str) -> dict[str, dg.MetadataValue]:
     return {
         "table_uri": dg.MetadataValue.path(table_uri),
         "batch_ids": dg.MetadataValue.json(summary.batch_ids),
@@ -50,6 +50,10 @@ def _metadata(summary: IngestSummary, table_uri: str) -> dict[str, dg.MetadataVa
         "dedupe_source": dg.MetadataValue.text(",".join(sorted({b.dedupe_source for b in summary.batches})) or "-"),
         "dedupe_rows_read": dg.MetadataValue.int(summary.total("dedupe_rows_read")),
         "late_beyond_index": dg.MetadataValue.int(summary.total("late_beyond_index")),
+        # Who ran the batches (LAKE_ENGINE); on Ray, how many tasks and the cluster's alive nodes.
+        "engine": dg.MetadataValue.text(engine),
+        "ray_tasks": dg.MetadataValue.int(summary.total("tasks")),
+        "ray_nodes": dg.MetadataValue.int(max((b.nodes for b in summary.batches if b.engine == "ray"), default=0)),
     }
 
 
@@ -119,11 +123,12 @@ def ingest_batch(
         context.log.info(
             f"batch {b.batch_id}{' (resumed)' if b.resumed else ''}: {b.objects} objects, {b.records} records, "
             f"{b.inserted} inserted, {b.duplicates} duplicates, {b.quarantined} quarantined in {b.seconds:.2f}s "
+            f"on {b.engine}{f' ({b.tasks} tasks, {b.nodes} nodes)' if b.engine == 'ray' else ''} "
             f"({', '.join(f'{k} {v:.2f}s' for k, v in b.timings.items())})"
         )
-    yield dg.MaterializeResult(asset_key=EVENTS, metadata=_metadata(summary, join(settings.lake_uri, EVENTS_TABLE)))
+    yield dg.MaterializeResult(asset_key=EVENTS, metadata=_metadata(summary, join(settings.lake_uri, EVENTS_TABLE), settings.engine))
     yield dg.MaterializeResult(
-        asset_key=QUARANTINE, metadata=_metadata(summary, join(settings.lake_uri, QUARANTINE_TABLE))
+        asset_key=QUARANTINE, metadata=_metadata(summary, join(settings.lake_uri, QUARANTINE_TABLE), settings.engine)
     )
 
 

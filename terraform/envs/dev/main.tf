@@ -88,4 +88,14 @@ module "lakehouse" {
   alert_emails                               = var.alert_emails
   iterator_age_alarm_threshold_ms            = var.iterator_age_alarm_threshold_ms
   firehose_freshness_alarm_threshold_seconds = var.firehose_freshness_alarm_threshold_seconds
+  serve_cpu                                  = var.serve_cpu
+  serve_memory                               = var.serve_memory
+  serve_min_tasks                            = var.serve_min_tasks
+  serve_max_tasks                            = var.serve_max_tasks
+  serve_requests_per_task_per_minute         = var.serve_requests_per_task_per_minute
+
+  # Ray on EKS (LAKE_ENGINE=ray), off unless ray_enabled.
+  ray_enabled               = var.ray_enabled
+  ray_worker_max_nodes      = var.ray_worker_max_nodes
+  ray_worker_instance_types = var.ray_worker_instance_types
 }

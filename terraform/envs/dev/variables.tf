@@ -340,3 +340,52 @@ variable "firehose_freshness_alarm_threshold_seconds" {
   type        = number
   default     = null
 }
+
+variable "serve_cpu" {
+  description = "Fargate CPU units of one `lake serve` task."
+  type        = number
+  default     = null
+}
+
+variable "serve_memory" {
+  description = "Fargate memory (MiB) of one `lake serve` task."
+  type        = number
+  default     = null
+}
+
+variable "serve_min_tasks" {
+  description = "Fewest `lake serve` tasks while an image is deployed."
+  type        = number
+  default     = null
+}
+
+variable "serve_max_tasks" {
+  description = "Most `lake serve` tasks request-count autoscaling may run."
+  type        = number
+  default     = null
+}
+
+variable "serve_requests_per_task_per_minute" {
+  description = "ALBRequestCountPerTarget target of the `lake serve` autoscaling."
+  type        = number
+  default     = null
+}
+
+# Ray on EKS (terraform/modules/ray); defaults live in modules/lakehouse/ray.tf.
+variable "ray_enabled" {
+  description = "Create the EKS cluster for KubeRay (LAKE_ENGINE=ray)."
+  type        = bool
+  default     = null
+}
+
+variable "ray_worker_max_nodes" {
+  description = "Most Ray worker nodes."
+  type        = number
+  default     = null
+}
+
+variable "ray_worker_instance_types" {
+  description = "Instance types of the Ray worker nodes."
+  type        = list(string)
+  default     = null
+}

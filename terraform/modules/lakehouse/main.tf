@@ -217,3 +217,37 @@ module "orchestration" {
   schedule_timezone          = var.schedule_timezone
   dagster_idle_sleep_minutes = var.dagster_idle_sleep_minutes
 }
+
+module "serving" {
+  source = "../serving"
+
+  name             = local.name
+  cluster_name     = module.orchestration.cluster_name
+  image            = module.orchestration.ecr_repository_url
+  image_tag        = var.image_tag
+  cpu_architecture = var.cpu_architecture
+  cpu              = var.serve_cpu
+  memory           = var.serve_memory
+  min_tasks        = var.serve_min_tasks
+  max_tasks        = var.serve_max_tasks
+  lake_settings    = var.lake_settings
+
+  requests_per_task_per_minute = var.serve_requests_per_task_per_minute
+
+  vpc_id                = module.network.vpc_id
+  private_subnet_ids    = module.network.private_subnet_ids
+  alb_listener_arn      = module.orchestration.alb.listener_arn
+  alb_security_group_id = module.orchestration.alb.security_group_id
+  alb_arn_suffix        = module.orchestration.alb.arn_suffix
+  execution_role_arn    = module.orchestration.role_arns.execution
+
+  raw_uri              = local.raw_uri
+  lake_uri             = local.lake_uri
+  stream_name          = local.stream_names.kinesis
+  delivery_stream_name = local.stream_names.firehose
+  lake_bucket_arn      = module.storage.lake_bucket_arn
+  lake_prefix          = local.lake_prefix
+  data_kms_key_arn     = module.kms.data_key_arn
+  platform_kms_key_arn = module.kms.platform_key_arn
+  log_retention_days   = var.log_retention_days
+}

@@ -75,3 +75,11 @@ output "lake_environment" {
   description = "LAKE_* variables the Dagster tasks run with."
   value       = module.orchestration.lake_environment
 }
+
+output "serving" {
+  description = "`lake serve` (the HTTP read path): its ECS service and the ALB paths routed to it."
+  value = {
+    service_name  = module.serving.service_name
+    path_patterns = module.serving.path_patterns
+  }
+}

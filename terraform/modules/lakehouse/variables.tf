@@ -415,3 +415,38 @@ variable "firehose_freshness_alarm_threshold_seconds" {
   default     = 900
   nullable    = false
 }
+
+variable "serve_cpu" {
+  description = "Fargate CPU units of one `lake serve` task."
+  type        = number
+  default     = 1024
+  nullable    = false
+}
+
+variable "serve_memory" {
+  description = "Fargate memory (MiB) of one `lake serve` task."
+  type        = number
+  default     = 2048
+  nullable    = false
+}
+
+variable "serve_min_tasks" {
+  description = "Fewest `lake serve` tasks while an image is deployed."
+  type        = number
+  default     = 2
+  nullable    = false
+}
+
+variable "serve_max_tasks" {
+  description = "Most `lake serve` tasks request-count autoscaling may run."
+  type        = number
+  default     = 10
+  nullable    = false
+}
+
+variable "serve_requests_per_task_per_minute" {
+  description = "ALBRequestCountPerTarget target of the `lake serve` autoscaling."
+  type        = number
+  default     = 120000
+  nullable    = false
+}

@@ -57,3 +57,12 @@ output "role_arns" {
     run           = aws_iam_role.run.arn
   }
 }
+
+output "alb" {
+  description = "The internal ALB, for services that add their own listener rules to it (modules/serving)."
+  value = {
+    listener_arn      = local.https ? aws_lb_listener.https[0].arn : aws_lb_listener.http.arn
+    security_group_id = aws_security_group.alb.id
+    arn_suffix        = aws_lb.webserver.arn_suffix
+  }
+}
