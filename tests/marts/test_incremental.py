@@ -50,7 +50,7 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
     settings, raw_dir, lake, lake_dir, monkeypatch
 ):
     monkeypatch.setattr(users_state, "MERGE_FILES", 3)  # so that this test sees the state merge its files
-    keys = _zone(raw_dir, 800, seed=3)
+    keys = _zone(raw_dir, 400, seed=3)
     ingest_keys(settings, keys[:1])
     first = _update_and_compare(lake, lake_dir, marts.REBUILD)
     assert first.full_rebuild and "does not exist" in first.reason
