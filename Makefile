@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 include terraform/infra.mk
 
-.PHONY: help setup demo dev freshness test test-fast bench bench-scale bench-baseline serve bench-serve bench-ray lint clean
+.PHONY: help setup demo dev freshness test test-fast bench bench-scale bench-baseline bench-history serve bench-serve bench-ray lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ bench-scale: ## The same on 10M events, to show memory stays bounded by batch si
 bench-baseline: ## make bench, plus `lake ingest` from another checkout on the same files (BASE=its root; ON=corpora, default all)
 	@test -n "$(BASE)" || { echo "usage: make bench-baseline BASE=../wt-base (a checkout of the code to compare with)" >&2; exit 2; }
 	$(PY) -m lake_pipeline.devtools.bench --events 1000000 --baseline $(abspath $(BASE)) $(if $(ON),--baseline-corpora $(ON))
+
+bench-history: ## One one-minute batch (17k events, 2% late, 300 redeliveries) into an empty lake and lakes of 3 days x 1M/4M/9M/16M events; the mart's rebuild vs update (SIZES=, DAYS= to shrink)
+	nice -n 10 $(PY) -m lake_pipeline.devtools.bench_history $(if $(SIZES),--sizes $(SIZES)) $(if $(DAYS),--days $(DAYS)) $(BENCH_HISTORY_ARGS)
 
 serve: ## lake serve on http://127.0.0.1:8000 (PORT=...) over the demo lake (GET/POST /analytics, /users/{id}/events, /docs); POSTs land in its raw zone
 	$(LAKE) serve --lake $${LAKE_URI:-$(DATA)/demo/lake} --raw $${LAKE_RAW_URI:-$(DATA)/demo/raw} --spool $(DATA)/demo/spool --port $${PORT:-8000}

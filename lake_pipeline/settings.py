@@ -27,6 +27,8 @@ LEDGER_TABLE = "_ingest_ledger"
 PLANS_TABLE = "_ingest_plans"
 REBUILDS_TABLE = "_ingest_rebuilds"
 HOURLY_COUNTS_TABLE = "hourly_event_counts"
+# The mart's exact distinct-users state: one row per (event_hour, event_name, user_id) seen (marts/users.py).
+HOURLY_USERS_TABLE = "_hourly_event_users"
 # Seen-keys index of accepted events (event_uuid, created_at) that dedupe reads (ingest/seen_index.py).
 DEDUPE_INDEX_TABLE = "_dedupe_index"
 # Per-user copy of events (user_id from payload, partitioned by a hash bucket of it, files sorted

@@ -26,8 +26,8 @@ from lake_pipeline.storage.objects import open_storage
 
 def _ingest_definitions(partitions, chunk_parser=None):
     """Just what `ingest_job` needs (landing + curated assets on the arrival-hour ``partitions``,
-    their checks, the lake resource, and ``chunk_parser``: the ChunkParser that began parsing the
-    first batch, or None).
+    the hourly mart, their checks, the lake resource, and ``chunk_parser``: the ChunkParser that
+    began parsing the first batch, or None).
 
     The same definitions as the code location's, without loading the whole defs folder and
     every installed Dagster plugin (which costs seconds per command).
@@ -36,11 +36,12 @@ def _ingest_definitions(partitions, chunk_parser=None):
 
     from lake_pipeline.defs.curated import assets, checks
     from lake_pipeline.defs.landing import assets as landing
+    from lake_pipeline.defs.marts import assets as marts
     from lake_pipeline.defs.resources import LakeResource
 
     return dg.Definitions(
-        assets=[assets.ingest_batch_asset(partitions), landing.raw_landing_zone(partitions)],
-        asset_checks=[v for v in vars(checks).values() if isinstance(v, dg.AssetChecksDefinition)],
+        assets=[assets.ingest_batch_asset(partitions), landing.raw_landing_zone(partitions), marts.hourly_event_counts],
+        asset_checks=[v for m in (checks, marts) for v in vars(m).values() if isinstance(v, dg.AssetChecksDefinition)],
         jobs=[assets.ingest_job],
         resources={"lake": LakeResource.from_settings(load_settings()),
                    "chunk_parser": dg.ResourceDefinition.hardcoded_resource(chunk_parser)},
@@ -74,13 +75,29 @@ def summary_line(totals: dict, process_seconds: float) -> str:
             + f" batch_records_per_second={per_second(totals['batch_seconds'])}")
 
 
-def _run_batches(settings, batches, instance, job, partitions, echo=True):
-    """Run each batch as one Dagster run of ingest_job; return the summed metadata."""
+def _mart_line(mart: dict) -> str:
+    """What the batches' runs did to hourly_event_counts (printed before the counts line)."""
+    return (f"hourly_event_counts: {mart['updates']} update(s) ({', '.join(sorted(mart['modes']))}), "
+            f"{mart['hours']} hour(s) updated, mart_seconds={mart['seconds']:.2f}")
+
+
+def _add_mart(mart: dict, result) -> None:
+    for m in result.asset_materializations_for_node("hourly_event_counts"):
+        mart["updates"] += 1
+        mart["modes"].add(str(m.metadata["mode"].value))
+        mart["hours"] += int(m.metadata["hours_recomputed"].value)
+        mart["seconds"] += float(m.metadata["update_seconds"].value)
+
+
+def _run_batches(settings, batches, instance, job, partitions, echo=True, mart=True):
+    """Run each batch as one Dagster run of ingest_job (without the mart unless ``mart``); return
+    the summed metadata (the mart's under "mart")."""
     from tqdm import tqdm
 
-    from lake_pipeline.defs.shared import batch_run_tags
+    from lake_pipeline.defs.shared import EVENTS, QUARANTINE, batch_run_tags
 
-    totals = dict.fromkeys(COUNTS, 0) | {"batch_seconds": 0.0}
+    totals = dict.fromkeys(COUNTS, 0) | {"batch_seconds": 0.0,
+                                         "mart": {"updates": 0, "modes": set(), "hours": 0, "seconds": 0.0}}
     # The bar counts the objects this process ingested: batches another process claimed first
     # don't move it, and a bar that moved not at all is cleared at the end.
     with tqdm(total=sum(len(b) for b in batches), unit="obj", desc="ingest", disable=not echo) as bar:
@@ -94,6 +111,7 @@ def _run_batches(settings, batches, instance, job, partitions, echo=True):
                 raise_on_error=False,
                 tags={"lake/objects": str(len(keys)), "lake/trigger": "cli", "lake/host": socket.gethostname(),
                       **batch_run_tags(keys, partitions)},
+                asset_selection=None if mart else [EVENTS, QUARANTINE],
             )
             if not result.success:
                 fail(run_error(result))
@@ -102,6 +120,7 @@ def _run_batches(settings, batches, instance, job, partitions, echo=True):
                     _add_counts(totals, mat.metadata)
                     bar.update(int(mat.metadata["objects"].value))
                     break
+            _add_mart(totals["mart"], result)
         bar.leave = totals["objects"] > 0
     return totals
 
@@ -113,8 +132,10 @@ def _run_batches(settings, batches, instance, job, partitions, echo=True):
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="Who runs the batches: this process (local) or a Ray cluster (ray, at LAKE_RAY_ADDRESS); "
                    "default: LAKE_ENGINE or local.")
-def ingest(raw, lake, quiet, engine):
-    """Ingest every raw object not yet in the lake's ledger, in bounded micro-batches."""
+@click.option("--no-mart", is_flag=True, help="Leave hourly_event_counts as it is (`lake marts` updates it later).")
+def ingest(raw, lake, quiet, engine, no_mart):
+    """Ingest every raw object not yet in the lake's ledger, in bounded micro-batches; each batch's
+    run then adds the batch to hourly_event_counts (unless --no-mart)."""
     from lake_pipeline.engines.run import chunk_parser
     from lake_pipeline.ingest.landing import chunk_objects, list_pending, plan_batches
     from lake_pipeline.ingest.ledger import unfinished_plans
@@ -150,7 +171,9 @@ def ingest(raw, lake, quiet, engine):
     partitions = arrival_hours(settings)
     job = _ingest_definitions(partitions, parser).resolve_job_def("ingest_job")
     dagster_loaded()
-    totals = _run_batches(settings, batches, instance, job, partitions, echo=not quiet)
+    totals = _run_batches(settings, batches, instance, job, partitions, echo=not quiet, mart=not no_mart)
+    if totals["mart"]["updates"]:
+        click.echo(_mart_line(totals["mart"]))
     if totals["objects"] == 0:  # another `lake ingest` (or the sensor's run) claimed them between listing and run
         click.echo(f"nothing to ingest: another ingest claimed the {len(pending)} new object(s) in "
                    f"{settings.raw_uri} first")
@@ -273,6 +296,10 @@ def backfill(raw, lake, start, end, rebuild):
         if mat.asset_key == EVENTS:  # once per partition, all with the run's metadata: take one
             _add_counts(totals, mat.metadata)
             break
+    mart = {"updates": 0, "modes": set(), "hours": 0, "seconds": 0.0}
+    _add_mart(mart, result)
+    if mart["updates"]:
+        click.echo(_mart_line(mart))
     click.echo(f"{summary_line(totals, time.perf_counter() - process_started)} run={result.run_id}")
     worker_processes = parser.worker_processes_started
     parser.close()

@@ -2,95 +2,76 @@
 
 One row per (UTC hour of created_at, event_name): ``events`` and the exact number of
 distinct non-null ``payload.user_id``. It is a Delta table at
-``<lake>/hourly_event_counts``, updated after each batch for the hours the batch
-touched, never by a full rebuild unless it has to be.
+``<lake>/hourly_event_counts``, kept exact by adding each batch to it: its cost follows
+the batch, not the hours the batch touches.
 
-**Which hours.** Every mart commit carries a Delta transaction
-(``app_id`` = :data:`MART_APP_ID`) whose version is the ``events`` table version the
-mart reflects. An update reads the ``events`` commits after that version:
+**What changed.** Every mart commit carries a Delta transaction (app id
+:data:`MART_APP_ID`) whose version is the ``events`` table version the mart reflects. An
+update reads the ``events`` commits after that version:
 
-- an ingest append (``WRITE``/``Append`` with a ``batch_id`` in its commit metadata):
-  the hours of the rows with those ``_batch_id`` values are recomputed;
-- a compaction or vacuum (``OPTIMIZE``, ``VACUUM *``): nothing changed;
-- anything else (a delete or overwrite of a rebuild, a restore, ...): every hour of
-  the event dates whose files were added or removed since that version is recomputed;
-- when that version's log is gone, or the mart doesn't exist: everything is rebuilt.
+- only ingest appends (``WRITE``/``Append`` with a ``batch_id`` in the commit metadata),
+  compactions and vacuums: the update **adds** the new batches (below);
+- anything else (the delete of a rebuild, an overwrite, a restore, ...): every hour of the
+  event dates whose files were added or removed since that version, and every hour of the
+  new batches, is **recomputed** from ``events``;
+- when that version's log is gone, or the mart or its state doesn't exist: everything is
+  rebuilt.
 
-Reading the log instead of only the latest run's ``batch_ids`` means batches are
-never missed when several ingest runs finish before the mart runs once.
+**Adding a batch.** The state table ``_hourly_event_users`` (marts/users.py) holds every
+(hour, event_name, user_id) of ``events``. An update reads the rows of the new batches only
+(the files whose ``_batch_id`` statistics can hold them, filtered on ``_batch_id``), groups
+them, reads the state rows of the (hour, name) cells they touch, and so knows which users are
+new to their cell. It appends those to the state, then adds the events and new users to the
+mart's rows of the touched hours (one predicate overwrite, ``event_hour IN (...)``). The state
+commit comes first and records the same events version; an update that finds the two versions
+different (a crash between the commits) recomputes instead.
 
-**How.** Recomputing an hour reads the rows of that hour from ``events`` (pruned
-by the ``event_date`` partition and ``created_at`` file statistics) and aggregates
-them in DuckDB; the touched hours are then replaced in one commit with a Delta
-predicate overwrite (``event_hour IN (...)``), so readers see all or nothing. Every
-table access goes through :class:`Lake` (lake_pipeline/tables/lake.py).
-``payload.user_id`` is compared as DuckDB's ``json_extract_string`` gives it
-(strings unquoted, numbers as written), which stays exact for integers beyond 64 bits.
+**Recomputing an hour** reads its rows from ``events`` (pruned by the ``event_date`` partition
+and the ``created_at`` statistics) and aggregates them in DuckDB (marts/aggregate.py), then
+replaces the hour in the state and in the mart. Every table access goes through :class:`Lake`
+(lake_pipeline/tables/lake.py).
 """
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-import duckdb
+import numpy as np
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable, Transaction
 
 from lake_pipeline.contract import BATCH_ID, CREATED_AT
-from lake_pipeline.tables.lake import Lake
+from lake_pipeline.ingest.counts import Stopwatch
+from lake_pipeline.marts import users
+from lake_pipeline.marts.aggregate import (
+    CELL,
+    EVENT_COLUMNS,
+    HOURLY_COUNTS_SCHEMA,
+    add_batch,
+    group_new_rows,
+    hour_key,
+    hour_start,
+    hourly_counts,
+    recompute,
+)
 from lake_pipeline.quality.rules import CheckOutcome
-from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE
+from lake_pipeline.storage.errors import StorageError
+from lake_pipeline.tables.lake import Lake
+
+__all__ = ["HOURLY_COUNTS_SCHEMA", "MART_APP_ID", "hour_key", "hour_start", "hourly_counts", "update_hourly_counts"]
 
 MART_APP_ID = "lake_pipeline.marts.hourly_event_counts"
 
-HOURLY_COUNTS_SCHEMA = pa.schema(
-    [
-        pa.field("event_hour", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("event_name", pa.string(), nullable=False),
-        pa.field("event_type", pa.string(), nullable=False),
-        pa.field("event_subtype", pa.string(), nullable=True),
-        pa.field("events", pa.int64(), nullable=False),
-        pa.field("unique_users", pa.int64(), nullable=False),
-    ]
-)
-
 # Commits of `events` that never change its rows.
 NO_DATA_CHANGE_OPERATIONS = {"OPTIMIZE", "VACUUM START", "VACUUM END", "CHECKPOINT"}
-# Rows per chunk streamed from Polars into DuckDB (memory is bounded by chunks, not by hours).
-CHUNK_ROWS = 256 * 1024
 # The mart compacts itself once it has this many files.
 MART_COMPACT_FILES = 32
-
-_AGGREGATE_SQL = """
-SELECT
-    CAST(substr(created_datetime, 1, 13) || ':00:00+00' AS TIMESTAMPTZ) AS event_hour,
-    event_name,
-    event_type,
-    event_subtype,
-    count(*)::BIGINT AS events,
-    count(DISTINCT json_extract_string(payload, '$.user_id'))::BIGINT AS unique_users
-FROM hour_rows
-GROUP BY ALL
-"""
-
-
-def hour_key(ts: datetime) -> str:
-    """'YYYY-MM-DDTHH' of a UTC hour: the first 13 characters of created_datetime."""
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H")
-
-
-def hour_start(key: str) -> datetime:
-    return datetime.strptime(key, "%Y-%m-%dT%H").replace(tzinfo=UTC)
-
-
-def _epoch(key: str) -> float:
-    return hour_start(key).timestamp()
+# How an update brought the mart up to date.
+ADD, RECOMPUTE, REBUILD, NOTHING = "add", "recompute", "rebuild", "nothing"
 
 
 @dataclass
@@ -103,6 +84,7 @@ class TouchedHours:
     full_rebuild: bool = False
     batch_ids: list[int] = field(default_factory=list)
     reason: str = ""
+    other: list[str] = field(default_factory=list)  # commits that may have removed rows
 
 
 @dataclass
@@ -117,6 +99,13 @@ class MartUpdate:
     seconds: float
     reason: str = ""
     compacted: bool = False
+    mode: str = NOTHING
+    # ADD: event rows of the new batches read, state rows read, new (hour, name, user) appended.
+    rows_read: int = 0
+    state_rows_read: int = 0
+    new_users: int = 0
+    # Seconds per stage (plan; ADD: new_rows, state_read, compute, commit_state, commit_mart; housekeeping).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -143,9 +132,8 @@ def all_hours(events: pl.LazyFrame) -> set[str]:
     return set(keys.to_series().to_list())
 
 
-def _rebuild_all(out: TouchedHours, lake: Lake, events: DeltaTable, reason: str) -> TouchedHours:
+def _rebuild_all(out: TouchedHours, reason: str) -> TouchedHours:
     out.full_rebuild, out.reason = True, reason
-    out.hours = all_hours(lake.scan(EVENTS_TABLE, snapshot=events))
     return out
 
 
@@ -174,22 +162,33 @@ def _changed_dates(before: pa.Table, now: pa.Table) -> set[str]:
     return {str(d) for p, d in old.items() if p not in new} | {str(d) for p, d in new.items() if p not in old}
 
 
-def touched_hours(lake: Lake, events: DeltaTable, since_version: int | None) -> TouchedHours:
-    """Hours of ``events`` (a snapshot) whose counts may differ from version ``since_version``."""
+def pending_changes(events: DeltaTable, since_version: int | None) -> TouchedHours:
+    """The commits of ``events`` (a snapshot) since ``since_version``: new batches, other commits,
+    or a full rebuild (hours are not looked up yet: see :func:`touched_hours`)."""
     version = events.version()
     out = TouchedHours(since_version, version)
     if since_version is None:
-        return _rebuild_all(out, lake, events, "the mart does not exist yet")
+        return _rebuild_all(out, "the mart does not exist yet")
     if since_version > version:
-        return _rebuild_all(out, lake, events, f"the mart reflects v{since_version}, newer than events v{version}")
+        return _rebuild_all(out, f"the mart reflects v{since_version}, newer than events v{version}")
     if since_version == version:
         out.reason = "events unchanged"
         return out
     commits = {h["version"]: h for h in events.history(limit=version - since_version)}
     missing = [v for v in range(since_version + 1, version + 1) if v not in commits]
     if missing:
-        return _rebuild_all(out, lake, events, f"the events log no longer holds v{missing[0]}")
-    out.batch_ids, other = _classify_commits(commits, since_version, version)
+        return _rebuild_all(out, f"the events log no longer holds v{missing[0]}")
+    out.batch_ids, out.other = _classify_commits(commits, since_version, version)
+    out.reason = f"{len(out.batch_ids)} new batch(es)"
+    return out
+
+
+def touched_hours(lake: Lake, events: DeltaTable, since_version: int | None) -> TouchedHours:
+    """Hours of ``events`` (a snapshot) whose counts may differ from version ``since_version``."""
+    out = pending_changes(events, since_version)
+    if out.full_rebuild:
+        out.hours = all_hours(lake.scan(EVENTS_TABLE, snapshot=events))
+        return out
     if out.batch_ids:
         keys = (
             lake.scan(EVENTS_TABLE, snapshot=events)
@@ -198,87 +197,42 @@ def touched_hours(lake: Lake, events: DeltaTable, since_version: int | None) -> 
             .collect()
         )
         out.hours.update(keys.to_series().to_list())
-    if not other:
-        out.reason = f"{len(out.batch_ids)} new batch(es)"
+    if not out.other:
         return out
     # Not an append: recompute every hour of the dates whose files changed.
     try:
         before = lake.add_actions(EVENTS_TABLE, since_version)
     except StorageError as exc:  # the old snapshot can't be loaded (log cleaned up)
-        return _rebuild_all(out, lake, events, f"cannot load events v{since_version}: {exc}")
+        out.hours = all_hours(lake.scan(EVENTS_TABLE, snapshot=events))
+        return _rebuild_all(out, f"cannot load events v{since_version}: {exc}")
     if before is None:  # the table is gone since (only a snapshot is left)
-        return _rebuild_all(out, lake, events, f"cannot load events v{since_version}: no events table")
+        out.hours = all_hours(lake.scan(EVENTS_TABLE, snapshot=events))
+        return _rebuild_all(out, f"cannot load events v{since_version}: no events table")
     dates = _changed_dates(before, lake.add_actions(EVENTS_TABLE, snapshot=events))
     out.hours |= _hours_of_dates(dates)
+    other = out.other
     out.reason = f"{len(other)} non-append commit(s) ({', '.join(other[:3])}): {len(dates)} date(s) recomputed"
     return out
-
-
-def _arrow_stream(frame: pl.LazyFrame) -> pa.RecordBatchReader | None:
-    """The rows of ``frame`` as a stream of Arrow batches of CHUNK_ROWS (None when there are none)."""
-    chunks = iter(frame.collect_batches(chunk_size=CHUNK_ROWS, maintain_order=False))
-    for first in chunks:
-        if first.height:
-            break
-    else:
-        return None
-    schema = first.to_arrow().schema
-
-    def batches():
-        yield from first.to_arrow().to_batches()
-        for df in chunks:
-            yield from df.to_arrow().cast(schema).to_batches()
-
-    return pa.RecordBatchReader.from_batches(schema, batches())
-
-
-def hourly_counts(events: pl.LazyFrame, hours: Iterable[str]) -> pa.Table:
-    """hourly_event_counts rows of ``hours``, computed from ``events`` (a scan of one version).
-
-    One streaming read per event_date: Polars scans the date's partitions (pruned by the
-    created_at statistics of the files), DuckDB aggregates the stream with bounded memory.
-    """
-    by_date: dict[str, list[str]] = defaultdict(list)
-    for key in sorted(set(hours)):
-        by_date[key[:10]].append(key)
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    parts = []
-    for d, keys in sorted(by_date.items()):
-        rows = (
-            events.filter(
-                (pl.col("event_date") == date.fromisoformat(d))
-                & (pl.col(CREATED_AT) >= _epoch(keys[0]) - 1)  # file/row-group pruning; exact filter below
-                & (pl.col(CREATED_AT) < _epoch(keys[-1]) + 3601)
-                & pl.col("created_datetime").str.slice(0, 13).is_in(keys)
-            )
-            .select("created_datetime", "event_name", "event_type", "event_subtype", "payload")
-        )
-        stream = _arrow_stream(rows)
-        if stream is None:
-            continue
-        con.register("hour_rows", stream)
-        parts.append(con.sql(_AGGREGATE_SQL).to_arrow_table().cast(HOURLY_COUNTS_SCHEMA))
-        con.unregister("hour_rows")
-    if not parts:
-        return HOURLY_COUNTS_SCHEMA.empty_table()
-    return pa.concat_tables(parts).sort_by([("event_hour", "ascending"), ("event_name", "ascending")])
 
 
 def _predicate(hours: Iterable[str]) -> str:
     return "event_hour IN (" + ", ".join(f"'{k}:00:00Z'" for k in sorted(hours)) + ")"
 
 
-def _replace_hours(lake: Lake, rows: pa.Table, touched: TouchedHours, run_id: str | None) -> None:
+def _commit_metadata(events_version: int, hours: int, run_id: str | None, mode: str) -> dict[str, str]:
+    return {"lake/operation": "hourly_event_counts", "events_version": str(events_version),
+            "hours": str(hours), "lake/run_id": run_id or "", "lake/mart_mode": mode}
+
+
+def _replace_hours(lake: Lake, rows: pa.Table, hours: Iterable[str] | None, events_version: int,
+                   metadata: dict[str, str]) -> None:
     """Write ``rows`` in one commit that records the events version they reflect: the whole
-    mart on a full rebuild (or when there is none yet), else only the touched hours."""
-    txn = Transaction(MART_APP_ID, touched.events_version)
-    metadata = {"lake/operation": "hourly_event_counts", "events_version": str(touched.events_version),
-                "hours": str(len(touched.hours)), "lake/run_id": run_id or ""}
-    if touched.full_rebuild or not lake.exists(HOURLY_COUNTS_TABLE):
+    mart when ``hours`` is None (or when there is none yet), else only those hours."""
+    txn = Transaction(MART_APP_ID, events_version)
+    if hours is None or not lake.exists(HOURLY_COUNTS_TABLE):
         lake.overwrite(HOURLY_COUNTS_TABLE, rows, replace_schema=True, txn=txn, metadata=metadata)
     else:
-        lake.overwrite(HOURLY_COUNTS_TABLE, rows, predicate=_predicate(touched.hours), txn=txn, metadata=metadata)
+        lake.overwrite(HOURLY_COUNTS_TABLE, rows, predicate=_predicate(hours), txn=txn, metadata=metadata)
 
 
 def _keep_files_few(lake: Lake, mart: DeltaTable) -> bool:
@@ -291,29 +245,134 @@ def _keep_files_few(lake: Lake, mart: DeltaTable) -> bool:
     return True
 
 
+# --- Recompute: hours from events -----------------------------------------------------
+
+
+def _recompute(lake: Lake, events: DeltaTable, touched: TouchedHours, update: MartUpdate, run_id: str | None) -> None:
+    """Recompute ``touched.hours`` (all of them on a full rebuild) in the state, then in the mart."""
+    hours = None if touched.full_rebuild else touched.hours
+    metadata = _commit_metadata(touched.events_version, len(touched.hours), run_id, update.mode)
+    parts: list[pa.Table] = []
+    dates = recompute(lake.scan(EVENTS_TABLE, snapshot=events), touched.hours, parts.append)
+    users.replace(lake, dates, MART_APP_ID, touched.events_version, metadata, hours)
+    rows = (pa.concat_tables(parts).sort_by([("event_hour", "ascending"), ("event_name", "ascending")])
+            if parts else HOURLY_COUNTS_SCHEMA.empty_table())
+    _replace_hours(lake, rows, hours, touched.events_version, metadata)
+    update.rows_written = rows.num_rows
+
+
+# --- Add: the new batches alone --------------------------------------------------------
+
+
+def _new_rows(lake: Lake, events: DeltaTable, batch_ids: list[int]) -> pa.Table:
+    """The rows of ``batch_ids`` (EVENT_COLUMNS): only the files whose _batch_id range in the log
+    can hold them (those the batches' commits added, or a compaction that took them in since),
+    and in those only the row groups whose range can."""
+    actions = lake.add_actions(EVENTS_TABLE, snapshot=events)
+    lo_col, hi_col = f"min.{BATCH_ID}", f"max.{BATCH_ID}"
+    if lo_col not in actions.column_names or "partition.event_type" not in actions.column_names:
+        wanted = pl.col(BATCH_ID).is_in(batch_ids)  # no statistics, or another layout: scan the table
+        return lake.scan(EVENTS_TABLE, snapshot=events).filter(wanted).select(EVENT_COLUMNS).collect().to_arrow()
+    keys = np.unique(np.asarray(batch_ids, dtype=np.int64))
+    files = pl.from_arrow(actions).select(
+        "path", pl.col("partition.event_type").alias("event_type"),
+        pl.col(lo_col).fill_null(np.iinfo(np.int64).min).alias("lo"),
+        pl.col(hi_col).fill_null(np.iinfo(np.int64).max).alias("hi"))
+    files = files.filter(users.may_hold(keys, files.get_column("lo").to_numpy(), files.get_column("hi").to_numpy()))
+    in_file = [c for c in EVENT_COLUMNS if c != "event_type"] + [BATCH_ID]
+    parts = []
+    for path, event_type in files.select("path", "event_type").iter_rows():
+        parquet = lake.parquet_file(EVENTS_TABLE, path)
+        groups = users.row_groups_holding(parquet, BATCH_ID, keys)
+        if groups:
+            frame = pl.from_arrow(parquet.read_row_groups(groups, columns=in_file))
+            parts.append(frame.filter(pl.col(BATCH_ID).is_in(batch_ids))
+                         .with_columns(pl.lit(event_type, pl.String).alias("event_type")).select(EVENT_COLUMNS))
+    if not parts:
+        return pl.DataFrame(schema={c: pl.String for c in EVENT_COLUMNS}).to_arrow()
+    return pl.concat(parts, how="vertical_relaxed").to_arrow()
+
+
+def _mart_rows_of(lake: Lake, hours: list[str]) -> pa.Table:
+    scan = lake.scan(HOURLY_COUNTS_TABLE)
+    wanted = [hour_start(k) for k in hours]
+    return scan.filter(pl.col("event_hour").is_in(pl.Series(wanted, dtype=pl.Datetime("us", "UTC")).implode())
+                       ).collect().to_arrow()
+
+
+def _add(lake: Lake, events: DeltaTable, touched: TouchedHours, update: MartUpdate, run_id: str | None,
+         watch: Stopwatch) -> None:
+    """Add the new batches' rows to the state and to the mart's rows of the hours they touch."""
+    rows = _new_rows(lake, events, touched.batch_ids)
+    grouped = group_new_rows(rows)
+    cells = grouped.select(CELL).unique()
+    watch.lap("new_rows")
+    seen, state_rows_read = users.cell_users(lake, cells)
+    watch.lap("state_read")
+    hours = sorted({hour_key(h) for h in cells.get_column("event_hour").to_list()})
+    delta = add_batch(grouped, seen, _mart_rows_of(lake, hours), rows.num_rows, state_rows_read)
+    touched.hours = set(delta.hours)
+    metadata = _commit_metadata(touched.events_version, len(delta.hours), run_id, update.mode)
+    watch.lap("compute")
+    users.append(lake, users.as_state(delta.new_users), MART_APP_ID, touched.events_version, metadata)
+    watch.lap("commit_state")
+    _replace_hours(lake, delta.mart_rows, delta.hours, touched.events_version, metadata)
+    watch.lap("commit_mart")
+    update.rows_written = delta.mart_rows.num_rows
+    update.rows_read, update.state_rows_read, update.new_users = delta.rows_read, delta.state_rows_read, \
+        delta.new_users.height
+
+
+def _plan(lake: Lake, events: DeltaTable, since: int | None) -> tuple[TouchedHours, str]:
+    """What to do: add the new batches, recompute hours, rebuild everything, or nothing."""
+    touched = pending_changes(events, since)
+    if not touched.full_rebuild and touched.events_version != since:
+        state = users.state_version(lake, MART_APP_ID)
+        if state is None:
+            touched = _rebuild_all(touched, "the users state does not exist yet")
+        elif state != since:
+            touched.other.append(f"users state at v{state}, mart at v{since}")
+    if touched.full_rebuild:
+        touched.hours = all_hours(lake.scan(EVENTS_TABLE, snapshot=events))
+        return touched, REBUILD
+    if touched.other:
+        reasons = touched.other
+        touched = touched_hours(lake, events, since)
+        if not touched.other:  # only the state disagreed (an update stopped between its two commits)
+            touched.reason = f"{'; '.join(reasons)}: the new batches' hours are recomputed"
+        touched.other = reasons
+        return touched, REBUILD if touched.full_rebuild else RECOMPUTE
+    return touched, ADD if touched.batch_ids else NOTHING
+
+
 def update_hourly_counts(lake: Lake, run_id: str | None = None) -> MartUpdate:
-    """Bring the mart up to the current version of ``events``: recompute the touched hours and
-    replace them in one commit. A no-op (no commit) when events hasn't changed."""
-    started = time.perf_counter()
+    """Bring the mart up to the current version of ``events``: add the new batches, or recompute
+    the hours that changed otherwise. A no-op (no commit) when events' rows haven't changed."""
+    watch = Stopwatch()
     events = lake.table(EVENTS_TABLE)
     if events is None:
-        return MartUpdate(None, None, False, [], 0, [], None, time.perf_counter() - started, "no events table yet")
+        return MartUpdate(None, None, False, [], 0, [], None, watch.seconds, "no events table yet")
     since = mart_events_version(lake)
-    touched = touched_hours(lake, events, since)
-    base = MartUpdate(touched.events_version, since, touched.full_rebuild, sorted(touched.hours), 0,
-                      touched.batch_ids, None, 0.0, touched.reason)
-    if not touched.hours and not touched.full_rebuild:
-        # Nothing to recompute (no new events, or only compactions/vacuums since): no commit.
-        base.seconds = time.perf_counter() - started
-        return base
-    rows = hourly_counts(lake.scan(EVENTS_TABLE, snapshot=events), touched.hours)
-    _replace_hours(lake, rows, touched, run_id)
+    touched, mode = _plan(lake, events, since)
+    update = MartUpdate(touched.events_version, since, touched.full_rebuild, [], 0, touched.batch_ids, None, 0.0,
+                        touched.reason, mode=mode, timings=watch.timings)
+    watch.lap("plan")
+    if mode == ADD:
+        _add(lake, events, touched, update, run_id, watch)
+    elif mode in (RECOMPUTE, REBUILD) and (touched.hours or touched.full_rebuild):
+        _recompute(lake, events, touched, update, run_id)
+        watch.lap(mode)
+    else:  # nothing to recompute (no new events, or only compactions/vacuums since): no commit
+        update.mode = NOTHING
+        update.seconds = watch.seconds
+        return update
+    update.hours = sorted(touched.hours)
     mart = lake.table(HOURLY_COUNTS_TABLE)
-    base.mart_version = mart.version()
-    base.rows_written = rows.num_rows
-    base.compacted = _keep_files_few(lake, mart)
-    base.seconds = time.perf_counter() - started
-    return base
+    update.mart_version = mart.version()
+    update.compacted = _keep_files_few(lake, mart) | users.keep_files_few(lake)
+    watch.lap("housekeeping")
+    update.seconds = watch.seconds
+    return update
 
 
 # --- Checks -------------------------------------------------------------------------

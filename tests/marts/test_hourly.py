@@ -21,48 +21,12 @@ from lake_pipeline.maintenance import compaction
 from lake_pipeline.marts import hourly as marts
 from lake_pipeline.marts.hourly import HOURLY_COUNTS_SCHEMA, update_hourly_counts
 from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, MARTS_POOL
+from tests.support.marts import assert_mart_exact, mart_frame
 from tests.support.records import HOUR, T0, event, write_object
 from tests.support.runs import ingest_one_object_per_batch, ingest_run, run_job, synthetic_landing_zone
 
 BIG_A = 123456789012345678901234567890  # two user ids a float64 cannot tell apart
 BIG_B = 123456789012345678901234567891
-
-
-def _user_key(payload: str) -> str | None:
-    """payload.user_id as text, the way the mart compares them: strings as-is, other JSON as written."""
-    value = json.loads(payload).get("user_id")
-    if value is None:
-        return None
-    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
-
-
-def expected_counts(lake_dir) -> pl.DataFrame:
-    """hourly_event_counts recomputed independently: Python's json and Polars, from created_at."""
-    events = pl.from_arrow(DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table())
-    users = [_user_key(p) for p in events.get_column("payload").to_list()]
-    return (
-        events.with_columns(
-            pl.from_epoch((pl.col("created_at") // 3600 * 3600).cast(pl.Int64), time_unit="s")
-            .dt.cast_time_unit("us").dt.replace_time_zone("UTC").alias("event_hour"),
-            pl.Series("user", users, dtype=pl.String),
-        )
-        .group_by("event_hour", "event_name", "event_type", "event_subtype")
-        .agg(pl.len().cast(pl.Int64).alias("events"), pl.col("user").drop_nulls().n_unique().cast(pl.Int64).alias("unique_users"))
-        .select(HOURLY_COUNTS_SCHEMA.names)
-        .sort("event_hour", "event_name")
-    )
-
-
-def mart_frame(lake_dir) -> pl.DataFrame:
-    table = DeltaTable(str(lake_dir / HOURLY_COUNTS_TABLE)).to_pyarrow_table()
-    assert table.schema.equals(HOURLY_COUNTS_SCHEMA, check_metadata=False)
-    return pl.from_arrow(table).sort("event_hour", "event_name")
-
-
-def assert_mart_exact(lake_dir) -> pl.DataFrame:
-    got, want = mart_frame(lake_dir), expected_counts(lake_dir)
-    assert got.equals(want), (got, want)
-    return got
 
 
 def _hours(*keys: str) -> list[str]:
@@ -87,13 +51,18 @@ def test_hourly_counts_agree_exactly_with_events_through_batches_compaction_and_
         event("k", "app", T0 - 20 * 3600, user_id={"id": 1}),
         event("l", "page:view", T0 + 3599.9999, user_id="u3"),  # last instant of hour 13
     ], minute=1)
+    # The batch's own run builds the mart (there is none yet: a full rebuild), right after events.
     result = ingest_run(defs, settings, instance, [k1])
     assert result.success
-    first = run_job(defs, "hourly_event_counts_job", settings, instance)
-    assert first.success
-    meta = first.asset_materializations_for_node("hourly_event_counts")[0].metadata
-    assert meta["full_rebuild"].value is True
+    meta = result.asset_materializations_for_node("hourly_event_counts")[0].metadata
+    assert meta["full_rebuild"].value is True and meta["mode"].value == "rebuild"
     got = assert_mart_exact(lake_dir)
+    first = run_job(defs, "hourly_event_counts_job", settings, instance)  # what `lake marts` runs: nothing to do
+    assert first.success
+    assert first.asset_materializations_for_node("hourly_event_counts")[0].metadata["mode"].value == "nothing"
+    # ... and its check still compares the hours of the latest update that wrote any.
+    check = {e.check_name: e for e in first.get_asset_check_evaluations()}["hourly_event_counts_match_events_check"]
+    assert check.passed and check.metadata["hours_checked"].value == meta["hours_recomputed"].value > 0
     row = got.filter((pl.col("event_name") == "purchase:completed")).row(0, named=True)
     assert (row["events"], row["unique_users"]) == (2, 2)  # exact beyond 64 bits
     row = got.filter(pl.col("event_name") == "click:button:web").row(0, named=True)
@@ -108,20 +77,24 @@ def test_hourly_counts_agree_exactly_with_events_through_batches_compaction_and_
         event("m", "page:view", T0 + 600, user_id="u4"),
         event("n", "search:query", T0 + 3600 + 10, user_id="u1"),
     ], minute=2)
-    assert ingest_run(defs, settings, instance, [k2]).success
-    second = run_job(defs, "hourly_event_counts_job", settings, instance)
+    second = ingest_run(defs, settings, instance, [k2])
+    assert second.success
     meta = second.asset_materializations_for_node("hourly_event_counts")[0].metadata
-    assert meta["full_rebuild"].value is False
+    assert meta["full_rebuild"].value is False and meta["mode"].value == "add"
     assert meta["hours"].value == _hours("2025-11-20T13", "2025-11-20T14")
-    assert meta["batch_ids"].value == [2]
-    assert {e.check_name: e.passed for e in second.get_asset_check_evaluations()}[
+    assert meta["batch_ids"].value == [2] and meta["new_event_rows_read"].value == 2
+    # The per-hour comparison with events is not part of a batch's run; the 30-minute job runs it.
+    assert "hourly_event_counts_match_events_check" not in {e.check_name for e in second.get_asset_check_evaluations()}
+    checked = run_job(defs, "hourly_event_counts_freshness_job", settings, instance)
+    assert {e.check_name: e.passed for e in checked.get_asset_check_evaluations()}[
         "hourly_event_counts_match_events_check"]
     assert_mart_exact(lake_dir)
 
-    # Two batches before the mart runs once: both are picked up (not only the latest run's batch).
-    k3 = write_object(raw_dir, [event("o", "video:play", T0 + 2 * 3600 + 1, user_id="u5")], minute=3)
-    k4 = write_object(raw_dir, [event("p", "video:play", T0 - 6 * 3600, user_id="u6")], minute=4)
-    assert ingest_run(defs, settings, instance, [k3]).success and ingest_run(defs, settings, instance, [k4]).success
+    # Two batches before the mart runs once (`lake ingest --no-mart`, or a mart step that did not run):
+    # both are picked up (not only the latest run's batch).
+    write_object(raw_dir, [event("o", "video:play", T0 + 2 * 3600 + 1, user_id="u5")], minute=3)
+    write_object(raw_dir, [event("p", "video:play", T0 - 6 * 3600, user_id="u6")], minute=4)
+    ingest_one_object_per_batch(settings)
     update = update_hourly_counts(lake)
     assert update.batch_ids == [3, 4] and update.hours == _hours("2025-11-20T07", "2025-11-20T15")
     assert_mart_exact(lake_dir)
@@ -241,8 +214,13 @@ def _child_sizes(result) -> list[tuple[str, int]]:
     return [(c.condition.get_label() or c.condition.name, c.true_subset.size) for c in top.child_results]
 
 
-def test_automation_runs_the_mart_after_each_batch_unless_a_blocking_check_failed(defs, settings, raw_dir, lake_dir,
-                                                                                    instance):
+def _mart_in(result) -> bool:
+    return HOURLY_EVENT_COUNTS in {m.asset_key for m in result.get_asset_materialization_events()}
+
+
+def test_each_batch_run_updates_the_mart_unless_a_blocking_check_failed_and_automation_catches_up(
+    defs, settings, raw_dir, lake_dir, instance
+):
     graph = defs.resolve_asset_graph()
     assert graph.get(HOURLY_EVENT_COUNTS).pools == {MARTS_POOL}
     sensor = defs.resolve_sensor_def("marts_automation_sensor")
@@ -251,24 +229,34 @@ def test_automation_runs_the_mart_after_each_batch_unless_a_blocking_check_faile
     n, tick = _requested(defs, instance)
     assert n == 0  # nothing ingested yet
     k1 = write_object(raw_dir, [event("a", user_id="u1")], minute=1)
-    assert ingest_run(defs, settings, instance, [k1]).success
+    first = ingest_run(defs, settings, instance, [k1])
+    assert first.success and _mart_in(first)
     n, tick = _requested(defs, instance, tick.cursor)
-    assert n == 1
-    assert run_job(defs, "hourly_event_counts_job", settings, instance).success
-    n, tick = _requested(defs, instance, tick.cursor)
-    assert n == 0  # handled
+    assert n == 0  # the batch's run updated the mart: nothing left for the sensor
 
     _corrupt_next_batch(lake_dir, 2)
     k2 = write_object(raw_dir, [event("b", user_id="u2")], minute=2)
     bad = ingest_run(defs, settings, instance, [k2])
     assert not bad.success  # the blocking check fails the run (and the alert sensor hears of it)
+    assert not _mart_in(bad)  # ... and the mart step does not run
     n, tick = _requested(defs, instance, tick.cursor)
     assert n == 0
     # events did update, nothing is in progress; only the failed blocking check holds the mart back.
     assert _child_sizes(tick) == [("SINCE", 1), ("NOT", 1), ("NOT", 1), ("all_deps_blocking_checks_passed", 0)]
 
-    # The next clean batch passes its checks, and the mart runs again (catching up both batches).
+    # The next clean batch passes its checks, and its run updates the mart (catching up both batches).
     k3 = write_object(raw_dir, [event("c", user_id="u3")], minute=3)
-    assert ingest_run(defs, settings, instance, [k3]).success
+    third = ingest_run(defs, settings, instance, [k3])
+    assert third.success and _mart_in(third)
+    assert third.asset_materializations_for_node("hourly_event_counts")[0].metadata["batch_ids"].value == [2, 3]
+    assert_mart_exact(lake_dir)
+    n, tick = _requested(defs, instance, tick.cursor)
+    assert n == 0
+
+    # A batch run without the mart (what `lake ingest --no-mart` runs): the sensor requests it.
+    k4 = write_object(raw_dir, [event("d", user_id="u4")], minute=4)
+    fourth = run_job(defs, "ingest_job", settings, instance, {"ops": {"ingest_batch": {"config": {"source_keys": [k4]}}}},
+                     tags=batch_run_tags([k4]), asset_selection=[EVENTS, QUARANTINE])
+    assert fourth.success and not _mart_in(fourth)
     n, tick = _requested(defs, instance, tick.cursor)
     assert n == 1

@@ -6,6 +6,7 @@ from typing import Optional
 
 import dagster as dg
 
+from lake_pipeline.defs.marts.assets import HOURLY_EVENT_COUNTS
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.defs.shared import EVENTS, QUARANTINE, RAW_LANDING_ZONE, arrival_hours
 from lake_pipeline.engines.run import IngestSummary, ingest_hours, ingest_keys
@@ -131,14 +132,21 @@ def ingest_batch(
     )
 
 
+# The hourly mart is brought up to date in the batch's own run, right after `events` passed its
+# blocking checks (its cost follows the batch: lake_pipeline/marts/hourly.py).
+INGEST_SELECTION = dg.AssetSelection.assets(EVENTS, QUARANTINE, HOURLY_EVENT_COUNTS) - (
+    # The whole-table checks (uniqueness, the full index agreement) and the mart's checks run on
+    # their own schedules, not in every batch.
+    dg.AssetSelection.checks(dg.AssetCheckKey(EVENTS, "events_unique_uuid_check"),
+                             dg.AssetCheckKey(EVENTS, "events_index_full_check"))
+    | dg.AssetSelection.checks_for_assets(HOURLY_EVENT_COUNTS)
+)
+
 ingest_job = dg.define_asset_job(
     "ingest_job",
-    # The whole-table uniqueness check runs on its own schedule, not in every batch.
-    selection=dg.AssetSelection.assets(EVENTS, QUARANTINE)
-    - dg.AssetSelection.checks(
-        dg.AssetCheckKey(EVENTS, "events_unique_uuid_check"), dg.AssetCheckKey(EVENTS, "events_index_full_check")
-    ),
-    description="One micro-batch of raw Firehose objects into the curated tables (what the sensor and `lake ingest` run).",
+    selection=INGEST_SELECTION,
+    description="One micro-batch of raw Firehose objects into the curated tables, then the hourly mart "
+    "(what the sensor and `lake ingest` run).",
     tags={"lake/kind": "ingest"},
     # One process per run: the step and its checks share it (no subprocess start-up per check).
     executor_def=dg.in_process_executor,

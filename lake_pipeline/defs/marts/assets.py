@@ -1,10 +1,15 @@
-"""hourly_event_counts: the hourly mart downstream of `events`, kept current after each batch.
+"""hourly_event_counts: the hourly mart downstream of `events`, kept current by each batch.
 
-How it runs by itself: the asset carries an automation condition (eager, plus "the
-blocking checks of `events` passed"), evaluated by `marts_automation_sensor`. Under
-`dagster dev` (or the AWS daemon) the sensor requests a run of the asset soon after
-an ingest run materializes `events`; the run recomputes only the hours that changed
-(lake_pipeline/marts/hourly.py). `lake marts` does the same from the command line.
+How it runs: `ingest_job` (what the landing sensor and `lake ingest` run) selects the mart
+too, so each batch's run updates it right after `events` passed its blocking checks; the
+update adds the batch alone (lake_pipeline/marts/hourly.py) under the MARTS_POOL pool (one
+mart writer at a time; the next batch's ingest step, in the writer pool, is not held up).
+The asset also carries an automation condition (eager, plus "the blocking checks of
+`events` passed"), evaluated by `marts_automation_sensor`: it catches up after whatever
+changed `events` outside an ingest run (a rebuild by `lake backfill --rebuild` does run
+ingest_job; a manual delete does not). `lake marts` does the same from the command line.
+The mart's checks (the hour-by-hour comparison with `events` reads `events`) run every 30
+minutes (`hourly_event_counts_freshness_schedule`) and in `lake marts`, not in every batch.
 """
 
 import dagster as dg
@@ -17,6 +22,8 @@ from lake_pipeline.storage.uris import join
 from lake_pipeline.settings import HOURLY_COUNTS_TABLE, MARTS_POOL
 
 HOURLY_EVENT_COUNTS = dg.AssetKey(HOURLY_COUNTS_TABLE)
+# Reads `events` for the hours the latest update touched.
+MART_MATCH_CHECK = dg.AssetCheckKey(HOURLY_EVENT_COUNTS, "hourly_event_counts_match_events_check")
 # Hours listed in the materialization metadata (the per-hour check covers these).
 MAX_LISTED_HOURS = 500
 
@@ -39,7 +46,7 @@ MART_AUTOMATION = (
     kinds={"delta", "duckdb"},
     description=(
         "Per UTC hour of created_at and event_name: events and exact unique users (distinct non-null "
-        "payload.user_id). Updated after each batch for the hours it touched."
+        "payload.user_id). Each batch's run adds that batch (its rows, against the _hourly_event_users state)."
     ),
     metadata={"table_columns": "event_hour, event_name, event_type, event_subtype, events, unique_users"},
 )
@@ -48,8 +55,10 @@ def hourly_event_counts(context: dg.AssetExecutionContext, lake: LakeResource) -
     lake_ = Lake.from_settings(settings)
     update = marts.update_hourly_counts(lake_, run_id=context.run.run_id)
     context.log.info(
-        f"events v{update.since_version} -> v{update.events_version}: {update.reason}; "
-        f"{len(update.hours)} hour(s) recomputed, {update.rows_written} row(s) written in {update.seconds:.2f}s"
+        f"events v{update.since_version} -> v{update.events_version} ({update.mode}): {update.reason}; "
+        f"{len(update.hours)} hour(s) updated, {update.rows_written} row(s) written in {update.seconds:.2f}s "
+        f"({update.rows_read} new event row(s) and {update.state_rows_read} state row(s) read, "
+        f"{update.new_users} new user(s))"
     )
     newest = marts.newest_event_hour(lake_)
     return dg.MaterializeResult(
@@ -58,6 +67,10 @@ def hourly_event_counts(context: dg.AssetExecutionContext, lake: LakeResource) -
             "events_version": dg.MetadataValue.int(update.events_version if update.events_version is not None else -1),
             "previous_events_version": dg.MetadataValue.int(update.since_version if update.since_version is not None else -1),
             "full_rebuild": dg.MetadataValue.bool(update.full_rebuild),
+            "mode": dg.MetadataValue.text(update.mode),
+            "new_event_rows_read": dg.MetadataValue.int(update.rows_read),
+            "state_rows_read": dg.MetadataValue.int(update.state_rows_read),
+            "new_users": dg.MetadataValue.int(update.new_users),
             "reason": dg.MetadataValue.text(update.reason),
             "batch_ids": dg.MetadataValue.json(update.batch_ids),
             "hours_recomputed": dg.MetadataValue.int(len(update.hours)),
@@ -66,15 +79,25 @@ def hourly_event_counts(context: dg.AssetExecutionContext, lake: LakeResource) -
             "mart_version": dg.MetadataValue.int(update.mart_version if update.mart_version is not None else -1),
             "events_newest_hour": dg.MetadataValue.text(marts.hour_key(newest) if newest else ""),
             "update_seconds": dg.MetadataValue.float(round(float(update.seconds), 3)),
+            "update_timings": dg.MetadataValue.json(update.timings),
         }
     )
 
 
+# Materializations looked back through for the latest update that wrote hours.
+LOOK_BACK = 20
+
+
 def _touched_hours(context: dg.AssetCheckExecutionContext) -> list[str]:
-    event = context.instance.get_latest_materialization_event(HOURLY_EVENT_COUNTS)
-    if event is None or event.asset_materialization is None or "hours" not in event.asset_materialization.metadata:
-        return []
-    return list(event.asset_materialization.metadata["hours"].value)
+    """The hours of the latest update that wrote any (one with nothing to do, such as `lake marts`
+    right after an ingest run updated the mart, lists none)."""
+    records = context.instance.fetch_materializations(HOURLY_EVENT_COUNTS, limit=LOOK_BACK).records
+    for record in records:
+        mat = record.asset_materialization
+        hours = mat.metadata.get("hours") if mat is not None else None
+        if hours is not None and hours.value:
+            return list(hours.value)
+    return []
 
 
 @dg.asset_check(
@@ -100,15 +123,17 @@ def hourly_event_counts_freshness_check(lake: LakeResource):
 hourly_event_counts_job = dg.define_asset_job(
     "hourly_event_counts_job",
     selection=dg.AssetSelection.assets(HOURLY_EVENT_COUNTS),
-    description="Recompute the hours of hourly_event_counts that changed in `events` (what `lake marts` runs).",
+    description="Bring hourly_event_counts up to the current `events` (what `lake marts` runs).",
     tags={"lake/kind": "marts"},
     executor_def=dg.in_process_executor,
 )
 
 mart_freshness_job = dg.define_asset_job(
     "hourly_event_counts_freshness_job",
-    selection=dg.AssetSelection.checks(dg.AssetCheckKey(HOURLY_EVENT_COUNTS, "hourly_event_counts_freshness_check")),
-    description="The freshness check of hourly_event_counts on its own, so it also warns when no batch arrives.",
+    selection=dg.AssetSelection.checks(dg.AssetCheckKey(HOURLY_EVENT_COUNTS, "hourly_event_counts_freshness_check"),
+                                       MART_MATCH_CHECK),
+    description="The checks of hourly_event_counts on their own: fresh (which also warns when no batch arrives), "
+    "and equal to the events table's counts for the hours the latest update touched.",
     executor_def=dg.in_process_executor,
 )
 
@@ -118,7 +143,8 @@ mart_freshness_schedule = dg.ScheduleDefinition(
     cron_schedule="*/30 * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 30 minutes: is the newest hour of hourly_event_counts current?",
+    description="Every 30 minutes: is the newest hour of hourly_event_counts current, and do its counts agree "
+    "with events?",
 )
 
 marts_automation_sensor = dg.AutomationConditionSensorDefinition(
@@ -126,5 +152,6 @@ marts_automation_sensor = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.assets(HOURLY_EVENT_COUNTS),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Evaluates the automation condition of hourly_event_counts: a run after each batch of `events`.",
+    description="Evaluates the automation condition of hourly_event_counts: a catch-up run when `events` changed "
+    "outside an ingest run (each ingest run updates the mart itself).",
 )

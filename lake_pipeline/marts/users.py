@@ -1,0 +1,238 @@
+"""The mart's distinct-users state ``_hourly_event_users`` (business logic; no Dagster here).
+
+One row per (``event_hour``, ``event_name``, ``user_id``) that occurs in ``events`` with a
+non-null ``payload.user_id`` (the text DuckDB's ``json_extract_string`` gives, as in the
+mart), partitioned by ``event_date`` (the UTC date of ``event_hour``). The mart's
+``unique_users`` of a cell (hour, name) is the number of state rows of that cell, so an
+update after a batch only has to know which of the batch's (hour, name, user) are new: it
+reads the state rows of the cells the batch touched and appends the new ones.
+
+**Layout, so that a read follows the touched cells.** Each row carries ``cell``, one int64
+per (hour, name): the hour since the epoch in the high 32 bits, the CRC-32 of the name in the
+low 32 (two names of one hour that share a CRC share a cell key, which costs a read, not
+exactness: the read is then semi-joined on the cell itself). Every file is written sorted by
+(cell, user_id) in row groups of ROW_GROUP_ROWS, with statistics on ``cell`` and ``level``
+only. A read for some cells opens only the files whose ``cell`` range (in the Delta log) holds
+one of their keys, and reads only the row groups whose range does (from the footer, as
+Polars' scan does not prune row groups for ``is_in``).
+
+**Levels.** Appends are level 2 (one small file per touched date and batch). Once a date has
+MERGE_FILES files above level 0, its rows above level 0 are rewritten as one sorted level-1
+file (a predicate overwrite ``level >= 1``, whose files' statistics keep level-0 files out of
+it); once those are a quarter of the date's level-0 rows (or there are none), the whole date
+is rewritten as level 0. A date is rewritten in full once per fourfold growth, and each
+late-arriving row is rewritten a bounded number of times in between.
+
+Every data commit carries a Delta transaction (app id ``MART_APP_ID`` of marts/hourly.py) whose
+version is the ``events`` version it reflects, like the mart's own: when the two differ (an
+update that stopped between its two commits), the update recomputes instead of adding.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+from deltalake import Transaction
+
+from lake_pipeline.settings import HOURLY_USERS_TABLE
+from lake_pipeline.storage.errors import StorageError
+from lake_pipeline.tables.lake import CommitConflict, FileLayout, Lake
+
+USERS_SCHEMA = pa.schema(
+    [
+        pa.field("event_date", pa.date32(), nullable=False),
+        pa.field("cell", pa.int64(), nullable=False),
+        pa.field("level", pa.int8(), nullable=False),
+        pa.field("event_hour", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("event_name", pa.string(), nullable=False),
+        pa.field("user_id", pa.string(), nullable=False),
+    ]
+)
+USERS_PARTITIONS = ["event_date"]
+CELL = ["event_hour", "event_name"]
+ROW_GROUP_ROWS = 4096
+LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=("event_hour", "event_name", "user_id"))
+# A date with this many files above level 0 is merged (see the module's docstring).
+MERGE_FILES = 16
+BASE_SHARE = 4  # level >= 1 rows beyond 1/BASE_SHARE of the level-0 rows: rewrite the whole date
+
+
+def state_version(lake: Lake, app_id: str) -> int | None:
+    """The events version the state reflects (None: no state yet)."""
+    table = lake.table(HOURLY_USERS_TABLE)
+    return None if table is None else table.transaction_version(app_id)
+
+
+def _name_crc(names: pl.Series) -> pl.Series:
+    if names.is_empty():
+        return pl.Series(names.name, [], dtype=pl.Int64)
+    unique = names.unique().to_list()
+    crc = {n: zlib.crc32(n.encode()) for n in unique}
+    return names.replace_strict(crc, return_dtype=pl.Int64)
+
+
+def with_cell(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` (with event_hour, event_name) and its cell key."""
+    hours = frame.get_column("event_hour").dt.epoch("s") // 3600
+    return frame.with_columns((hours * (1 << 32) + _name_crc(frame.get_column("event_name"))).alias("cell"))
+
+
+def as_state(users: pl.DataFrame, level: int = 2) -> pa.Table:
+    """(event_hour, event_name, user_id) rows as state rows of ``level``, sorted by (cell, user_id)."""
+    return (
+        with_cell(users.select(*CELL, "user_id"))
+        .with_columns(pl.col("event_hour").dt.date().alias("event_date"), pl.lit(level, pl.Int8).alias("level"))
+        .sort("cell", "user_id")
+        .select(USERS_SCHEMA.names)
+        .to_arrow()
+        .cast(USERS_SCHEMA)
+    )
+
+
+def as_state_batches(batches: Iterable[pa.RecordBatch | pa.Table]) -> Iterator[pa.RecordBatch]:
+    """Level-0 state rows of each part of ``batches`` (event_hour, event_name, user_id), sorted."""
+    for part in batches:
+        frame = pl.from_arrow(part)
+        if frame.height:
+            yield from as_state(frame, level=0).to_batches()
+
+
+def may_hold(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Which [lo, hi] ranges hold one of ``keys`` (sorted, unique)."""
+    at = np.searchsorted(keys, lo, side="left")
+    return (at < len(keys)) & (keys[np.minimum(at, len(keys) - 1)] <= hi)
+
+
+def row_groups_holding(parquet, column: str, keys: np.ndarray) -> list[int]:
+    """The row groups of one Parquet file whose ``column`` statistics (int64) can hold one of ``keys``
+    (sorted, unique); a row group without statistics is always read."""
+    meta = parquet.metadata
+    index = meta.schema.names.index(column)
+    n = meta.num_row_groups
+    lo, hi = np.full(n, np.iinfo(np.int64).min), np.full(n, np.iinfo(np.int64).max)
+    for g in range(n):
+        stats = meta.row_group(g).column(index).statistics
+        if stats is not None and stats.has_min_max:
+            lo[g], hi[g] = stats.min, stats.max
+    return np.flatnonzero(may_hold(keys, lo, hi)).tolist()
+
+
+def _files(lake: Lake, table) -> pl.DataFrame:
+    """The state's data files: path, day, min_cell, max_cell, level (the lowest), rows (from the log)."""
+    actions = lake.add_actions(HOURLY_USERS_TABLE, snapshot=table)
+    names = {"path": "path", "partition.event_date": "day", "min.cell": "min_cell", "max.cell": "max_cell",
+             "min.level": "level", "num_records": "rows"}
+    schema = {"path": pl.String, "day": pl.Date, "min_cell": pl.Int64, "max_cell": pl.Int64, "level": pl.Int8,
+              "rows": pl.Int64}
+    frame = pl.from_arrow(actions) if actions.num_rows else pl.DataFrame()
+    return pl.DataFrame(
+        {new: (frame.get_column(old).cast(schema[new]) if old in frame.columns else
+               pl.Series(new, [None] * frame.height, dtype=schema[new])) for old, new in names.items()},
+        schema=schema,
+    )
+
+
+def cell_users(lake: Lake, cells: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """The state rows (event_hour, event_name, user_id) of ``cells`` (distinct event_hour, event_name),
+    and how many rows were read for them: only the files and row groups whose ``cell`` statistics
+    can hold one of the cells' keys."""
+    empty = pl.DataFrame(schema={"event_hour": pl.Datetime("us", "UTC"), "event_name": pl.String, "user_id": pl.String})
+    table = lake.table(HOURLY_USERS_TABLE)
+    if table is None or cells.height == 0:
+        return empty, 0
+    keyed = with_cell(cells)
+    keys = np.unique(keyed.get_column("cell").to_numpy())
+    dates = set(keyed.get_column("event_hour").dt.date().to_list())
+    files = _files(lake, table).filter(pl.col("day").is_in(list(dates)))
+    lo = files.get_column("min_cell").fill_null(np.iinfo(np.int64).min).to_numpy()
+    hi = files.get_column("max_cell").fill_null(np.iinfo(np.int64).max).to_numpy()
+    parts = []
+    for path in files.get_column("path").filter(may_hold(keys, lo, hi)).to_list():
+        parquet = lake.parquet_file(HOURLY_USERS_TABLE, path)
+        wanted = row_groups_holding(parquet, "cell", keys)
+        if wanted:
+            parts.append(parquet.read_row_groups(wanted, columns=["cell", "event_name", "user_id"]))
+    if not parts:
+        return empty, 0
+    read = pl.from_arrow(pa.concat_tables(parts, promote_options="default"))
+    # The rows of the cells' keys, then of the cells themselves (a key two names share reads both);
+    # the hour is the key's high half.
+    rows = (read.filter(pl.col("cell").is_in(pl.Series(keys).implode()))
+            .join(keyed.select("cell", "event_name"), on=["cell", "event_name"], how="semi"))
+    hour = pl.from_epoch(pl.col("cell") // (1 << 32) * 3600, time_unit="s")
+    return rows.select(hour.dt.cast_time_unit("us").dt.replace_time_zone("UTC").alias("event_hour"), "event_name",
+                       "user_id"), read.height
+
+
+def _txn(app_id: str, events_version: int) -> Transaction:
+    return Transaction(app_id, events_version)
+
+
+def append(lake: Lake, rows: pa.Table, app_id: str, events_version: int, metadata: dict[str, str]) -> None:
+    """Add new state rows in one commit that records ``events_version`` (a commit even with no rows)."""
+    snapshot = lake.table(HOURLY_USERS_TABLE)
+    if snapshot is None:
+        lake.create(HOURLY_USERS_TABLE, USERS_SCHEMA, USERS_PARTITIONS)
+        snapshot = lake.table(HOURLY_USERS_TABLE)
+    try:
+        lake.commit(HOURLY_USERS_TABLE, rows, snapshot=snapshot, txn=_txn(app_id, events_version),
+                    partition_by=USERS_PARTITIONS, metadata=metadata, layout=LAYOUT)
+    except CommitConflict as exc:
+        raise StorageError(f"another update of {lake.table_uri(HOURLY_USERS_TABLE)} committed at the same time "
+                           f"({exc}); run `lake marts` again") from exc
+
+
+def hours_predicate(hours: Iterable[str]) -> str:
+    """A Delta predicate matching the state rows of ``hours`` ('YYYY-MM-DDTHH' keys)."""
+    keys = sorted(set(hours))
+    dates = sorted({k[:10] for k in keys})
+    return (f"event_date IN ({', '.join(repr(d) for d in dates)}) AND "
+            f"event_hour IN ({', '.join(repr(k + ':00:00Z') for k in keys)})")
+
+
+def replace(lake: Lake, rows: Iterable[pa.RecordBatch], app_id: str, events_version: int, metadata: dict[str, str],
+            hours: Iterable[str] | None = None) -> None:
+    """Replace the state's rows (all of them, or those of ``hours``) with ``rows`` (event_hour,
+    event_name, user_id batches, one date at a time) in one commit, as level 0."""
+    if not lake.exists(HOURLY_USERS_TABLE):
+        lake.create(HOURLY_USERS_TABLE, USERS_SCHEMA, USERS_PARTITIONS)
+        hours = None
+    predicate = hours_predicate(hours) if hours is not None else None
+    stream = pa.RecordBatchReader.from_batches(USERS_SCHEMA, as_state_batches(rows))
+    lake.overwrite(HOURLY_USERS_TABLE, stream, predicate=predicate, txn=_txn(app_id, events_version),
+                   metadata=metadata, layout=LAYOUT)
+
+
+def _merge_date(lake: Lake, day, base_rows: int) -> None:
+    """Rewrite one date's rows above level 0 as level 1, or the whole date as level 0."""
+    scan = lake.scan(HOURLY_USERS_TABLE).filter(pl.col("event_date") == day)
+    upper = scan.filter(pl.col("level") >= 1).select(*CELL, "user_id").collect()
+    if upper.height * BASE_SHARE < base_rows:
+        lake.overwrite(HOURLY_USERS_TABLE, as_state(upper, level=1),
+                       predicate=f"event_date = '{day.isoformat()}' AND level >= 1",
+                       metadata={"lake/operation": "hourly users merge", "level": "1"}, layout=LAYOUT)
+    else:
+        rows = scan.select(*CELL, "user_id").collect()
+        lake.overwrite(HOURLY_USERS_TABLE, as_state(rows, level=0), predicate=f"event_date = '{day.isoformat()}'",
+                       metadata={"lake/operation": "hourly users merge", "level": "0"}, layout=LAYOUT)
+
+
+def keep_files_few(lake: Lake) -> bool:
+    """Merge the dates with MERGE_FILES files above level 0 (True when one was merged)."""
+    table = lake.table(HOURLY_USERS_TABLE)
+    if table is None:
+        return False
+    files = _files(lake, table)
+    per_date = files.group_by("day").agg(
+        (pl.col("level").fill_null(2) >= 1).sum().alias("upper_files"),
+        pl.col("rows").filter(pl.col("level") == 0).sum().alias("base_rows"))
+    due = per_date.filter(pl.col("upper_files") >= MERGE_FILES)
+    for day, base_rows in due.select("day", "base_rows").iter_rows():
+        _merge_date(lake, day, int(base_rows or 0))
+    if due.height:
+        lake.vacuum(HOURLY_USERS_TABLE)  # the table's retention (7 days unless configured), enforced
+    return due.height > 0

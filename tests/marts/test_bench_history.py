@@ -1,0 +1,21 @@
+"""`make bench-history` on a tiny history: it writes the lakes, verifies the batch (every
+redelivery dropped, nothing else) and the mart's update, and prints the table."""
+
+from __future__ import annotations
+
+from lake_pipeline.devtools import bench_history
+
+
+def test_bench_history_runs_verifies_and_prints_its_table(tmp_path, capsys):
+    out = tmp_path / "table.md"
+    code = bench_history.main(["--sizes", "4K", "--days", "1", "--batch-events", "400", "--work",
+                               str(tmp_path / "work"), "--out", str(out)])
+    assert code == 0
+    lines = out.read_text().splitlines()
+    empty, history = lines[-2].split("|"), lines[-1].split("|")
+    assert empty[1].strip() == "empty" and history[1].strip() == "4,000/day"
+    assert history[7].strip() == "400 (400)" and history[8].strip() == f"{bench_history.REDELIVERIES} " \
+        f"({bench_history.REDELIVERIES})"
+    assert history[9].strip() == "yes" and "(add)" in history[11]
+    assert not (tmp_path / "work" / "lake-4000").exists()  # history lakes are removed unless --keep
+    assert "4,000/day: batch" in capsys.readouterr().out

@@ -1,0 +1,135 @@
+"""hourly_event_counts kept exact by adding each batch: after batches with late events,
+redeliveries, a compaction, a rebuild and an update that crashed between its two commits, the
+mart and its users state equal a full rebuild row for row (real Delta tables, real batches)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from lake_pipeline.devtools.synthetic import generate, sample_records
+from lake_pipeline.engines.run import ingest_hours, ingest_keys
+from lake_pipeline.maintenance import compaction
+from lake_pipeline.marts import hourly as marts
+from lake_pipeline.marts import users as users_state
+from lake_pipeline.marts.aggregate import hourly_counts
+from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_USERS_TABLE
+from lake_pipeline.storage.objects import LocalStorage
+from tests.support.marts import assert_mart_exact, mart_frame
+from tests.support.records import T0, event, write_object
+from tests.support.runs import ingest_one_object_per_batch
+
+START = datetime(2025, 11, 20, 13, tzinfo=UTC)
+
+
+def _zone(raw_dir, events: int, seed: int, start=START, **kw) -> list[str]:
+    res = generate(LocalStorage(str(raw_dir)), events, start=start, duplicates=0.05, malformed=0.01, late=0.25,
+                   seed=seed, object_seconds=900, span_seconds=3600, **kw)
+    return sorted(res.keys)
+
+
+def _full_rebuild(lake) -> pl.DataFrame:
+    """What a rebuild from scratch gives at the current events version."""
+    scan = lake.scan(EVENTS_TABLE)
+    return pl.from_arrow(hourly_counts(scan, marts.all_hours(scan))).sort("event_hour", "event_name")
+
+
+def _update_and_compare(lake, lake_dir, mode: str) -> marts.MartUpdate:
+    update = marts.update_hourly_counts(lake)
+    assert update.mode == mode, (update.mode, update.reason)
+    got = assert_mart_exact(lake_dir)
+    assert got.equals(_full_rebuild(lake))
+    assert marts.counts_match_events(lake, update.hours).passed
+    return update
+
+
+def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_compaction_and_rebuild(
+    settings, raw_dir, lake, lake_dir, monkeypatch
+):
+    monkeypatch.setattr(users_state, "MERGE_FILES", 3)  # so that this test sees the state merge its files
+    keys = _zone(raw_dir, 400, seed=3)
+    ingest_keys(settings, keys[:1])
+    first = _update_and_compare(lake, lake_dir, marts.REBUILD)
+    assert first.full_rebuild and "does not exist" in first.reason
+
+    # Batch by batch, a quarter of each late by hours to days: each update adds its batch alone.
+    compacted = False
+    for key in keys[1:]:
+        ingest_keys(settings, [key])
+        update = _update_and_compare(lake, lake_dir, marts.ADD)
+        batch = DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table(columns=["_batch_id"])
+        assert update.rows_read == pl.from_arrow(batch).filter(pl.col("_batch_id").is_in(update.batch_ids)).height
+        assert len({h[:10] for h in update.hours}) > 1  # late events reached earlier days
+        assert 0 < update.new_users <= update.rows_read
+        compacted |= update.compacted
+    assert compacted  # the state bin-packed its small files, and stayed exact
+
+    # Redeliveries of the history (and of the same hour) in a later arrival hour: all dropped.
+    before = mart_frame(lake_dir)
+    redeliver = sample_records(LocalStorage(str(raw_dir)), 0.2, seed=5)
+    later = _zone(raw_dir, 200, seed=4, start=START.replace(hour=15), redeliver=redeliver)
+    summary = ingest_keys(settings, later)
+    assert summary.total("duplicates") >= len(redeliver) > 20
+    update = _update_and_compare(lake, lake_dir, marts.ADD)
+    assert mart_frame(lake_dir).get_column("events").sum() == before.get_column("events").sum() + summary.total(
+        "inserted")
+
+    # Compaction rewrites files without changing rows: nothing to do, no commit; the next batch adds.
+    mart_version = DeltaTable(str(lake_dir / HOURLY_COUNTS_TABLE)).version()
+    compaction.compact(lake, settings.compact_target_file_bytes, settings.compact_group_max_bytes)
+    assert marts.update_hourly_counts(lake).mode == marts.NOTHING
+    assert DeltaTable(str(lake_dir / HOURLY_COUNTS_TABLE)).version() == mart_version
+    ingest_keys(settings, _zone(raw_dir, 200, seed=6, start=START.replace(hour=16)))
+    _update_and_compare(lake, lake_dir, marts.ADD)
+    # A batch that a compaction merged into old files before the mart ran: its rows are read from those.
+    ingest_keys(settings, _zone(raw_dir, 200, seed=7, start=START.replace(hour=17)))
+    compaction.compact(lake, settings.compact_target_file_bytes, settings.compact_group_max_bytes)
+    update = _update_and_compare(lake, lake_dir, marts.ADD)
+    assert update.rows_read == 200
+
+    # A rebuild of arrival hour 13 removes its rows and ingests them again: those dates are recomputed.
+    ingest_hours(settings, START, START, rebuild=True)
+    update = _update_and_compare(lake, lake_dir, marts.RECOMPUTE)
+    assert "non-append" in update.reason and len(update.hours) >= 24
+
+
+def test_an_update_that_crashed_between_its_two_commits_is_recomputed(settings, raw_dir, lake, lake_dir):
+    keys = _zone(raw_dir, 400, seed=8)
+    ingest_keys(settings, keys[:2])
+    marts.update_hourly_counts(lake)
+    since = marts.mart_events_version(lake)
+    old = DeltaTable(str(lake_dir / HOURLY_COUNTS_TABLE)).to_pyarrow_table()
+    ingest_keys(settings, keys[2:3])
+    assert marts.update_hourly_counts(lake).mode == marts.ADD
+    # As if the mart's commit had never happened: the state holds the batch, the mart does not.
+    write_deltalake(str(lake_dir / HOURLY_COUNTS_TABLE), old, mode="overwrite",
+                    commit_properties=CommitProperties(app_transactions=[Transaction(marts.MART_APP_ID, since)]))
+    assert marts.mart_events_version(lake) == since
+    assert users_state.state_version(lake, marts.MART_APP_ID) != since
+    update = _update_and_compare(lake, lake_dir, marts.RECOMPUTE)
+    assert "users state" in update.reason
+
+
+def test_an_existing_mart_without_its_users_state_is_rebuilt(settings, raw_dir, lake, lake_dir):
+    ingest_keys(settings, _zone(raw_dir, 300, seed=9))
+    marts.update_hourly_counts(lake)
+    shutil.rmtree(lake_dir / HOURLY_USERS_TABLE)
+    ingest_keys(settings, _zone(raw_dir, 100, seed=10, start=START.replace(hour=14)))
+    update = _update_and_compare(lake, lake_dir, marts.REBUILD)
+    assert "users state does not exist" in update.reason
+
+
+def test_a_batch_of_events_without_users_adds_events_and_no_users(settings, raw_dir, lake, lake_dir):
+    write_object(raw_dir, [event("a", at=T0 + 1, user_id="u1"), event("b", at=T0 + 2)], minute=1)
+    ingest_one_object_per_batch(settings)
+    marts.update_hourly_counts(lake)
+    k = write_object(raw_dir, [event("c", at=T0 + 3), event("d", at=T0 + 4, user_id="u1")], minute=2)
+    ingest_keys(settings, [k])
+    update = _update_and_compare(lake, lake_dir, marts.ADD)
+    assert update.new_users == 0 and update.rows_read == 2
+    row = mart_frame(lake_dir).row(0, named=True)
+    assert (row["events"], row["unique_users"]) == (4, 1)
+    assert DeltaTable(str(lake_dir / HOURLY_USERS_TABLE)).metadata().partition_columns == ["event_date"]
