@@ -52,8 +52,8 @@ freshness: ## Landing -> queryable in a running `make dev` (same DATA and PORT):
 test: ## Run the test suite (unit, Dagster, CLI end to end, emulated AWS, Terraform static checks)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-fast: ## The fast tier (under 60 s): all but the e2e (subprocesses, moto server), terraform (fmt, checkov) and property (hypothesis) tests
-	$(PY) -m pytest -q -m "not e2e and not terraform and not property" $(PYTEST_ARGS)
+test-fast: ## The fast tier (under 60 s): all but the e2e (subprocesses, moto server), terraform (fmt, checkov), property (hypothesis) and heavy (1.5 s or more each) tests
+	$(PY) -m pytest -q -m "not e2e and not terraform and not property and not heavy" $(PYTEST_ARGS)
 
 bench: ## Throughput vs the single-SQL DuckDB floor: 1M synthetic events (empty lake, 30 days of history, 1% malformed) and production-shaped corpora (realistic payloads, newline-delimited clean and dirty, one 128 MiB object), peak RSS
 	$(PY) -m lake_pipeline.devtools.bench --events 1000000

@@ -3,6 +3,8 @@ batch's (batch_seconds, batch_records_per_second); the process's figures are pro
 
 from __future__ import annotations
 
+import pytest
+
 import re
 
 import dagster as dg
@@ -15,6 +17,7 @@ def _fields(line: str) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
 
 
+@pytest.mark.heavy
 def test_the_cli_line_and_the_materialization_metadata_name_the_batch_figures_alike(tmp_path, monkeypatch):
     synthetic_landing_zone(tmp_path / "raw", 1200, seed=5, object_seconds=600)  # 6 objects
     home = tmp_path / "home"

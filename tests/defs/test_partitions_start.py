@@ -99,6 +99,7 @@ def test_the_sensor_tags_runs_with_the_partitions_of_its_code_location(raw_dir, 
     assert arrival_hours(load_settings()).start == now - timedelta(hours=2)
 
 
+@pytest.mark.heavy
 def test_a_backfill_starts_at_the_first_landing_hour_and_refuses_hours_before_an_explicit_start(tmp_path):
     raw = tmp_path / "raw"
     write_object(raw, [event("e5", at=HOUR.timestamp() + 5)], minute=5)  # lands at 2025-11-20T13

@@ -30,6 +30,7 @@ def _files_per_partition(lake_dir) -> dict[tuple[str, str], int]:
     return {p: f.files for p, f in partition_files(DeltaTable(str(lake_dir / EVENTS_TABLE))).items()}
 
 
+@pytest.mark.heavy
 def test_lake_compact_after_one_object_per_run_keeps_contents_and_leaves_one_file_per_partition(
     settings, raw_dir, lake_dir, tmp_path, monkeypatch
 ):
@@ -69,6 +70,7 @@ def test_lake_compact_after_one_object_per_run_keeps_contents_and_leaves_one_fil
     assert DeltaTable(str(lake_dir / EVENTS_TABLE)).version() == version
 
 
+@pytest.mark.heavy
 def test_partitions_larger_than_the_target_stay_within_the_bound(settings, raw_dir, lake, lake_dir):
     synthetic_landing_zone(raw_dir, 3000, object_seconds=360)  # 10 objects
     ingest_one_object_per_batch(settings)
@@ -137,6 +139,7 @@ def test_job_checks_gate_vacuum_and_metadata_is_plottable(defs, settings, raw_di
     assert defs.resolve_schedule_def("events_compaction_schedule").job_name == "events_compaction_job"
 
 
+@pytest.mark.heavy
 def test_vacuum_refuses_a_short_retention_unless_asked_explicitly(settings, raw_dir, lake, lake_dir, tmp_path,
                                                                    monkeypatch):
     synthetic_landing_zone(raw_dir, 300, object_seconds=900)
@@ -163,6 +166,7 @@ def test_vacuum_refuses_a_short_retention_unless_asked_explicitly(settings, raw_
     assert parquet == live  # no file is left that the current version doesn't reference
 
 
+@pytest.mark.heavy
 def test_compaction_steps_wait_for_the_writer_pool_behind_ingest(defs, settings, raw_dir, lake_dir, tmp_path):
     synthetic_landing_zone(raw_dir, 300, object_seconds=900)
     ingest_one_object_per_batch(settings)

@@ -3,6 +3,8 @@ its checks, its automation, and blocking checks upstream."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -33,6 +35,7 @@ def _hours(*keys: str) -> list[str]:
     return sorted(keys)
 
 
+@pytest.mark.heavy
 def test_hourly_counts_agree_exactly_with_events_through_batches_compaction_and_deletes(
     defs, settings, raw_dir, lake, lake_dir, instance
 ):
@@ -124,6 +127,7 @@ def test_hourly_counts_agree_exactly_with_events_through_batches_compaction_and_
     assert out.output.strip().splitlines()[-1] == str(got.get_column("events").sum())
 
 
+@pytest.mark.heavy
 def test_synthetic_landing_zone_mart_matches_duckdb_over_events(settings, raw_dir, lake, lake_dir):
     import duckdb
 
@@ -218,6 +222,7 @@ def _mart_in(result) -> bool:
     return HOURLY_EVENT_COUNTS in {m.asset_key for m in result.get_asset_materialization_events()}
 
 
+@pytest.mark.heavy
 def test_each_batch_run_updates_the_mart_unless_a_blocking_check_failed_and_automation_catches_up(
     defs, settings, raw_dir, lake_dir, instance
 ):

@@ -4,6 +4,8 @@ mart and its users state equal a full rebuild row for row (real Delta tables, re
 
 from __future__ import annotations
 
+import pytest
+
 import shutil
 from datetime import UTC, datetime
 
@@ -46,6 +48,7 @@ def _update_and_compare(lake, lake_dir, mode: str) -> marts.MartUpdate:
     return update
 
 
+@pytest.mark.heavy
 def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_compaction_and_rebuild(
     settings, raw_dir, lake, lake_dir, monkeypatch
 ):

@@ -164,6 +164,7 @@ def edge_zone(tmp_path) -> Path:
     return write_objects(tmp_path / "edge", objects)
 
 
+@pytest.mark.heavy
 def test_rfc_8259_edge_cases_parse_as_the_python_parser_does(edge_zone):
     bulk, handed = same_parse(edge_zone)
     assert handed.whole_objects == 0  # every object can be decompressed: none goes whole
@@ -234,6 +235,7 @@ def test_an_unknown_parser_is_refused_naming_the_variable():
     assert load_settings({"LAKE_PARSER": "python"}).parser == "python"
 
 
+@pytest.mark.heavy
 def test_objects_read_in_pieces_parse_the_same(edge_zone, tmp_path, monkeypatch):
     """A big concatenated object is staged in pieces cut between records (so DuckDB reads it on
     every core); a cut that lands inside a broken record only costs the object its bulk read."""

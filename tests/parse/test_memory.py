@@ -40,6 +40,7 @@ def _peak_growth(root) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("dirty, bound", [(False, 6), (True, 9)])
 def test_parsing_a_big_object_holds_a_bounded_multiple_of_it(tmp_path, dirty, bound):
     storage = LocalStorage(str(tmp_path / "raw"))

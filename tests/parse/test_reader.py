@@ -59,6 +59,7 @@ def test_a_prefetched_chunk_is_the_parse_the_batch_takes_once(tmp_path):
     assert got.records_per_object == fresh.records_per_object and got.sizes == fresh.sizes
 
 
+@pytest.mark.heavy
 def test_lake_ingest_uses_the_chunks_it_parsed_while_dagster_started(tmp_path, monkeypatch):
     """The CLI hands its ChunkParser to the run (the `chunk_parser` resource); the run takes
     the prefetched chunks instead of parsing them again."""

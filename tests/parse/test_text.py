@@ -168,6 +168,7 @@ def test_the_payload_is_the_record_without_its_common_members(case):
 
 @settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(objects(), min_size=1, max_size=8))
+@pytest.mark.heavy
 def test_duckdb_cuts_the_payload_exactly_as_python_does(tmp_path, cases):
     path = tmp_path / "000000"
     path.write_text("\n".join(text for text, _, _ in cases), encoding="utf-8")

@@ -63,6 +63,7 @@ def test_the_table_follows_appends_compactions_and_deletes(settings, raw_dir, la
         assert [e["event_uuid"] for e in _all_pages(users, user)] == _truth(lake_dir, user)
 
 
+@pytest.mark.heavy
 def test_sorted_buckets_prune_files_by_user(settings, raw_dir, lake_dir, lake):
     users = UserEvents(lake)
     bucket = user_bucket("u7")
