@@ -38,7 +38,7 @@ from lake_pipeline.contract import ORDINAL, PARTITION_COLUMNS, SOURCE_KEY
 from lake_pipeline.devtools.synthetic import event_names, generate
 from lake_pipeline.engines.run import ingest_keys
 from lake_pipeline.marts import hourly as marts
-from lake_pipeline.settings import EVENTS_TABLE, load_settings
+from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, load_settings
 from lake_pipeline.storage.objects import LocalStorage
 from lake_pipeline.tables.lake import Lake
 from lake_pipeline.transforms.enrich import enrich, to_events_arrow
@@ -197,6 +197,25 @@ def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int,
     )
 
 
+def _events_path(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int, redelivered: pl.DataFrame,
+                 batch_events: int) -> Row:
+    """The batch into a copy of the history lake without its seen-keys index: dedupe reads the
+    events partitions (the path before issue 14, still what a lake without the index does)."""
+    copy = lake_dir.with_name(lake_dir.name + "-events-path")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(lake_dir, copy, ignore=shutil.ignore_patterns(DEDUPE_INDEX_TABLE))
+    summary, cpu = _ingest(copy, raw, keys)
+    result = summary.batches[-1]
+    uuids = redelivered.get_column("event_uuid").to_list()
+    once = (Lake(str(copy)).scan(EVENTS_TABLE).filter(pl.col("event_uuid").is_in(uuids)).select(pl.len())
+            .collect().item() == len(uuids))
+    shutil.rmtree(copy, ignore_errors=True)
+    return Row(lake=f"{name} ({result.dedupe_source})", history_events=history, batch_seconds=summary.seconds,
+               batch_cpu_seconds=cpu, dedupe_rows_read=result.dedupe_rows_read, inserted=summary.total("inserted"),
+               duplicates=summary.total("duplicates"), expected_inserted=batch_events,
+               expected_duplicates=len(uuids), redeliveries_once=once, mart_check="passed")
+
+
 def _fmt(v, spec=".2f") -> str:
     return "-" if v is None else format(v, spec)
 
@@ -242,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=".bench/history")
     parser.add_argument("--keep", action="store_true", help="keep the history lakes")
     parser.add_argument("--out", default=None, help="also write the table to this file")
+    parser.add_argument("--compare-events", action="store_true",
+                        help="also run the batch into a copy of each history lake without its seen-keys index "
+                             "(dedupe then reads the events partitions, as before issue 14)")
     args = parser.parse_args(argv)
     load = os.getloadavg()
     work = Path(args.work).resolve()
@@ -263,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds = write_history(Lake(str(lake_dir)), per_day, args.days, redelivered)
             print(f"{name}: wrote {per_day * args.days:,} events of history (and the seen-keys index, where "
                   f"it exists) in {seconds:.1f} s", flush=True)
+        if per_day and args.compare_events:
+            rows.append(_events_path(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events))
         rows.append(measure(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events))
         r = rows[-1]
         print(f"{name}: batch {r.batch_seconds:.2f} s, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "

@@ -116,8 +116,9 @@ class SeenKeys:
     """
 
     def __init__(self, history_scan: pl.LazyFrame | None, batch_id: int, horizon: float,
-                 index: SeenIndex | None = None):
+                 index: SeenIndex | None = None, rows_by_date: dict[date, int] | None = None):
         self.history_scan = history_scan
+        self.rows_by_date = rows_by_date  # events rows per event_date: what reading a date costs
         self.batch_id = batch_id
         self.horizon = horizon
         self.index = index
@@ -128,7 +129,11 @@ class SeenKeys:
     def _earlier(self, events: pl.DataFrame) -> pl.DataFrame:
         if self.index is None:
             history = load_history(self.history_scan, events, self.horizon, self.batch_id)
-            self.rows_read += history.height
+            if self.rows_by_date is None:
+                self.rows_read += history.height
+            else:  # every row of the dates within the horizon is scanned
+                dates = _dates_for(history_window(events.get_column(CREATED_AT), self.horizon))
+                self.rows_read += sum(self.rows_by_date.get(d, 0) for d in dates)
             return history
         found = self.index.lookup(events.select(EVENT_UUID, CREATED_AT), self.batch_id)
         self.rows_read += found.rows_read
@@ -169,7 +174,12 @@ def open_seen_keys(lake: Lake, settings: Settings, batch_id: int) -> tuple[SeenK
     """The batch's SeenKeys (one snapshot of ``events`` and of the index), and whether the batch
     writes index rows (:func:`index_for_batch`)."""
     index, writes_index = index_for_batch(lake, settings)
-    return SeenKeys(lake.scan(EVENTS_TABLE), batch_id, settings.dedupe_horizon_seconds, index), writes_index
+    rows_by_date = None
+    if index is None and (actions := lake.add_actions(EVENTS_TABLE)) is not None:
+        by_date = pl.from_arrow(actions.select(["partition.event_date", "num_records"]))
+        rows_by_date = dict(by_date.group_by("partition.event_date").agg(pl.col("num_records").sum()).iter_rows())
+    return SeenKeys(lake.scan(EVENTS_TABLE), batch_id, settings.dedupe_horizon_seconds, index,
+                    rows_by_date), writes_index
 
 
 def curate_chunk(parsed: ParsedRecords, seen: SeenKeys, now: datetime, derive: bool = True) -> CuratedChunk:
