@@ -73,7 +73,7 @@ def run_error(result) -> str:
         if event.is_step_failure and event.step_failure_data.error is not None:
             err = event.step_failure_data.error
             while err is not None:
-                if err.cls_name == "StorageError":
+                if err.cls_name in ("StorageError", "CommitRace", "RetentionTooShort"):  # tables/lake.py
                     return err.message.split(": ", 1)[-1].strip()
                 err = err.cause
             return f"step {event.step_key} failed: {error_text(event.step_failure_data.error).splitlines()[0]}"

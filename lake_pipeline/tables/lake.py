@@ -51,6 +51,11 @@ class CommitConflict(RuntimeError):
     application id since ours, or the table did not exist yet (it has just been created, empty)."""
 
 
+class CommitRace(StorageError):
+    """Another writer committed to the table first (a lost optimistic-concurrency race): doing the
+    same work again on a new snapshot is safe and usually succeeds."""
+
+
 class RetentionTooShort(StorageError):
     """A vacuum retention below the table's minimum was asked for without opting out of the check."""
 
@@ -182,7 +187,7 @@ def _storage_error(where: str, doing: str, exc: BaseException, retention_hours: 
     failed and, where the cause is known (a lost commit race, a too short vacuum retention, the
     S3 causes of :func:`object_store_error`), what to do about it."""
     if isinstance(exc, CommitFailedError):
-        return StorageError(f"cannot {doing} Delta table {where}: another writer committed first ({exc}); "
+        return CommitRace(f"cannot {doing} Delta table {where}: another writer committed first ({exc}); "
                             "run it again")
     if isinstance(exc, DeltaError):
         if retention_hours is not None and "retention period" in str(exc).lower():

@@ -17,7 +17,7 @@ import dagster as dg
 from lake_pipeline.defs.shared import EVENTS, check_result
 from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.marts import hourly as marts
-from lake_pipeline.tables.lake import Lake
+from lake_pipeline.tables.lake import CommitRace, Lake
 from lake_pipeline.storage.uris import join
 from lake_pipeline.settings import HOURLY_COUNTS_TABLE, MARTS_POOL
 
@@ -37,6 +37,24 @@ MART_AUTOMATION = (
 ).with_label("eager unless a blocking check of events failed")
 
 
+def _update(context: dg.AssetExecutionContext, lake: Lake) -> marts.MartUpdate:
+    """The update, done again on a new snapshot when another mart writer (an ingest with another
+    Dagster instance, outside this pool) committed first: each commit names the events version
+    it brings the mart to, so the loser's second look adds only what is left (often nothing)."""
+    for attempt in range(1, MART_ATTEMPTS + 1):
+        try:
+            return marts.update_hourly_counts(lake, run_id=context.run.run_id)
+        except CommitRace as exc:
+            if attempt == MART_ATTEMPTS:
+                raise
+            context.log.warning(f"mart update lost a commit race ({exc}); looking again ({attempt}/{MART_ATTEMPTS})")
+    raise AssertionError("unreachable")
+
+
+MART_ATTEMPTS = 5
+
+
+
 @dg.asset(
     key=HOURLY_EVENT_COUNTS,
     deps=[EVENTS],
@@ -53,7 +71,7 @@ MART_AUTOMATION = (
 def hourly_event_counts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     settings = lake.settings()
     lake_ = Lake.from_settings(settings)
-    update = marts.update_hourly_counts(lake_, run_id=context.run.run_id)
+    update = _update(context, lake_)
     context.log.info(
         f"events v{update.since_version} -> v{update.events_version} ({update.mode}): {update.reason}; "
         f"{len(update.hours)} hour(s) updated, {update.rows_written} row(s) written in {update.seconds:.2f}s "
