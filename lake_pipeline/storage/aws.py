@@ -184,20 +184,3 @@ def delta_storage_options(uri: str, locking: str = "conditional_put", lock_table
     opts["connect_timeout"] = "5s"
     return opts
 
-
-def arrow_filesystem(uri: str):
-    """A pyarrow filesystem and the path within it for ``uri`` (a local path or s3://bucket/key),
-    configured like :func:`delta_storage_options` (region, endpoint override, credentials from
-    the environment), for reading Parquet footers and single row groups."""
-    from pyarrow import fs as pafs
-
-    if not is_s3(uri):
-        return pafs.LocalFileSystem(), uri
-    ep = endpoint_url("s3")
-    scheme = "http" if ep and ep.startswith("http://") else "https"
-    host = ep.split("://", 1)[-1].rstrip("/") if ep else None
-    s3 = pafs.S3FileSystem(region=region(), endpoint_override=host, scheme=scheme,
-                           access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-                           secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-                           session_token=os.environ.get("AWS_SESSION_TOKEN"))
-    return s3, uri.split("://", 1)[1]

@@ -27,12 +27,13 @@ from urllib.parse import quote
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow import fs as pafs
 import pyarrow.compute as pc
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import AddAction
 
-from lake_pipeline.storage.aws import arrow_filesystem, delta_storage_options, object_store_error
+from lake_pipeline.storage.aws import delta_storage_options, object_store_error
 from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.storage.objects import open_storage
 from lake_pipeline.storage.uris import is_s3, join, normalize_uri
@@ -289,12 +290,22 @@ class Lake:
         table = self._snapshot(name, version, snapshot)
         return None if table is None else add_actions(table, self.table_uri(name))
 
+    def _files(self, name: str) -> pafs.FileSystem:
+        """A pyarrow filesystem rooted at the table's directory, for its data files by their
+        relative paths: local files directly; on S3 delta-rs' own object store, with the lake's
+        storage options (so region, endpoint and credentials are configured in one place)."""
+        from deltalake.fs import DeltaStorageHandler
+
+        if not is_s3(self.uri):
+            os.makedirs(self.table_uri(name), exist_ok=True)
+            return pafs.SubTreeFileSystem(self.table_uri(name), pafs.LocalFileSystem())
+        return pafs.PyFileSystem(DeltaStorageHandler(self.table_uri(name), self.storage_options))
+
     def parquet_file(self, name: str, path: str) -> pq.ParquetFile:
         """One data file of a table (``path`` as its add action names it), opened for reading
         its footer and single row groups (the seen-keys index reads a few row groups a file)."""
-        fs, root = arrow_filesystem(self.table_uri(name))
         with self._errors(name, f"read file {path} of"):
-            return pq.ParquetFile(fs.open_input_file(f"{root.rstrip('/')}/{path}"))
+            return pq.ParquetFile(self._files(name).open_input_file(path))
 
     # --- Append -------------------------------------------------------------------------
 
@@ -406,10 +417,6 @@ class Lake:
         (of ``partition_by``), with :func:`parquet_options`, and return their add actions for
         :meth:`commit_files`. Nothing is committed: files no commit references are left for vacuum.
         Any process can call this (a Ray worker does), on a local or S3 lake."""
-        from deltalake.fs import DeltaStorageHandler
-        from pyarrow import fs as pafs
-        import pyarrow.parquet as pq
-
         partition_by = partition_by or []
         if data.num_rows == 0:
             return []
@@ -417,12 +424,12 @@ class Lake:
         pieces = _partition_slices(data, partition_by)
         actions: list[AddAction] = []
         with self._errors(name, "write data files of"):
-            if not is_s3(self.uri):
-                os.makedirs(self.table_uri(name), exist_ok=True)  # the handler opens the table's directory
-            filesystem = pafs.PyFileSystem(DeltaStorageHandler(self.table_uri(name), self.storage_options))
+            filesystem = self._files(name)
             for values, piece in pieces:
                 directory, partition_values = _partition_dir(values)
                 piece = piece.select(columns)
+                if directory:
+                    filesystem.create_dir(directory, recursive=True)
                 path = f"{directory + '/' if directory else ''}{prefix}-{uuid.uuid4()}.zstd.parquet"
                 pq.write_table(piece, path, filesystem=filesystem, **parquet_options(piece.schema, layout))
                 size = filesystem.get_file_info(path).size
