@@ -41,7 +41,7 @@ from deltalake import DeltaTable, Transaction
 
 from lake_pipeline.contract import BATCH_ID, CREATED_AT, EVENT_UUID, SOURCE_KEY
 from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, Settings
-from lake_pipeline.tables.lake import FileLayout, Lake
+from lake_pipeline.tables.lake import FileLayout, Lake, row_group_ranges
 from lake_pipeline.transforms.dedupe import bucket_of_hash, ordered_key, uuid_hash
 
 KEY = "key"
@@ -63,7 +63,6 @@ CLOSED_APP_ID = "lake_pipeline.dedupe_index.closed_through"  # last date compact
 _DAY = 86400.0
 _HOUR = 3600.0
 _EPOCH = date(1970, 1, 1)
-_I64 = np.iinfo(np.int64)
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -250,28 +249,16 @@ class SeenIndex:
 
     def _footer(self, f: _File) -> tuple[np.ndarray, ...]:
         if f.footer is None:
-            meta = self._open(f).metadata
-            names = meta.schema.names
-            ki, ti = names.index(KEY), names.index(CREATED_AT)
-            n = meta.num_row_groups
-            kmin, kmax = np.full(n, _I64.min, np.int64), np.full(n, _I64.max, np.int64)
-            tmin, tmax = np.full(n, -np.inf), np.full(n, np.inf)
-            rows = np.empty(n, np.int64)
-            for g in range(n):  # a row group without statistics is read whenever its file is
-                group = meta.row_group(g)
-                rows[g] = group.num_rows
-                k = group.column(ki).statistics
-                if k is not None and k.has_min_max:
-                    kmin[g], kmax[g] = k.min, k.max
-            if n > 1 and (kmax[:-1] <= kmin[1:]).all():
+            parquet = self._open(f)
+            meta = parquet.metadata
+            rows = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)], np.int64)
+            kmin, kmax = row_group_ranges(parquet, KEY)
+            if len(rows) > 1 and (kmax[:-1] <= kmin[1:]).all():
                 # Sorted by key (a closed date, or one hour): each row group's time range is
                 # taken as the file's (a superset), which saves half the footer's reading.
-                tmin[:], tmax[:] = f.min_at, f.max_at
+                tmin, tmax = np.full(len(rows), f.min_at), np.full(len(rows), f.max_at)
             else:
-                for g in range(n):
-                    t = meta.row_group(g).column(ti).statistics
-                    if t is not None and t.has_min_max:
-                        tmin[g], tmax[g] = t.min, t.max
+                tmin, tmax = row_group_ranges(parquet, CREATED_AT, np.float64)
             f.footer = (kmin, kmax, tmin, tmax, rows)
         return f.footer
 

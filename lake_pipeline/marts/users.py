@@ -40,7 +40,7 @@ from deltalake import Transaction
 
 from lake_pipeline.settings import HOURLY_USERS_TABLE
 from lake_pipeline.storage.errors import StorageError
-from lake_pipeline.tables.lake import CommitConflict, FileLayout, Lake
+from lake_pipeline.tables.lake import CommitConflict, FileLayout, Lake, row_group_ranges
 
 USERS_SCHEMA = pa.schema(
     [
@@ -110,14 +110,7 @@ def may_hold(keys: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 def row_groups_holding(parquet, column: str, keys: np.ndarray) -> list[int]:
     """The row groups of one Parquet file whose ``column`` statistics (int64) can hold one of ``keys``
     (sorted, unique); a row group without statistics is always read."""
-    meta = parquet.metadata
-    index = meta.schema.names.index(column)
-    n = meta.num_row_groups
-    lo, hi = np.full(n, np.iinfo(np.int64).min), np.full(n, np.iinfo(np.int64).max)
-    for g in range(n):
-        stats = meta.row_group(g).column(index).statistics
-        if stats is not None and stats.has_min_max:
-            lo[g], hi[g] = stats.min, stats.max
+    lo, hi = row_group_ranges(parquet, column)
     return np.flatnonzero(may_hold(keys, lo, hi)).tolist()
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from urllib.parse import quote
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -215,6 +216,22 @@ def _delta_errors(
         raise
     except catch as exc:
         raise _storage_error(where, doing, exc, retention_hours) from exc
+
+
+def row_group_ranges(parquet: pq.ParquetFile, column: str, dtype=np.int64) -> tuple[np.ndarray, np.ndarray]:
+    """Per row group of one Parquet file, the [min, max] of ``column`` from its footer; a row
+    group without statistics gets the widest range of ``dtype`` (so a reader always reads it)."""
+    meta = parquet.metadata
+    index = meta.schema.names.index(column)
+    n = meta.num_row_groups
+    widest = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    lo = np.full(n, widest.min if widest else -np.inf, dtype)
+    hi = np.full(n, widest.max if widest else np.inf, dtype)
+    for g in range(n):
+        stats = meta.row_group(g).column(index).statistics
+        if stats is not None and stats.has_min_max:
+            lo[g], hi[g] = stats.min, stats.max
+    return lo, hi
 
 
 def add_actions(snapshot: DeltaTable, where: str | None = None) -> pa.Table:
