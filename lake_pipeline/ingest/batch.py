@@ -80,7 +80,13 @@ def _dates_for(spans: list[tuple[float, float]]) -> list[date]:
     return sorted(out)
 
 
-def load_history(scan: pl.LazyFrame | None, batch: pl.DataFrame, horizon: float, batch_id: int) -> pl.DataFrame:
+def history_dates(batch: pl.DataFrame, horizon: float) -> list[date]:
+    """The event_date partitions within the horizon of the batch's created_at values."""
+    return _dates_for(history_window(batch.get_column(CREATED_AT), horizon))
+
+
+def load_history(scan: pl.LazyFrame | None, batch: pl.DataFrame, horizon: float, batch_id: int,
+                 dates: list[date] | None = None) -> pl.DataFrame:
     """Accepted records of earlier batches that could make a row of ``batch`` a duplicate.
 
     ``scan`` is a scan of the events table (taken once per batch: every open replays
@@ -88,12 +94,13 @@ def load_history(scan: pl.LazyFrame | None, batch: pl.DataFrame, horizon: float,
 
     Reads only the event_date partitions within the horizon of the batch's
     created_at values, and only two columns, so the cost follows the partitions
-    the batch touches, not the table's history.
+    the batch touches, not the table's history. ``dates``: :func:`history_dates`, when the
+    caller has them already.
     """
     empty = pl.DataFrame(schema={EVENT_UUID: pl.String, CREATED_AT: pl.Float64})
     if scan is None or batch.height == 0:
         return empty
-    dates = _dates_for(history_window(batch.get_column(CREATED_AT), horizon))
+    dates = history_dates(batch, horizon) if dates is None else dates
     uuids = batch.select(pl.col(EVENT_UUID).unique()).lazy()
     # A semi join, not `is_in(uuids)`: 3-4x faster here (0.04 s vs 0.15 s per 250k-row chunk).
     return (
@@ -128,11 +135,11 @@ class SeenKeys:
 
     def _earlier(self, events: pl.DataFrame) -> pl.DataFrame:
         if self.index is None:
-            history = load_history(self.history_scan, events, self.horizon, self.batch_id)
+            dates = history_dates(events, self.horizon)
+            history = load_history(self.history_scan, events, self.horizon, self.batch_id, dates)
             if self.rows_by_date is None:
                 self.rows_read += history.height
             else:  # every row of the dates within the horizon is scanned
-                dates = _dates_for(history_window(events.get_column(CREATED_AT), self.horizon))
                 self.rows_read += sum(self.rows_by_date.get(d, 0) for d in dates)
             return history
         found = self.index.lookup(events.select(EVENT_UUID, CREATED_AT), self.batch_id)
