@@ -448,9 +448,11 @@ def compact_index(lake: Lake, horizon: float, now: datetime | None = None, min_f
     return {"dates": done, "files_removed": removed}
 
 
-def disagreements(lake: Lake, batch_ids: Iterable[int] | None = None, since: date | None = None) -> dict[str, int]:
+def disagreements(lake: Lake, batch_ids: Iterable[int] | None = None, since: date | None = None,
+                  dates: Iterable[date] | None = None) -> dict[str, int]:
     """Rows of ``events`` missing from the index and index rows with no event, for the given
-    batches (None: all), over the dates the index retains (from ``since`` when given)."""
+    batches (None: all), over the dates the index retains (from ``since`` when given; only
+    ``dates``, the batches' event_dates, when given: both tables are partitioned by them)."""
     index = lake.table(DEDUPE_INDEX_TABLE)
     events = lake.scan(EVENTS_TABLE)
     if index is None or events is None:
@@ -460,6 +462,9 @@ def disagreements(lake: Lake, batch_ids: Iterable[int] | None = None, since: dat
         first = since
     idx = lake.scan(DEDUPE_INDEX_TABLE, snapshot=index).filter(pl.col(CREATED_DATE) >= first)
     ev = events.filter(pl.col("event_date") >= first)
+    if dates is not None:
+        days = list(dates)
+        idx, ev = idx.filter(pl.col(CREATED_DATE).is_in(days)), ev.filter(pl.col("event_date").is_in(days))
     if batch_ids is not None:
         ids = list(batch_ids)
         idx, ev = idx.filter(pl.col(BATCH_ID).is_in(ids)), ev.filter(pl.col(BATCH_ID).is_in(ids))

@@ -175,6 +175,8 @@ def test_the_agreement_check_fails_when_the_index_misses_an_event(settings, raw_
     write_object(raw_dir, [event("a", at=T0 + 1), event("b", at=T0 + 2)])
     batch = _ingest(settings).batches[-1].batch_id
     assert index_agrees(lake, [batch]).passed
+    assert index_agrees(lake, [batch], [HOUR.date().isoformat()]).metadata["checked"] == 2  # the batch's date
+    assert index_agrees(lake, [batch], ["2025-01-01"]).metadata["checked"] == 0  # pruned to the dates given
     lake.delete(DEDUPE_INDEX_TABLE, "event_uuid = 'b'")
     outcome = index_agrees(lake, [batch])
     assert not outcome.passed and outcome.metadata["events_missing"] == 1
