@@ -167,6 +167,14 @@ def _partition_dir(values: dict[str, object]) -> tuple[str, dict[str, str | None
     return "/".join(parts), out
 
 
+def _offset_strings(data: pa.Table) -> pa.Table:
+    """``data`` with its string-view columns (as Polars hands them over) as 64-bit-offset strings."""
+    if not any(pa.types.is_string_view(f.type) for f in data.schema):
+        return data
+    return data.cast(pa.schema([f.with_type(pa.large_string()) if pa.types.is_string_view(f.type) else f
+                                for f in data.schema]))
+
+
 def _partition_slices(data: pa.Table, partition_by: list[str]) -> list[tuple[dict[str, object], pa.Table]]:
     """``data`` cut into one table per partition (its partition values, its rows): one reordering pass
     that makes each partition contiguous, then zero-copy slices (a take per partition re-reads the
@@ -437,6 +445,7 @@ class Lake:
         partition_by = partition_by or []
         if data.num_rows == 0:
             return []
+        data = _offset_strings(data)  # pyarrow's take and min/max have no string-view kernels
         columns = [c for c in data.column_names if c not in partition_by]
         pieces = _partition_slices(data, partition_by)
         actions: list[AddAction] = []

@@ -259,11 +259,11 @@ def test_enrich_output_follows_the_events_schema():
     for column in REQUIRED_EVENT_COLUMNS:
         assert frame.get_column(column).null_count() == 0, column
     table = to_events_arrow(frame)
-    # Same names, order and nullability; strings may be 64-bit-offset (no copy out of Polars).
+    # Same names, order and nullability; strings are string views (no copy out of Polars).
     assert [(f.name, f.nullable) for f in table.schema] == [(f.name, f.nullable) for f in EVENTS_SCHEMA]
     assert table.cast(EVENTS_SCHEMA).schema.equals(EVENTS_SCHEMA)
     assert all(
-        f.type == e.type or (e.type == pa.string() and f.type == pa.large_string())
+        f.type == e.type or (e.type == pa.string() and f.type == pa.string_view())
         for f, e in zip(table.schema, EVENTS_SCHEMA)
     )
     # internal lineage columns start with "_"
