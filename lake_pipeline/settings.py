@@ -29,6 +29,9 @@ REBUILDS_TABLE = "_ingest_rebuilds"
 HOURLY_COUNTS_TABLE = "hourly_event_counts"
 # The mart's exact distinct-users state: one row per (event_hour, event_name, user_id) seen (marts/users.py).
 HOURLY_USERS_TABLE = "_hourly_event_users"
+# Each batch's events grouped as the hourly mart groups them, written by the ingest, read by the
+# mart's update instead of the batch's payloads (marts/feed.py).
+HOURLY_FEED_TABLE = "_hourly_feed"
 # Seen-keys index of accepted events (event_uuid, created_at) that dedupe reads (ingest/seen_index.py).
 DEDUPE_INDEX_TABLE = "_dedupe_index"
 # Per-user copy of events (user_id from payload, partitioned by a hash bucket of it, files sorted
@@ -119,7 +122,7 @@ class Settings:
     compact_target_file_bytes: int = 128 * 1024 * 1024
     vacuum_retention_hours: int = 168
     # Crash tests only: SIGKILL this process at a named point of a batch
-    # (after_parse | after_events | after_index | after_quarantine | after_ledger). Empty in production.
+    # (after_parse | after_events | after_index | after_feed | after_quarantine | after_ledger). Empty in production.
     fault_injection: str = ""
     # Alerts on run failure: "sns:<topic-arn>" or "https://hooks..." or "" for none.
     alert_destination: str = ""

@@ -27,6 +27,7 @@ from lake_pipeline.ingest.batch import (
 from lake_pipeline.ingest.seen_index import index_rows
 from lake_pipeline.ingest.counts import BatchCounts, BatchResult, Stopwatch
 from lake_pipeline.ingest.landing import chunk_objects
+from lake_pipeline.marts import feed
 from lake_pipeline.parse.reader import ChunkParser
 from lake_pipeline.settings import Settings
 from lake_pipeline.tables.lake import Lake
@@ -47,6 +48,7 @@ def run_batch(
     quarantine_parts: list[pa.Table] = []
     metadata = {"batch_id": str(plan.batch_id), "run_id": run_id or ""}
     index_parts: list = []
+    feed_parts: list = []  # the mart's groups of each chunk (needs the derived columns)
     seen, writes_index = open_seen_keys(lake, settings, plan.batch_id)  # one snapshot of each
     chunks = chunk_objects(list(plan.objects), settings.chunk_max_bytes)
     clock.lap("plan")
@@ -67,6 +69,8 @@ def run_batch(
             counts.add_curated(chunk.inserted_per_object, chunk.duplicates_per_object, chunk.kept)
             if writes_index:
                 index_parts.append(index_rows(chunk.kept, settings.dedupe_buckets))
+            if settings.enrich and chunk.kept.height:
+                feed_parts.append(feed.group_chunk(chunk.kept))
             clock.lap("curate")
             if chunk.kept.height:
                 yield from to_events_arrow(chunk.kept).to_batches()
@@ -80,6 +84,9 @@ def run_batch(
         commit_index(lake, plan.batch_id, index_parts, metadata)
     clock.lap("write_index")
     fault(settings, "after_index")
+    feed.commit_feed(lake, plan.batch_id, feed_parts, metadata)
+    clock.lap("write_feed")
+    fault(settings, "after_feed")
     commit_quarantine(lake, plan.batch_id, quarantine_parts, metadata)
     clock.lap("write_quarantine")
     fault(settings, "after_quarantine")

@@ -45,7 +45,7 @@ from deltalake import DeltaTable, Transaction
 
 from lake_pipeline.contract import BATCH_ID, CREATED_AT
 from lake_pipeline.ingest.counts import Stopwatch
-from lake_pipeline.marts import users
+from lake_pipeline.marts import feed, users
 from lake_pipeline.marts.aggregate import (
     CELL,
     EVENT_COLUMNS,
@@ -58,7 +58,7 @@ from lake_pipeline.marts.aggregate import (
     recompute,
 )
 from lake_pipeline.quality.rules import CheckOutcome
-from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE
+from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_FEED_TABLE
 from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.tables.lake import Lake
 
@@ -85,6 +85,8 @@ class TouchedHours:
     batch_ids: list[int] = field(default_factory=list)
     reason: str = ""
     other: list[str] = field(default_factory=list)  # commits that may have removed rows
+    # Rows each new batch's append added to events, from its commit's metrics (None: not recorded).
+    added_rows: dict[int, int | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -100,8 +102,10 @@ class MartUpdate:
     reason: str = ""
     compacted: bool = False
     mode: str = NOTHING
-    # ADD: event rows of the new batches read, state rows read, new (hour, name, user) appended.
+    # ADD: event rows of the new batches (read from ``rows_from``: events, or their groups in the
+    # feed), state rows read, new (hour, name, user) appended.
     rows_read: int = 0
+    rows_from: str = ""
     state_rows_read: int = 0
     new_users: int = 0
     # Seconds per stage (plan; ADD: new_rows, state_read, compute, commit_state, commit_mart; housekeeping).
@@ -137,10 +141,12 @@ def _rebuild_all(out: TouchedHours, reason: str) -> TouchedHours:
     return out
 
 
-def _classify_commits(commits: dict[int, dict], since_version: int, version: int) -> tuple[list[int], list[str]]:
-    """The batch ids of the ingest appends after ``since_version``, and the other commits that
-    may have changed rows (compactions and vacuums change none: they are skipped)."""
-    batch_ids: list[int] = []
+def _classify_commits(commits: dict[int, dict], since_version: int,
+                      version: int) -> tuple[dict[int, int | None], list[str]]:
+    """The batch ids of the ingest appends after ``since_version`` (each with the rows its append
+    added, when the commit's metrics say), and the other commits that may have changed rows
+    (compactions and vacuums change none: they are skipped)."""
+    batch_ids: dict[int, int | None] = {}
     other = []
     for v in range(since_version + 1, version + 1):
         c = commits[v]
@@ -149,10 +155,11 @@ def _classify_commits(commits: dict[int, dict], since_version: int, version: int
         if op in NO_DATA_CHANGE_OPERATIONS:
             continue
         if op == "WRITE" and mode in ("Append", "ErrorIfExists") and str(c.get("batch_id", "")).isdigit():
-            batch_ids.append(int(c["batch_id"]))
+            added = (c.get("operationMetrics") or {}).get("num_added_rows")
+            batch_ids[int(c["batch_id"])] = int(added) if isinstance(added, int) else None
         else:
             other.append(f"v{v} {op} {mode}".strip())
-    return sorted(set(batch_ids)), other
+    return dict(sorted(batch_ids.items())), other
 
 
 def _changed_dates(before: pa.Table, now: pa.Table) -> set[str]:
@@ -178,7 +185,8 @@ def pending_changes(events: DeltaTable, since_version: int | None) -> TouchedHou
     missing = [v for v in range(since_version + 1, version + 1) if v not in commits]
     if missing:
         return _rebuild_all(out, f"the events log no longer holds v{missing[0]}")
-    out.batch_ids, out.other = _classify_commits(commits, since_version, version)
+    out.added_rows, out.other = _classify_commits(commits, since_version, version)
+    out.batch_ids = list(out.added_rows)
     out.reason = f"{len(out.batch_ids)} new batch(es)"
     return out
 
@@ -302,15 +310,21 @@ def _mart_rows_of(lake: Lake, hours: list[str]) -> pa.Table:
 
 def _add(lake: Lake, events: DeltaTable, touched: TouchedHours, update: MartUpdate, run_id: str | None,
          watch: Stopwatch) -> None:
-    """Add the new batches' rows to the state and to the mart's rows of the hours they touch."""
-    rows = _new_rows(lake, events, touched.batch_ids)
-    grouped = group_new_rows(rows)
+    """Add the new batches' rows to the state and to the mart's rows of the hours they touch:
+    their groups from the feed when it holds every one of them, else from their rows in events."""
+    grouped = feed.batch_groups(lake, touched.added_rows)
+    if grouped is not None:
+        update.rows_from, rows_read = HOURLY_FEED_TABLE, sum(touched.added_rows.values())
+    else:
+        rows = _new_rows(lake, events, touched.batch_ids)
+        grouped = group_new_rows(rows)
+        update.rows_from, rows_read = EVENTS_TABLE, rows.num_rows
     cells = grouped.select(CELL).unique()
     watch.lap("new_rows")
     seen, state_rows_read = users.cell_users(lake, cells)
     watch.lap("state_read")
     hours = sorted({hour_key(h) for h in cells.get_column("event_hour").to_list()})
-    delta = add_batch(grouped, seen, _mart_rows_of(lake, hours), rows.num_rows, state_rows_read)
+    delta = add_batch(grouped, seen, _mart_rows_of(lake, hours), rows_read, state_rows_read)
     touched.hours = set(delta.hours)
     metadata = _commit_metadata(touched.events_version, len(delta.hours), run_id, update.mode)
     watch.lap("compute")
@@ -370,6 +384,8 @@ def update_hourly_counts(lake: Lake, run_id: str | None = None) -> MartUpdate:
     mart = lake.table(HOURLY_COUNTS_TABLE)
     update.mart_version = mart.version()
     update.compacted = _keep_files_few(lake, mart) | users.keep_files_few(lake)
+    if mode == ADD and lake.exists(HOURLY_FEED_TABLE):
+        feed.prune(lake, max(touched.batch_ids))  # the mart holds them now
     watch.lap("housekeeping")
     update.seconds = watch.seconds
     return update

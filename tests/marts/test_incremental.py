@@ -15,10 +15,11 @@ from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from lake_pipeline.devtools.synthetic import generate, sample_records
 from lake_pipeline.engines.run import ingest_hours, ingest_keys
 from lake_pipeline.maintenance import compaction
+from lake_pipeline.marts import feed
 from lake_pipeline.marts import hourly as marts
 from lake_pipeline.marts import users as users_state
 from lake_pipeline.marts.aggregate import hourly_counts
-from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_USERS_TABLE
+from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_FEED_TABLE, HOURLY_USERS_TABLE
 from lake_pipeline.storage.objects import LocalStorage
 from tests.support.marts import assert_mart_exact, mart_frame
 from tests.support.records import T0, event, write_object
@@ -53,6 +54,7 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
     settings, raw_dir, lake, lake_dir, monkeypatch
 ):
     monkeypatch.setattr(users_state, "MERGE_FILES", 3)  # so that this test sees the state merge its files
+    monkeypatch.setattr(feed, "PRUNE_FILES", 3)  # and the feed pruned
     keys = _zone(raw_dir, 400, seed=3)
     ingest_keys(settings, keys[:1])
     first = _update_and_compare(lake, lake_dir, marts.REBUILD)
@@ -65,10 +67,15 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
         update = _update_and_compare(lake, lake_dir, marts.ADD)
         batch = DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table(columns=["_batch_id"])
         assert update.rows_read == pl.from_arrow(batch).filter(pl.col("_batch_id").is_in(update.batch_ids)).height
+        assert update.rows_from == HOURLY_FEED_TABLE  # the ingest's groups, not the batch's payloads
         assert len({h[:10] for h in update.hours}) > 1  # late events reached earlier days
         assert 0 < update.new_users <= update.rows_read
         compacted |= update.compacted
     assert compacted  # the state bin-packed its small files, and stayed exact
+    # The feed no longer holds the batches the mart added (pruned once it had 3 files).
+    fed = pl.from_arrow(DeltaTable(str(lake_dir / HOURLY_FEED_TABLE)).to_pyarrow_table(columns=["_batch_id"]))
+    assert fed.height < pl.from_arrow(DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table(columns=["_batch_id"])).height
+    assert fed.filter(pl.col("_batch_id") <= max(update.batch_ids) - 3).height == 0
 
     # Redeliveries of the history (and of the same hour) in a later arrival hour: all dropped.
     before = mart_frame(lake_dir)
@@ -87,11 +94,13 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
     assert DeltaTable(str(lake_dir / HOURLY_COUNTS_TABLE)).version() == mart_version
     ingest_keys(settings, _zone(raw_dir, 200, seed=6, start=START.replace(hour=16)))
     _update_and_compare(lake, lake_dir, marts.ADD)
-    # A batch that a compaction merged into old files before the mart ran: its rows are read from those.
+    # A batch without feed rows (as in a lake older than the feed), that a compaction merged into old
+    # files before the mart ran: its rows are read from those.
     ingest_keys(settings, _zone(raw_dir, 200, seed=7, start=START.replace(hour=17)))
+    shutil.rmtree(lake_dir / HOURLY_FEED_TABLE)
     compaction.compact(lake, settings.compact_target_file_bytes, settings.compact_group_max_bytes)
     update = _update_and_compare(lake, lake_dir, marts.ADD)
-    assert update.rows_read == 200
+    assert update.rows_read == 200 and update.rows_from == EVENTS_TABLE
 
     # A rebuild of arrival hour 13 removes its rows and ingests them again: those dates are recomputed.
     ingest_hours(settings, START, START, rebuild=True)
@@ -136,3 +145,19 @@ def test_a_batch_of_events_without_users_adds_events_and_no_users(settings, raw_
     row = mart_frame(lake_dir).row(0, named=True)
     assert (row["events"], row["unique_users"]) == (4, 1)
     assert DeltaTable(str(lake_dir / HOURLY_USERS_TABLE)).metadata().partition_columns == ["event_date"]
+
+
+def test_a_batch_the_feed_does_not_account_for_is_read_from_events(settings, raw_dir, lake, lake_dir):
+    keys = _zone(raw_dir, 300, seed=11)
+    ingest_keys(settings, keys[:1])
+    marts.update_hourly_counts(lake)
+    ingest_keys(settings, keys[1:2])
+    ingest_keys(settings, keys[2:3])
+    # The feed lost one group of the last batch: its sum no longer equals the batch's events.
+    last = max(pl.from_arrow(DeltaTable(str(lake_dir / HOURLY_FEED_TABLE)).to_pyarrow_table()).get_column("_batch_id"))
+    lake.delete(HOURLY_FEED_TABLE, f"_batch_id = {last} AND events = 1 AND user_id IS NOT NULL")
+    update = _update_and_compare(lake, lake_dir, marts.ADD)
+    assert update.rows_from == EVENTS_TABLE and len(update.batch_ids) == 2
+    # With the feed whole, the next batch is added from it.
+    ingest_keys(settings, _zone(raw_dir, 100, seed=12, start=START.replace(hour=14)))
+    assert _update_and_compare(lake, lake_dir, marts.ADD).rows_from == HOURLY_FEED_TABLE

@@ -64,7 +64,8 @@ MART_ATTEMPTS = 5
     kinds={"delta", "duckdb"},
     description=(
         "Per UTC hour of created_at and event_name: events and exact unique users (distinct non-null "
-        "payload.user_id). Each batch's run adds that batch (its rows, against the _hourly_event_users state)."
+        "payload.user_id). Each batch's run adds that batch (its groups from the _hourly_feed the ingest wrote, "
+        "against the _hourly_event_users state)."
     ),
     metadata={"table_columns": "event_hour, event_name, event_type, event_subtype, events, unique_users"},
 )
@@ -75,7 +76,7 @@ def hourly_event_counts(context: dg.AssetExecutionContext, lake: LakeResource) -
     context.log.info(
         f"events v{update.since_version} -> v{update.events_version} ({update.mode}): {update.reason}; "
         f"{len(update.hours)} hour(s) updated, {update.rows_written} row(s) written in {update.seconds:.2f}s "
-        f"({update.rows_read} new event row(s) and {update.state_rows_read} state row(s) read, "
+        f"({update.rows_read} new row(s) read from {update.rows_from or '-'} and {update.state_rows_read} state row(s), "
         f"{update.new_users} new user(s))"
     )
     newest = marts.newest_event_hour(lake_)
@@ -87,6 +88,8 @@ def hourly_event_counts(context: dg.AssetExecutionContext, lake: LakeResource) -
             "full_rebuild": dg.MetadataValue.bool(update.full_rebuild),
             "mode": dg.MetadataValue.text(update.mode),
             "new_event_rows_read": dg.MetadataValue.int(update.rows_read),
+            # Where an add read the new batches' groups: the ingest's feed, or their rows in events.
+            "new_rows_from": dg.MetadataValue.text(update.rows_from),
             "state_rows_read": dg.MetadataValue.int(update.state_rows_read),
             "new_users": dg.MetadataValue.int(update.new_users),
             "reason": dg.MetadataValue.text(update.reason),
