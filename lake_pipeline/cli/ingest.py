@@ -89,9 +89,21 @@ def _add_mart(mart: dict, result) -> None:
         mart["seconds"] += float(m.metadata["update_seconds"].value)
 
 
-def _run_batches(settings, batches, instance, job, partitions, echo=True, mart=True):
+def first_chunks(settings, batch) -> list:
+    """The chunks of ``batch`` worth parsing ahead (while Dagster loads, or the batch before
+    finishes): its first ones, when the batch is big enough to parse on every core."""
+    from lake_pipeline.ingest.landing import chunk_objects
+    from lake_pipeline.parse.reader import PARALLEL_MIN_BYTES, PREFETCH_CHUNKS
+
+    if sum(o.size for o in batch) < PARALLEL_MIN_BYTES:
+        return []
+    return chunk_objects(batch, settings.chunk_max_bytes)[:PREFETCH_CHUNKS]
+
+
+def _run_batches(settings, batches, instance, job, partitions, echo=True, mart=True, parser=None):
     """Run each batch as one Dagster run of ingest_job (without the mart unless ``mart``); return
-    the summed metadata (the mart's under "mart")."""
+    the summed metadata (the mart's under "mart"). ``parser`` (the job's ChunkParser) is told
+    each next batch's first chunks, which it parses while the batch before it finishes."""
     from tqdm import tqdm
 
     from lake_pipeline.defs.shared import EVENTS, QUARANTINE, batch_run_tags
@@ -101,8 +113,10 @@ def _run_batches(settings, batches, instance, job, partitions, echo=True, mart=T
     # The bar counts the objects this process ingested: batches another process claimed first
     # don't move it, and a bar that moved not at all is cleared at the end.
     with tqdm(total=sum(len(b) for b in batches), unit="obj", desc="ingest", disable=not echo) as bar:
-        for batch in batches:
+        for i, batch in enumerate(batches):
             keys = [o.key for o in batch]
+            if parser is not None:
+                parser.expect(first_chunks(settings, batches[i + 1]) if i + 1 < len(batches) else [])
             result = job.execute_in_process(
                 run_config=lake_run_config(
                     settings, ingest_batch={"config": {"source_keys": keys, "source_sizes": [o.size for o in batch]}}
@@ -137,9 +151,8 @@ def ingest(raw, lake, quiet, engine, no_mart):
     """Ingest every raw object not yet in the lake's ledger, in bounded micro-batches; each batch's
     run then adds the batch to hourly_event_counts (unless --no-mart)."""
     from lake_pipeline.engines.run import chunk_parser
-    from lake_pipeline.ingest.landing import chunk_objects, list_pending, plan_batches
+    from lake_pipeline.ingest.landing import list_pending, plan_batches
     from lake_pipeline.ingest.ledger import unfinished_plans
-    from lake_pipeline.parse.reader import PARALLEL_MIN_BYTES, PREFETCH_CHUNKS
     from lake_pipeline.tables.lake import Lake
 
     loading_dagster()
@@ -161,17 +174,17 @@ def ingest(raw, lake, quiet, engine, no_mart):
         return
     click.echo(f"{len(pending)} new object(s) in {settings.raw_uri} -> {len(batches)} batch(es) into {settings.lake_uri}")
     parser = chunk_parser(settings)
-    if batches and sum(o.size for o in batches[0]) >= PARALLEL_MIN_BYTES:
+    for chunk in first_chunks(settings, batches[0]):
         # The first chunks are parsed while Dagster loads (one core is free); the run picks them up.
-        for chunk in chunk_objects(batches[0], settings.chunk_max_bytes)[:PREFETCH_CHUNKS]:
-            parser.prefetch(chunk)
+        parser.prefetch(chunk)
     from lake_pipeline.defs.shared import arrival_hours
 
     instance = open_instance()
     partitions = arrival_hours(settings)
     job = _ingest_definitions(partitions, parser).resolve_job_def("ingest_job")
     dagster_loaded()
-    totals = _run_batches(settings, batches, instance, job, partitions, echo=not quiet, mart=not no_mart)
+    totals = _run_batches(settings, batches, instance, job, partitions, echo=not quiet, mart=not no_mart,
+                          parser=parser)
     if totals["mart"]["updates"]:
         click.echo(_mart_line(totals["mart"]))
     if totals["objects"] == 0:  # another `lake ingest` (or the sensor's run) claimed them between listing and run

@@ -78,6 +78,7 @@ def run_batch(
             clock.restart()  # the writer's time between chunks counts as write_events
 
     commit_events(lake, plan.batch_id, kept_batches(), partition_columns(settings.enrich), metadata)
+    parser.prefetch_expected()  # every chunk of this batch is parsed: the next batch's may begin
     clock.lap("write_events")
     fault(settings, "after_events")
     if writes_index:

@@ -44,8 +44,8 @@ from lake_pipeline.storage.objects import LocalStorage, ObjectInfo, open_storage
 PIECE_BYTES = 8 * 1024 * 1024
 # Below this many raw bytes a chunk is parsed in the calling process.
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
-# The CLI parses this many chunks of the first batch while Dagster starts (memory: each
-# parsed chunk is ~10x its raw bytes).
+# The CLI parses this many chunks of the first batch while Dagster starts, and of each next
+# batch while the one before it finishes (memory: each parsed chunk is ~10x its raw bytes).
 PREFETCH_CHUNKS = 2
 
 Pending = Callable[[], ParsedRecords]
@@ -117,14 +117,32 @@ class ChunkParser:
         self.workers = workers or default_workers()
         self.handed_over = HandedOver()
         self._prefetched: dict[tuple[str, ...], Pending] = {}
+        self._expected: list[list[ObjectInfo]] = []
+        self.prefetches_taken = 0  # prefetched chunks that a start() took
         self._pool: ProcessPoolExecutor | None = None
         self._bulk: ThreadPoolExecutor | None = None
 
     def prefetch(self, objects: list[ObjectInfo]) -> None:
         self._prefetched[tuple(o.key for o in objects)] = self._begin(objects)
 
+    def expect(self, chunks: list[list[ObjectInfo]]) -> None:
+        """The first chunks of the next batch: :meth:`prefetch_expected` begins them."""
+        self._expected = list(chunks)
+
+    def prefetch_expected(self) -> None:
+        """Begin the expected chunks (a batch calls this once its own chunks are all parsed, so
+        that the next batch's first chunks parse while it commits, runs its checks and the mart,
+        on the core those leave free). Chunks prefetched earlier and never taken (another
+        ingest claimed their objects) are dropped first."""
+        self._prefetched.clear()
+        for chunk in self._expected:
+            self.prefetch(chunk)
+        self._expected = []
+
     def start(self, objects: list[ObjectInfo]) -> Pending:
-        return self._prefetched.pop(tuple(o.key for o in objects), None) or self._begin(objects)
+        taken = self._prefetched.pop(tuple(o.key for o in objects), None)
+        self.prefetches_taken += taken is not None
+        return taken or self._begin(objects)
 
     @property
     def prefetched(self) -> int:
@@ -138,6 +156,7 @@ class ChunkParser:
 
     def close(self) -> None:
         self._prefetched.clear()
+        self._expected = []
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None

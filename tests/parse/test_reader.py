@@ -3,6 +3,7 @@ a chunk begun early (the CLI's prefetch) is the one the batch later takes."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -70,9 +71,34 @@ def test_lake_ingest_uses_the_chunks_it_parsed_while_dagster_started(tmp_path, m
     generate(LocalStorage(str(tmp_path / "raw")), 2000, start=datetime(2025, 11, 20, 13, tzinfo=UTC), seed=5)
     monkeypatch.setattr(reader, "PARALLEL_MIN_BYTES", 0)  # prefetch even this small batch
     monkeypatch.setenv("LAKE_CHUNK_MAX_BYTES", "20000")  # several chunks
+    monkeypatch.setenv("LAKE_BATCH_MAX_OBJECTS", "2")  # and several batches
     result = invoke("ingest", "--raw", str(tmp_path / "raw"), "--lake", str(tmp_path / "lake"), "--quiet")
     assert result.exit_code == 0, result.output
+    used = re.compile(r"([1-9]) of \1 chunk\(s\) parsed ahead of the run \(while Dagster started, or the batch "
+                      r"before finished\) were used")
     with dg.DagsterInstance.get() as instance:
-        (run,) = instance.get_runs()
-        logs = [e.message for e in instance.all_logs(run.run_id) if e.message]
-    assert f"{reader.PREFETCH_CHUNKS} of {reader.PREFETCH_CHUNKS} chunk(s) parsed while the run started were used" in logs
+        runs = instance.get_runs()
+        logs = [[e.message for e in instance.all_logs(run.run_id) if e.message] for run in runs]
+    # The first batch's chunks were parsed while Dagster started, every later one's while the
+    # batch before it committed and ran its checks and the mart: each run took all of them.
+    assert len(runs) >= 3
+    assert all(any(used.fullmatch(m) for m in messages) for messages in logs), [
+        [m for m in ms if "parsed ahead" in m] for ms in logs]
+
+
+def test_the_next_batchs_expected_chunks_begin_once_asked_and_stale_ones_are_dropped(tmp_path):
+    storage = LocalStorage(str(tmp_path / "raw"))
+    generate(storage, 3000, start=datetime(2025, 11, 20, 13, tzinfo=UTC), object_seconds=600, seed=6)
+    objects = list(storage.list())
+    fresh = reader.parse_keys(storage.uri, [objects[1].key])
+    with reader.ChunkParser(storage.uri) as parser:
+        parser.prefetch(objects[:1])  # never taken: another ingest claimed it, say
+        parser.expect([objects[1:2]])
+        assert parser.prefetched == 1  # expected chunks wait to be asked
+        parser.prefetch_expected()
+        assert parser.prefetched == 1  # the stale one dropped, the expected one begun
+        got = parser.start(objects[1:2])()
+        assert parser.prefetched == 0 and parser.prefetches_taken == 1
+        parser.prefetch_expected()  # nothing expected any more
+        assert parser.prefetched == 0
+    assert got.records.equals(fresh.records) and got.records_per_object == fresh.records_per_object

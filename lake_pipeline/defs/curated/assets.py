@@ -116,9 +116,11 @@ def ingest_batch(
             sizes = {o.key: o.size for o in batches[0]} if batches else {}
         context.log.info(f"ingesting {len(keys)} raw object(s) from {settings.raw_uri}")
         waiting = parser.prefetched if parser is not None else 0
+        taken = parser.prefetches_taken if parser is not None else 0
         summary = ingest_keys(settings, keys, sizes, run_id=context.run.run_id, parser=parser)
         if waiting:
-            context.log.info(f"{waiting - parser.prefetched} of {waiting} chunk(s) parsed while the run started were used")
+            context.log.info(f"{parser.prefetches_taken - taken} of {waiting} chunk(s) parsed ahead of the run "
+                             "(while Dagster started, or the batch before finished) were used")
     for b in summary.batches:
         context.log.info(
             f"batch {b.batch_id}{' (resumed)' if b.resumed else ''}: {b.objects} objects, {b.records} records, "
