@@ -177,6 +177,15 @@ def test_the_agreement_check_fails_when_the_index_misses_an_event(settings, raw_
     assert index_agrees(lake, [batch]).passed
     assert index_agrees(lake, [batch], [HOUR.date().isoformat()]).metadata["checked"] == 2  # the batch's date
     assert index_agrees(lake, [batch], ["2025-01-01"]).metadata["checked"] == 0  # pruned to the dates given
+    # An index row whose created_at is not its event's: same count, one row on each side unmatched.
+    rows = lake.scan(DEDUPE_INDEX_TABLE).collect()
+    wrong = rows.with_columns(pl.when(pl.col("event_uuid") == "a").then(pl.col("created_at") + 1)
+                              .otherwise("created_at").alias("created_at"))
+    lake.overwrite(DEDUPE_INDEX_TABLE, wrong.to_arrow().cast(seen_index.INDEX_SCHEMA))
+    outcome = index_agrees(lake, [batch])
+    assert not outcome.passed and outcome.metadata["events_missing"] == 1 and outcome.metadata["index_orphans"] == 1
+    lake.overwrite(DEDUPE_INDEX_TABLE, rows.to_arrow().cast(seen_index.INDEX_SCHEMA))
+    assert index_agrees(lake, [batch]).passed
     lake.delete(DEDUPE_INDEX_TABLE, "event_uuid = 'b'")
     outcome = index_agrees(lake, [batch])
     assert not outcome.passed and outcome.metadata["events_missing"] == 1
