@@ -222,21 +222,25 @@ class SeenIndex:
         if chunk.height == 0:
             return out
         c = chunk.get_column(CREATED_AT).to_numpy()
+        out.beyond_index = int(((c - self.horizon) // _DAY < self.retained_from_day).sum())
+        lo, hi = c.min() - self.horizon, c.max() + self.horizon
+        first_day, last_day = int(lo // _DAY), int(hi // _DAY)
+        files = [f for day in range(max(first_day, self.retained_from_day), last_day + 1)
+                 for f in self.files_by_day.get(day, []) if f.max_at >= lo and f.min_at <= hi]
+        if not files:  # nothing within reach (a new lake, say): no keys to compute
+            return out
         uuids = chunk.get_column(EVENT_UUID)
         keys = ordered_key(uuid_hash(uuids))
-        out.beyond_index = int(((c - self.horizon) // _DAY < self.retained_from_day).sum())
-        first_day, last_day = int((c.min() - self.horizon) // _DAY), int((c.max() + self.horizon) // _DAY)
         probe = _Probe(c, keys, self.horizon)
         probe.fingerprints = pl.DataFrame({KEY: keys, KEY2: uuid_hash(uuids, FINGERPRINT_SEED).view(np.int64),
                                            EVENT_UUID: uuids}).unique([KEY, KEY2])
         parts: list[pl.DataFrame] = []
-        for day in range(max(first_day, self.retained_from_day), last_day + 1):
-            for f in self.files_by_day.get(day, []):
-                if not probe.any_within(f.min_at, f.max_at):
-                    continue
-                found = self._read_file(f, probe, out)
-                if found is not None:
-                    parts.append(found)
+        for f in files:
+            if not probe.any_within(f.min_at, f.max_at):
+                continue
+            found = self._read_file(f, probe, out)
+            if found is not None:
+                parts.append(found)
         if parts:
             history = pl.concat(parts).filter(pl.col(BATCH_ID) != batch_id).select(EVENT_UUID, CREATED_AT)
             out.history = history
