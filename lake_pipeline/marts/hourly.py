@@ -14,8 +14,10 @@ update reads the ``events`` commits after that version:
 - anything else (the delete of a rebuild, an overwrite, a restore, ...): every hour of the
   event dates whose files were added or removed since that version, and every hour of the
   new batches, is **recomputed** from ``events``;
-- when that version's log is gone, or the mart or its state doesn't exist: everything is
-  rebuilt.
+- no mart and no state yet, over a table that only ingest appends wrote, all of them in
+  the feed (marts/feed.py): the update adds them all to nothing, from the feed;
+- otherwise, when that version's log is gone, or the mart or its state doesn't exist:
+  everything is rebuilt.
 
 **Adding a batch.** The state table ``_hourly_event_users`` (marts/users.py) holds every
 (hour, event_name, user_id) of ``events``. An update reads the rows of the new batches only
@@ -87,6 +89,7 @@ class TouchedHours:
     other: list[str] = field(default_factory=list)  # commits that may have removed rows
     # Rows each new batch's append added to events, from its commit's metrics (None: not recorded).
     added_rows: dict[int, int | None] = field(default_factory=dict)
+    groups: pl.DataFrame | None = None  # the new batches' groups, once read from the feed
 
 
 @dataclass
@@ -303,6 +306,8 @@ def _new_rows(lake: Lake, events: DeltaTable, batch_ids: list[int]) -> pa.Table:
 
 def _mart_rows_of(lake: Lake, hours: list[str]) -> pa.Table:
     scan = lake.scan(HOURLY_COUNTS_TABLE)
+    if scan is None:  # the mart's first build
+        return HOURLY_COUNTS_SCHEMA.empty_table()
     wanted = [hour_start(k) for k in hours]
     return scan.filter(pl.col("event_hour").is_in(pl.Series(wanted, dtype=pl.Datetime("us", "UTC")).implode())
                        ).collect().to_arrow()
@@ -312,7 +317,7 @@ def _add(lake: Lake, events: DeltaTable, touched: TouchedHours, update: MartUpda
          watch: Stopwatch) -> None:
     """Add the new batches' rows to the state and to the mart's rows of the hours they touch:
     their groups from the feed when it holds every one of them, else from their rows in events."""
-    grouped = feed.batch_groups(lake, touched.added_rows)
+    grouped = touched.groups if touched.groups is not None else feed.batch_groups(lake, touched.added_rows)
     if grouped is not None:
         update.rows_from, rows_read = HOURLY_FEED_TABLE, sum(touched.added_rows.values())
     else:
@@ -337,8 +342,31 @@ def _add(lake: Lake, events: DeltaTable, touched: TouchedHours, update: MartUpda
         delta.new_users.height
 
 
+def _first_build_from_feed(lake: Lake, events: DeltaTable) -> TouchedHours | None:
+    """A new mart (no mart, no users state) over an ``events`` table that only ingest appends
+    wrote, every one of them accounted for by the feed: the mart is built by adding them all to
+    nothing, from the feed, instead of reading every payload back (None: rebuild from events)."""
+    if lake.exists(HOURLY_COUNTS_TABLE) or users.state_version(lake, MART_APP_ID) is not None:
+        return None
+    every = pending_changes(events, -1)  # every commit since the table's first
+    if every.full_rebuild or not every.batch_ids or any(not o.startswith("v0 CREATE TABLE") for o in every.other):
+        return None
+    # Every row of the table is one of the batches' (a table created with rows would hold others).
+    rows = lake.add_actions(EVENTS_TABLE, snapshot=events).column("num_records").to_pylist()
+    if None in every.added_rows.values() or sum(rows) != sum(every.added_rows.values()):
+        return None
+    every.other = []
+    every.groups = feed.batch_groups(lake, every.added_rows)
+    if every.groups is None:
+        return None
+    every.reason = f"the mart does not exist yet: {len(every.batch_ids)} batch(es) added from the feed"
+    return every
+
+
 def _plan(lake: Lake, events: DeltaTable, since: int | None) -> tuple[TouchedHours, str]:
     """What to do: add the new batches, recompute hours, rebuild everything, or nothing."""
+    if since is None and (first := _first_build_from_feed(lake, events)) is not None:
+        return first, ADD
     touched = pending_changes(events, since)
     if not touched.full_rebuild and touched.events_version != since:
         state = users.state_version(lake, MART_APP_ID)

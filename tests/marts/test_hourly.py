@@ -22,7 +22,7 @@ from lake_pipeline.defs.resources import NO_CHUNK_PARSER, LakeResource
 from lake_pipeline.maintenance import compaction
 from lake_pipeline.marts import hourly as marts
 from lake_pipeline.marts.hourly import HOURLY_COUNTS_SCHEMA, update_hourly_counts
-from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, MARTS_POOL
+from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_FEED_TABLE, MARTS_POOL
 from tests.support.marts import assert_mart_exact, mart_frame
 from tests.support.records import HOUR, T0, event, write_object
 from tests.support.runs import ingest_one_object_per_batch, ingest_run, run_job, synthetic_landing_zone
@@ -54,11 +54,13 @@ def test_hourly_counts_agree_exactly_with_events_through_batches_compaction_and_
         event("k", "app", T0 - 20 * 3600, user_id={"id": 1}),
         event("l", "page:view", T0 + 3599.9999, user_id="u3"),  # last instant of hour 13
     ], minute=1)
-    # The batch's own run builds the mart (there is none yet: a full rebuild), right after events.
+    # The batch's own run builds the mart right after events: there is none yet, so the batch is
+    # added to nothing, from the feed the ingest wrote (no payload read back).
     result = ingest_run(defs, settings, instance, [k1])
     assert result.success
     meta = result.asset_materializations_for_node("hourly_event_counts")[0].metadata
-    assert meta["full_rebuild"].value is True and meta["mode"].value == "rebuild"
+    assert meta["mode"].value == "add" and "does not exist yet" in meta["reason"].value
+    assert meta["new_rows_from"].value == "_hourly_feed"
     got = assert_mart_exact(lake_dir)
     first = run_job(defs, "hourly_event_counts_job", settings, instance)  # what `lake marts` runs: nothing to do
     assert first.success
@@ -128,13 +130,19 @@ def test_hourly_counts_agree_exactly_with_events_through_batches_compaction_and_
 
 
 @pytest.mark.heavy
-def test_synthetic_landing_zone_mart_matches_duckdb_over_events(settings, raw_dir, lake, lake_dir):
+@pytest.mark.parametrize("from_feed", [True, False], ids=["built-from-the-feed", "rebuilt-from-events"])
+def test_synthetic_landing_zone_mart_matches_duckdb_over_events(settings, raw_dir, lake, lake_dir, from_feed):
+    import shutil
+
     import duckdb
 
     synthetic_landing_zone(raw_dir, 4000, object_seconds=360, seed=11)
     ingest_one_object_per_batch(settings)
+    if not from_feed:
+        shutil.rmtree(lake_dir / HOURLY_FEED_TABLE)
     update = update_hourly_counts(lake)
-    assert update.full_rebuild and update.rows_written > 100
+    assert update.rows_written > 100 and len(update.batch_ids) == (10 if from_feed else 0)
+    assert (update.mode, update.rows_from) == ((marts.ADD, HOURLY_FEED_TABLE) if from_feed else (marts.REBUILD, ""))
     events = DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")

@@ -57,8 +57,9 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
     monkeypatch.setattr(feed, "PRUNE_FILES", 3)  # and the feed pruned
     keys = _zone(raw_dir, 400, seed=3)
     ingest_keys(settings, keys[:1])
-    first = _update_and_compare(lake, lake_dir, marts.REBUILD)
-    assert first.full_rebuild and "does not exist" in first.reason
+    # A new mart over batches the feed accounts for is built by adding them to nothing.
+    first = _update_and_compare(lake, lake_dir, marts.ADD)
+    assert "does not exist yet" in first.reason and first.rows_from == HOURLY_FEED_TABLE
 
     # Batch by batch, a quarter of each late by hours to days: each update adds its batch alone.
     compacted = False
@@ -161,3 +162,12 @@ def test_a_batch_the_feed_does_not_account_for_is_read_from_events(settings, raw
     # With the feed whole, the next batch is added from it.
     ingest_keys(settings, _zone(raw_dir, 100, seed=12, start=START.replace(hour=14)))
     assert _update_and_compare(lake, lake_dir, marts.ADD).rows_from == HOURLY_FEED_TABLE
+
+
+def test_a_new_mart_is_rebuilt_from_events_when_the_feed_does_not_hold_every_batch(settings, raw_dir, lake, lake_dir):
+    keys = _zone(raw_dir, 300, seed=13)
+    ingest_keys(settings, keys[:1])
+    shutil.rmtree(lake_dir / HOURLY_FEED_TABLE)  # as in a lake older than the feed
+    ingest_keys(settings, keys[1:2])
+    first = _update_and_compare(lake, lake_dir, marts.REBUILD)
+    assert first.full_rebuild and "does not exist" in first.reason
