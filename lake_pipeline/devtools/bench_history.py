@@ -11,7 +11,9 @@ Then the same batch (``devtools/synthetic.generate``: 17k events in one minute o
 objects, 2% of them late by 1 hour to 3 days, plus a few hundred redeliveries of events that
 every history holds) is ingested with ``engines.run.ingest_keys`` into an empty lake and into each
 history lake. Printed per lake: the batch's seconds (wall, and CPU of this process), the ratio to
-the empty lake, the rows the dedupe read (``BatchResult.dedupe_rows_read`` where it exists), and a
+the empty lake, the same for `lake ingest` of the batch into a copy of the lake (a new process, as
+a user runs it: start-up, the Dagster run, its checks and the mart's update; ``--no-process``
+skips it), the rows the dedupe read (``BatchResult.dedupe_rows_read`` where it exists), and a
 verification that every redelivery was dropped and nothing else. Then the mart: its full rebuild
 before the batch, its update after it (``marts.hourly.update_hourly_counts``), their ratio, and
 the mart's own check (``counts_match_events``) on the hours the update touched.
@@ -25,6 +27,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -156,6 +160,7 @@ class Row:
     mart_update_timings: dict | None = None
     mart_state_rows_read: int = 0
     mart_check: str = ""
+    process_seconds: float | None = None  # `lake ingest` of the batch into a copy of the lake, whole process
 
     @property
     def verified(self) -> bool:
@@ -170,12 +175,30 @@ def _ingest(lake_dir: Path, raw: Path, keys: list[str]):
     return summary, time.process_time() - cpu
 
 
+def _ingest_process(lake_dir: Path, raw: Path, home: Path) -> float:
+    """Wall seconds of `lake ingest` (a new process: start-up, the Dagster run, its checks and the
+    mart's update included, as a user runs it) of the batch into a copy of ``lake_dir``."""
+    copy = lake_dir.with_name(lake_dir.name + "-process")
+    shutil.rmtree(copy, ignore_errors=True)
+    if lake_dir.exists():
+        shutil.copytree(lake_dir, copy)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "lake_pipeline.cli", "ingest", "--raw", str(raw), "--lake", str(copy),
+                           "--quiet"], env={**os.environ, "DAGSTER_HOME": str(home)}, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    shutil.rmtree(copy, ignore_errors=True)
+    if done.returncode != 0:
+        raise SystemExit(f"lake ingest into a copy of {lake_dir} failed:\n{done.stderr[-2000:]}")
+    return seconds
+
+
 def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int, redelivered: pl.DataFrame,
-            batch_events: int) -> Row:
+            batch_events: int, home: Path | None = None) -> Row:
     lake = Lake(str(lake_dir))
     rebuild = None
     if history:
         rebuild = marts.update_hourly_counts(lake).seconds  # the mart from scratch, before the batch
+    process = _ingest_process(lake_dir, raw, home) if home is not None else None
     summary, cpu = _ingest(lake_dir, raw, keys)
     result = summary.batches[-1]
     uuids = redelivered.get_column("event_uuid").to_list()
@@ -193,7 +216,7 @@ def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int,
         expected_duplicates=len(uuids) if history else 0, redeliveries_once=once,
         mart_rebuild_seconds=rebuild, mart_update_seconds=update.seconds, mart_update_mode=update.mode,
         mart_update_cpu_seconds=cpu_mart, mart_update_timings=update.timings, mart_state_rows_read=update.state_rows_read,
-        mart_check="passed" if check.passed else f"FAILED: {check.description}",
+        mart_check="passed" if check.passed else f"FAILED: {check.description}", process_seconds=process,
     )
 
 
@@ -222,19 +245,22 @@ def _fmt(v, spec=".2f") -> str:
 
 def print_table(rows: list[Row], load: tuple[float, float, float], days: int) -> list[str]:
     empty = rows[0].batch_seconds
+    empty_process = rows[0].process_seconds
     lines = [
         f"{days} day(s) of history; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores",
-        "| lake | history events | batch s | batch CPU s | / empty | dedupe rows read | inserted (expected) "
-        "| duplicates (expected) | verified | mart rebuild s | mart update s (mode) | update CPU s | update / rebuild "
-        "| state rows read |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| lake | history events | batch s | batch CPU s | / empty | lake ingest s | / empty | dedupe rows read "
+        "| inserted (expected) | duplicates (expected) | verified | mart rebuild s | mart update s (mode) "
+        "| update CPU s | update / rebuild | state rows read |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = (f"{100 * r.mart_update_seconds / r.mart_rebuild_seconds:.1f}%"
                  if r.mart_rebuild_seconds and r.mart_update_seconds is not None else "-")
         lines.append(
             f"| {r.lake} | {r.history_events:,} | {r.batch_seconds:.2f} | {r.batch_cpu_seconds:.2f} | "
-            f"{r.batch_seconds / empty:.2f} | {_fmt(r.dedupe_rows_read, ',')} | {r.inserted:,} ({r.expected_inserted:,}) | "
+            f"{r.batch_seconds / empty:.2f} | {_fmt(r.process_seconds)} | "
+            f"{_fmt(r.process_seconds / empty_process if r.process_seconds and empty_process else None)} | "
+            f"{_fmt(r.dedupe_rows_read, ',')} | {r.inserted:,} ({r.expected_inserted:,}) | "
             f"{r.duplicates} ({r.expected_duplicates}) | {'yes' if r.verified else 'NO'} | "
             f"{_fmt(r.mart_rebuild_seconds)} | {_fmt(r.mart_update_seconds)} ({r.mart_update_mode}) | "
             f"{_fmt(r.mart_update_cpu_seconds)} | {ratio} | "
@@ -261,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=".bench/history")
     parser.add_argument("--keep", action="store_true", help="keep the history lakes")
     parser.add_argument("--out", default=None, help="also write the table to this file")
+    parser.add_argument("--no-process", action="store_true",
+                        help="skip `lake ingest` of the batch (a new process) into a copy of each lake")
     parser.add_argument("--compare-events", action="store_true",
                         help="also run the batch into a copy of each history lake without its seen-keys index "
                              "(dedupe then reads the events partitions, as before issue 14)")
@@ -277,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work / "warmup", ignore_errors=True)
     _ingest(work / "warmup", raw, keys)
     shutil.rmtree(work / "warmup", ignore_errors=True)
+    home = None
+    if not args.no_process:  # one Dagster instance for every `lake ingest`, created by a first one
+        home = work / "dagster_home"
+        shutil.rmtree(home, ignore_errors=True)
+        _ingest_process(work / "warmup", raw, home)
     rows = []
     for name, per_day in [("empty", 0), *((f"{s:,}/day", s) for s in _sizes(args.sizes))]:
         lake_dir = work / f"lake-{per_day}"
@@ -287,9 +320,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"it exists) in {seconds:.1f} s", flush=True)
         if per_day and args.compare_events:
             rows.append(_events_path(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events))
-        rows.append(measure(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events))
+        rows.append(measure(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events, home))
         r = rows[-1]
-        print(f"{name}: batch {r.batch_seconds:.2f} s, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "
+        print(f"{name}: batch {r.batch_seconds:.2f} s, lake ingest {_fmt(r.process_seconds)} s, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "
               f"update {r.mart_update_seconds:.2f} s ({r.mart_update_mode}: {r.mart_update_timings}), "
               f"check {r.mart_check}", flush=True)
         if not args.keep:

@@ -14,8 +14,10 @@ def test_bench_history_runs_verifies_and_prints_its_table(tmp_path, capsys):
     lines = out.read_text().splitlines()
     empty, history = lines[-2].split("|"), lines[-1].split("|")
     assert empty[1].strip() == "empty" and history[1].strip() == "4,000/day"
-    assert history[7].strip() == "400 (400)" and history[8].strip() == f"{bench_history.REDELIVERIES} " \
+    assert history[9].strip() == "400 (400)" and history[10].strip() == f"{bench_history.REDELIVERIES} " \
         f"({bench_history.REDELIVERIES})"
-    assert history[9].strip() == "yes" and "(add)" in history[11]
+    assert history[11].strip() == "yes" and "(add)" in history[13]
+    # `lake ingest` of the same batch, a whole process, into a copy of each lake, and its ratio
+    assert float(empty[6]) > 0 and float(history[6]) > 0 and float(empty[7]) == 1.0
     assert not (tmp_path / "work" / "lake-4000").exists()  # history lakes are removed unless --keep
     assert "4,000/day: batch" in capsys.readouterr().out
