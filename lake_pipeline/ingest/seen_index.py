@@ -50,8 +50,10 @@ FINGERPRINT_SEED = 0x9E3779B97F4A7C15
 BUCKET = "bucket"
 CREATED_DATE = "created_date"
 ROW_GROUP_ROWS = 2048
-# Only key and created_at are pruned on: no statistics for the rest keeps footers small.
-LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=(KEY2, EVENT_UUID, BUCKET, BATCH_ID, SOURCE_KEY))
+# Look-ups prune on key and created_at; the per-batch agreement check on _batch_id (without its
+# statistics the check read every row group of the batch's dates: 0.14 s of its 0.25 s at 9M
+# events a day). No statistics for the rest keeps footers small.
+LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=(KEY2, EVENT_UUID, BUCKET, SOURCE_KEY))
 # txn versions the index carries (Delta's own per-application markers, written atomically
 # with the commits they describe): BUCKETS (the bucket count, fixed at creation), READY (1 once
 # complete), RETAINED (first day number held), BUILT (the last day `lake index build` finished).

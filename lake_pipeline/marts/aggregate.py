@@ -23,7 +23,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from lake_pipeline.contract import CREATED_AT
+from lake_pipeline.contract import CREATED_AT, USER_ID_SQL
 
 HOURLY_COUNTS_SCHEMA = pa.schema(
     [
@@ -42,13 +42,13 @@ EVENT_COLUMNS = ["created_datetime", "event_name", "event_type", "event_subtype"
 # Rows per chunk streamed from Polars into DuckDB (memory is bounded by chunks, not by hours).
 CHUNK_ROWS = 256 * 1024
 
-GROUPED_SQL = """
+GROUPED_SQL = f"""
 SELECT
     CAST(substr(created_datetime, 1, 13) || ':00:00+00' AS TIMESTAMPTZ) AS event_hour,
     event_name,
     event_type,
     event_subtype,
-    json_extract_string(payload, '$.user_id') AS user_id,
+    {USER_ID_SQL} AS user_id,
     count(*)::BIGINT AS events
 FROM hour_rows
 GROUP BY ALL

@@ -34,6 +34,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from lake_pipeline.contract import USER_ID_SQL
 from lake_pipeline.settings import EVENTS_TABLE, Settings
 from lake_pipeline.serve.follow import HOUR_SECONDS, Change, EventsFollower, hour_date, read_files
 from lake_pipeline.tables.lake import Lake
@@ -45,9 +46,9 @@ MAX_HOURS = 4096  # hours held; the least recently asked go first and are recomp
 LIVE_HOURS = 2
 ROW_COLUMNS = ["event_name", "created_at", "payload"]
 
-_ROWS_SQL = """
+_ROWS_SQL = f"""
 SELECT CAST(floor(created_at / 3600) AS BIGINT) AS hour, event_name = $click AS click,
-       json_extract_string(payload, '$.user_id') AS user_id
+       {USER_ID_SQL} AS user_id
 FROM rows WHERE event_name IN ($click, $impression)
 """
 

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable, Transaction
 
-from lake_pipeline.contract import BATCH_ID
+from lake_pipeline.contract import BATCH_ID, USER_ID_SQL
 from lake_pipeline.serve.follow import appended_batches
 from lake_pipeline.serve.requests import BadRequest, limit, millis
 from lake_pipeline.settings import EVENTS_TABLE, USER_EVENTS_TABLE
@@ -64,9 +64,10 @@ USER_EVENTS_SCHEMA = pa.schema(
 )
 PARTITION_BY = ["user_bucket"]
 
-_USERS_SQL = """
-SELECT json_extract_string(payload, '$.user_id') AS user_id, created_at, event_uuid, event_name, event_date, payload
-FROM rows WHERE json_extract_string(payload, '$.user_id') IS NOT NULL
+_USERS_SQL = f"""
+SELECT * FROM (
+  SELECT {USER_ID_SQL} AS user_id, created_at, event_uuid, event_name, event_date, payload FROM rows
+) WHERE user_id IS NOT NULL
 """
 
 

@@ -171,3 +171,17 @@ def test_a_new_mart_is_rebuilt_from_events_when_the_feed_does_not_hold_every_bat
     ingest_keys(settings, keys[1:2])
     first = _update_and_compare(lake, lake_dir, marts.REBUILD)
     assert first.full_rebuild and "does not exist" in first.reason
+
+
+def test_a_payload_duckdb_cannot_read_counts_as_an_event_without_a_user(settings, raw_dir, lake, lake_dir):
+    # The contract keeps a lone surrogate escape as received; DuckDB's JSON reader rejects it.
+    lone = (b'{"event_uuid": "b", "event_name": "page:view", "created_at": %r, "user_id": "u2", "note": "\\ud800"}'
+            % (T0 + 2))
+    k = write_object(raw_dir, [event("a", at=T0 + 1, user_id="u1"), lone, event("c", at=T0 + 3, user_id="u2")],
+                     minute=1)
+    summary = ingest_keys(settings, [k])  # the feed's grouping does not fail the batch
+    assert summary.total("inserted") == 3
+    update = _update_and_compare(lake, lake_dir, marts.ADD)
+    assert update.rows_from == HOURLY_FEED_TABLE
+    row = mart_frame(lake_dir).row(0, named=True)
+    assert (row["events"], row["unique_users"]) == (3, 2)  # b's user unreadable, c's u2 counted
