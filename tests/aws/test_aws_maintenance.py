@@ -14,7 +14,7 @@ from lake_pipeline.maintenance import compaction
 from lake_pipeline.marts import hourly as marts
 from lake_pipeline.storage.aws import client, delta_storage_options
 from lake_pipeline.tables.lake import Lake
-from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, load_settings
+from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_FEED_TABLE, load_settings
 from tests.support.runs import ingest_one_object_per_batch, synthetic_landing_zone
 
 pytestmark = pytest.mark.e2e  # the moto server
@@ -42,8 +42,9 @@ def test_compaction_vacuum_and_mart_on_s3(aws_env, aws_names, raw_dir):
     assert compaction.vacuum(lake, 0, enforce_retention_duration=False).files_deleted == plan.candidate_files
     assert contents().equals(before)
 
+    # A new mart over ingest appends and compactions only: built from the feed, on S3 as well.
     update = marts.update_hourly_counts(lake)
-    assert update.full_rebuild and update.rows_written > 0
+    assert (update.mode, update.rows_from) == (marts.ADD, HOURLY_FEED_TABLE) and update.rows_written > 0
     assert marts.counts_match_events(lake, update.hours).passed
     mart = DeltaTable(lake.table_uri(HOURLY_COUNTS_TABLE), storage_options=options).to_pyarrow_table()
     assert mart.column("events").to_pylist() and sum(mart.column("events").to_pylist()) == before.height
