@@ -186,8 +186,14 @@ def test_compaction_steps_wait_for_the_writer_pool_behind_ingest(defs, settings,
         assert storage.claim_concurrency_slot(WRITER_POOL, "ingest-run", "ingest_batch", 0).is_claimed
         version = DeltaTable(str(lake_dir / EVENTS_TABLE)).version()
         outcome = {}
-        worker = threading.Thread(
-            target=lambda: outcome.update(result=run_job(defs, "events_compaction_job", settings, instance)))
+
+        def compact() -> None:
+            try:
+                outcome["result"] = run_job(defs, "events_compaction_job", settings, instance)
+            except BaseException as exc:  # reported by the assertion below, not lost in the thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=compact)
         worker.start()
         deadline, waiting = time.time() + 30, []
         while time.time() < deadline and not waiting:
@@ -198,7 +204,9 @@ def test_compaction_steps_wait_for_the_writer_pool_behind_ingest(defs, settings,
         time.sleep(1.0)
         assert DeltaTable(str(lake_dir / EVENTS_TABLE)).version() == version  # nothing written meanwhile
         storage.free_concurrency_slot_for_step("ingest-run", "ingest_batch")
-        worker.join(timeout=60)
+        worker.join(timeout=180)  # a hang guard, not a timing assertion
+        assert not worker.is_alive(), "the compaction run did not finish within 180 s of the slot's release"
+        assert "result" in outcome, outcome.get("error")
         assert outcome["result"].success
         assert DeltaTable(str(lake_dir / EVENTS_TABLE)).version() > version
         assert storage.get_concurrency_info(WRITER_POOL).active_slot_count == 0
