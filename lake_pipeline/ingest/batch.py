@@ -1,7 +1,7 @@
 """One micro-batch as named stages, each a function an engine calls on its own:
 
     plan (keys with sizes) -> parse a chunk -> curate a chunk (enrich, dedupe)
-      -> commit events -> commit index -> commit quarantine -> commit ledger
+      -> commit events -> commit index -> commit feed (marts/feed.py) -> commit quarantine -> commit ledger
 
 The stages know nothing about Dagster or about who drives them: `engines/local.py`
 runs them in one process, streaming chunks (parse chunk i+1 while chunk i is written).

@@ -33,7 +33,14 @@ from deltalake import DeltaTable, Transaction
 from lake_pipeline.contract import BATCH_ID, LEDGER_SCHEMA, PLANS_SCHEMA
 from lake_pipeline.tables.lake import INGEST_APP_ID, MAX_COMMIT_ATTEMPTS, CommitConflict, Lake
 from lake_pipeline.storage.errors import StorageError
-from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, PLANS_TABLE, QUARANTINE_TABLE
+from lake_pipeline.settings import (
+    DEDUPE_INDEX_TABLE,
+    EVENTS_TABLE,
+    HOURLY_FEED_TABLE,
+    LEDGER_TABLE,
+    PLANS_TABLE,
+    QUARANTINE_TABLE,
+)
 
 # Delta "txn" application id of plan commits: two writers planning at once conflict.
 PLANS_APP_ID = "lake_pipeline.plans"
@@ -105,7 +112,7 @@ def next_batch_id(lake: Lake) -> int:
     """A batch id never used before: above every plan and every id any table has committed
     (Delta transaction versions survive a rebuild's deletes, so ids are never reused)."""
     used = [p.batch_id for p in all_plans(lake)]
-    for name in (EVENTS_TABLE, QUARANTINE_TABLE, LEDGER_TABLE):
+    for name in (EVENTS_TABLE, QUARANTINE_TABLE, LEDGER_TABLE, DEDUPE_INDEX_TABLE, HOURLY_FEED_TABLE):
         table = lake.table(name)
         if table is not None:
             used.append(table.transaction_version(INGEST_APP_ID) or 0)

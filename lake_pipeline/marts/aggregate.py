@@ -2,7 +2,8 @@
 
 Both ways of updating ``hourly_event_counts`` (marts/hourly.py) start from the same grouping
 of event rows by (hour, event_name, event_type, event_subtype, user_id), in DuckDB
-(:data:`GROUPED_SQL`): ``payload.user_id`` is what ``json_extract_string`` gives (strings
+(:data:`GROUPED_SQL`): ``payload.user_id`` is what ``json_extract_string`` gives
+(``contract.USER_ID_SQL``: none for a payload DuckDB's JSON reader rejects; strings
 unquoted, numbers as written, exact beyond 64 bits), and the hour is the first 13 characters
 of ``created_datetime``.
 

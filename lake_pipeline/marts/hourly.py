@@ -20,9 +20,10 @@ update reads the ``events`` commits after that version:
   everything is rebuilt.
 
 **Adding a batch.** The state table ``_hourly_event_users`` (marts/users.py) holds every
-(hour, event_name, user_id) of ``events``. An update reads the rows of the new batches only
-(the files whose ``_batch_id`` statistics can hold them, filtered on ``_batch_id``), groups
-them, reads the state rows of the (hour, name) cells they touch, and so knows which users are
+(hour, event_name, user_id) of ``events``. An update takes the new batches' groups from the
+feed the ingest wrote (marts/feed.py) when it accounts for every one of their rows; otherwise
+it reads the rows of the new batches only (the files whose ``_batch_id`` statistics can hold
+them, filtered on ``_batch_id``) and groups them. It then reads the state rows of the (hour, name) cells they touch, and so knows which users are
 new to their cell. It appends those to the state, then adds the events and new users to the
 mart's rows of the touched hours (one predicate overwrite, ``event_hour IN (...)``). The state
 commit comes first and records the same events version; an update that finds the two versions
@@ -353,7 +354,7 @@ def _first_build_from_feed(lake: Lake, events: DeltaTable) -> TouchedHours | Non
         return None
     # Every row of the table is one of the batches' (a table created with rows would hold others).
     rows = lake.add_actions(EVENTS_TABLE, snapshot=events).column("num_records").to_pylist()
-    if None in every.added_rows.values() or sum(rows) != sum(every.added_rows.values()):
+    if None in rows or None in every.added_rows.values() or sum(rows) != sum(every.added_rows.values()):
         return None
     every.other = []
     every.groups = feed.batch_groups(lake, every.added_rows)

@@ -133,7 +133,10 @@ class ChunkParser:
         """Begin the expected chunks (a batch calls this once its own chunks are all parsed, so
         that the next batch's first chunks parse while it commits, runs its checks and the mart,
         on the core those leave free). Chunks prefetched earlier and never taken (another
-        ingest claimed their objects) are dropped first."""
+        ingest claimed their objects) are dropped first. Nothing expected (a resumed batch run
+        before the listed ones): nothing changes, so the chunks already begun stay."""
+        if not self._expected:
+            return
         self._prefetched.clear()
         for chunk in self._expected:
             self.prefetch(chunk)

@@ -75,7 +75,6 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
     assert compacted  # the state bin-packed its small files, and stayed exact
     # The feed no longer holds the batches the mart added (pruned once it had 3 files).
     fed = pl.from_arrow(DeltaTable(str(lake_dir / HOURLY_FEED_TABLE)).to_pyarrow_table(columns=["_batch_id"]))
-    assert fed.height < pl.from_arrow(DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table(columns=["_batch_id"])).height
     assert fed.filter(pl.col("_batch_id") <= max(update.batch_ids) - 3).height == 0
 
     # Redeliveries of the history (and of the same hour) in a later arrival hour: all dropped.
@@ -175,7 +174,7 @@ def test_a_new_mart_is_rebuilt_from_events_when_the_feed_does_not_hold_every_bat
 
 def test_a_payload_duckdb_cannot_read_counts_as_an_event_without_a_user(settings, raw_dir, lake, lake_dir):
     # The contract keeps a lone surrogate escape as received; DuckDB's JSON reader rejects it.
-    lone = (b'{"event_uuid": "b", "event_name": "page:view", "created_at": %r, "user_id": "u2", "note": "\\ud800"}'
+    lone = (b'{"event_uuid": "b", "event_name": "page:view", "created_at": %r, "user_id": "u9", "note": "\\ud800"}'
             % (T0 + 2))
     k = write_object(raw_dir, [event("a", at=T0 + 1, user_id="u1"), lone, event("c", at=T0 + 3, user_id="u2")],
                      minute=1)
@@ -184,4 +183,4 @@ def test_a_payload_duckdb_cannot_read_counts_as_an_event_without_a_user(settings
     update = _update_and_compare(lake, lake_dir, marts.ADD)
     assert update.rows_from == HOURLY_FEED_TABLE
     row = mart_frame(lake_dir).row(0, named=True)
-    assert (row["events"], row["unique_users"]) == (3, 2)  # b's user unreadable, c's u2 counted
+    assert (row["events"], row["unique_users"]) == (3, 2)  # u1 and u2; b's u9 unreadable

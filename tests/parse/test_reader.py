@@ -101,4 +101,8 @@ def test_the_next_batchs_expected_chunks_begin_once_asked_and_stale_ones_are_dro
         assert parser.prefetched == 0 and parser.prefetches_taken == 1
         parser.prefetch_expected()  # nothing expected any more
         assert parser.prefetched == 0
+        # A batch that expects nothing (one resumed before the listed ones) keeps what was begun.
+        parser.prefetch(objects[2:3])
+        parser.prefetch_expected()
+        assert parser.prefetched == 1
     assert got.records.equals(fresh.records) and got.records_per_object == fresh.records_per_object

@@ -13,7 +13,13 @@ from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_USE
 
 
 def user_key(payload: str) -> str | None:
-    """payload.user_id as text, the way the mart compares them: strings as-is, other JSON as written."""
+    """payload.user_id as text, the way the mart compares them: strings as-is, other JSON as written;
+    none for a payload holding a lone surrogate escape (DuckDB's JSON reader rejects it)."""
+    try:
+        payload.encode("utf-8")
+        json.dumps(json.loads(payload), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return None
     value = json.loads(payload).get("user_id")
     if value is None:
         return None
