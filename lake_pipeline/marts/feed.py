@@ -74,11 +74,13 @@ def commit_feed(lake: Lake, batch_id: int, parts: Iterable[pl.DataFrame], metada
 def batch_groups(lake: Lake, added_rows: dict[int, int | None]) -> pl.DataFrame | None:
     """The grouped rows of the batches ``added_rows`` (batch id -> rows its append added to
     ``events``), or None unless the feed accounts for every one of those rows."""
-    if not added_rows or any(n is None for n in added_rows.values()) or not lake.exists(HOURLY_FEED_TABLE):
+    if not added_rows or any(n is None for n in added_rows.values()):
+        return None
+    scan = lake.scan(HOURLY_FEED_TABLE)
+    if scan is None:  # no feed (a lake older than it)
         return None
     ids = sorted(added_rows)
-    rows = (lake.scan(HOURLY_FEED_TABLE).filter(pl.col(BATCH_ID).is_between(ids[0], ids[-1]))
-            .filter(pl.col(BATCH_ID).is_in(ids)).collect())
+    rows = scan.filter(pl.col(BATCH_ID).is_between(ids[0], ids[-1])).filter(pl.col(BATCH_ID).is_in(ids)).collect()
     sums = dict(rows.group_by(BATCH_ID).agg(pl.col("events").sum()).iter_rows())
     if any(sums.get(b, 0) != n for b, n in added_rows.items()):
         return None
