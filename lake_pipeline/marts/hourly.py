@@ -29,6 +29,11 @@ mart's rows of the touched hours (one predicate overwrite, ``event_hour IN (...)
 commit comes first and records the same events version; an update that finds the two versions
 different (a crash between the commits) recomputes instead.
 
+**Concurrent updates** (two ingests with separate Dagster instances, outside the marts pool)
+read the mart, its state and ``events`` once (:func:`plan_update`) and commit on those
+snapshots (:func:`apply_update`): the second to commit loses with a CommitRace before it has
+committed anything, and the Dagster asset plans again on the new snapshots.
+
 **Recomputing an hour** reads its rows from ``events`` (pruned by the ``event_date`` partition
 and the ``created_at`` statistics) and aggregates them in DuckDB (marts/aggregate.py), then
 replaces the hour in the state and in the mart. Every table access goes through :class:`Lake`
@@ -65,7 +70,8 @@ from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_FEE
 from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.tables.lake import Lake
 
-__all__ = ["HOURLY_COUNTS_SCHEMA", "MART_APP_ID", "hour_key", "hour_start", "hourly_counts", "update_hourly_counts"]
+__all__ = ["HOURLY_COUNTS_SCHEMA", "MART_APP_ID", "apply_update", "hour_key", "hour_start", "hourly_counts", "plan_update",
+           "update_hourly_counts"]
 
 MART_APP_ID = "lake_pipeline.marts.hourly_event_counts"
 
@@ -118,6 +124,35 @@ class MartUpdate:
     @property
     def changed(self) -> bool:
         return self.mart_version is not None
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """``events``, the mart and its users state as one update read them. The update's commits go
+    on top of these, so another update that committed in between makes them a CommitRace (the
+    caller plans again) instead of overwriting it with counts from a stale base."""
+
+    events: DeltaTable
+    mart: DeltaTable | None
+    state: DeltaTable | None
+
+    @property
+    def mart_version(self) -> int | None:
+        return None if self.mart is None else self.mart.transaction_version(MART_APP_ID)
+
+    @property
+    def state_version(self) -> int | None:
+        return None if self.state is None else self.state.transaction_version(MART_APP_ID)
+
+
+@dataclass
+class MartPlan:
+    """What one update will do (:func:`plan_update`), and on which snapshots (:func:`apply_update`)."""
+
+    snapshots: Snapshots | None  # None: no events table yet
+    touched: TouchedHours | None
+    mode: str
+    watch: Stopwatch
 
 
 def mart_events_version(lake: Lake) -> int | None:
@@ -236,15 +271,17 @@ def _commit_metadata(events_version: int, hours: int, run_id: str | None, mode: 
             "hours": str(hours), "lake/run_id": run_id or "", "lake/mart_mode": mode}
 
 
-def _replace_hours(lake: Lake, rows: pa.Table, hours: Iterable[str] | None, events_version: int,
-                   metadata: dict[str, str]) -> None:
-    """Write ``rows`` in one commit that records the events version they reflect: the whole
-    mart when ``hours`` is None (or when there is none yet), else only those hours."""
+def _replace_hours(lake: Lake, mart: DeltaTable | None, rows: pa.Table, hours: Iterable[str] | None,
+                   events_version: int, metadata: dict[str, str]) -> None:
+    """Write ``rows`` in one commit on top of ``mart`` (the snapshot the update read) that records
+    the events version they reflect: the whole mart when ``hours`` is None (or when there is
+    none yet), else only those hours."""
     txn = Transaction(MART_APP_ID, events_version)
-    if hours is None or not lake.exists(HOURLY_COUNTS_TABLE):
-        lake.overwrite(HOURLY_COUNTS_TABLE, rows, replace_schema=True, txn=txn, metadata=metadata)
+    if hours is None or mart is None:
+        lake.overwrite(HOURLY_COUNTS_TABLE, rows, snapshot=mart, replace_schema=True, txn=txn, metadata=metadata)
     else:
-        lake.overwrite(HOURLY_COUNTS_TABLE, rows, predicate=_predicate(hours), txn=txn, metadata=metadata)
+        lake.overwrite(HOURLY_COUNTS_TABLE, rows, snapshot=mart, predicate=_predicate(hours), txn=txn,
+                       metadata=metadata)
 
 
 def _keep_files_few(lake: Lake, mart: DeltaTable) -> bool:
@@ -260,16 +297,16 @@ def _keep_files_few(lake: Lake, mart: DeltaTable) -> bool:
 # --- Recompute: hours from events -----------------------------------------------------
 
 
-def _recompute(lake: Lake, events: DeltaTable, touched: TouchedHours, update: MartUpdate, run_id: str | None) -> None:
+def _recompute(lake: Lake, snaps: Snapshots, touched: TouchedHours, update: MartUpdate, run_id: str | None) -> None:
     """Recompute ``touched.hours`` (all of them on a full rebuild) in the state, then in the mart."""
     hours = None if touched.full_rebuild else touched.hours
     metadata = _commit_metadata(touched.events_version, len(touched.hours), run_id, update.mode)
     parts: list[pa.Table] = []
-    dates = recompute(lake.scan(EVENTS_TABLE, snapshot=events), touched.hours, parts.append)
-    users.replace(lake, dates, MART_APP_ID, touched.events_version, metadata, hours)
+    dates = recompute(lake.scan(EVENTS_TABLE, snapshot=snaps.events), touched.hours, parts.append)
+    users.replace(lake, dates, MART_APP_ID, touched.events_version, metadata, snaps.state, hours)
     rows = (pa.concat_tables(parts).sort_by([("event_hour", "ascending"), ("event_name", "ascending")])
             if parts else HOURLY_COUNTS_SCHEMA.empty_table())
-    _replace_hours(lake, rows, hours, touched.events_version, metadata)
+    _replace_hours(lake, snaps.mart, rows, hours, touched.events_version, metadata)
     update.rows_written = rows.num_rows
 
 
@@ -305,16 +342,16 @@ def _new_rows(lake: Lake, events: DeltaTable, batch_ids: list[int]) -> pa.Table:
     return pl.concat(parts, how="vertical_relaxed").to_arrow()
 
 
-def _mart_rows_of(lake: Lake, hours: list[str]) -> pa.Table:
-    scan = lake.scan(HOURLY_COUNTS_TABLE)
-    if scan is None:  # the mart's first build
+def _mart_rows_of(lake: Lake, mart: DeltaTable | None, hours: list[str]) -> pa.Table:
+    if mart is None:  # the mart's first build
         return HOURLY_COUNTS_SCHEMA.empty_table()
+    scan = lake.scan(HOURLY_COUNTS_TABLE, snapshot=mart)
     wanted = [hour_start(k) for k in hours]
     return scan.filter(pl.col("event_hour").is_in(pl.Series(wanted, dtype=pl.Datetime("us", "UTC")).implode())
                        ).collect().to_arrow()
 
 
-def _add(lake: Lake, events: DeltaTable, touched: TouchedHours, update: MartUpdate, run_id: str | None,
+def _add(lake: Lake, snaps: Snapshots, touched: TouchedHours, update: MartUpdate, run_id: str | None,
          watch: Stopwatch) -> None:
     """Add the new batches' rows to the state and to the mart's rows of the hours they touch:
     their groups from the feed when it holds every one of them, else from their rows in events."""
@@ -322,33 +359,34 @@ def _add(lake: Lake, events: DeltaTable, touched: TouchedHours, update: MartUpda
     if grouped is not None:
         update.rows_from, rows_read = HOURLY_FEED_TABLE, sum(touched.added_rows.values())
     else:
-        rows = _new_rows(lake, events, touched.batch_ids)
+        rows = _new_rows(lake, snaps.events, touched.batch_ids)
         grouped = group_new_rows(rows)
         update.rows_from, rows_read = EVENTS_TABLE, rows.num_rows
     cells = grouped.select(CELL).unique()
     watch.lap("new_rows")
-    seen, state_rows_read = users.cell_users(lake, cells)
+    seen, state_rows_read = users.cell_users(lake, cells, snaps.state)
     watch.lap("state_read")
     hours = sorted({hour_key(h) for h in cells.get_column("event_hour").to_list()})
-    delta = add_batch(grouped, seen, _mart_rows_of(lake, hours), rows_read, state_rows_read)
+    delta = add_batch(grouped, seen, _mart_rows_of(lake, snaps.mart, hours), rows_read, state_rows_read)
     touched.hours = set(delta.hours)
     metadata = _commit_metadata(touched.events_version, len(delta.hours), run_id, update.mode)
     watch.lap("compute")
-    users.append(lake, users.as_state(delta.new_users), MART_APP_ID, touched.events_version, metadata)
+    users.append(lake, users.as_state(delta.new_users), MART_APP_ID, touched.events_version, metadata, snaps.state)
     watch.lap("commit_state")
-    _replace_hours(lake, delta.mart_rows, delta.hours, touched.events_version, metadata)
+    _replace_hours(lake, snaps.mart, delta.mart_rows, delta.hours, touched.events_version, metadata)
     watch.lap("commit_mart")
     update.rows_written = delta.mart_rows.num_rows
     update.rows_read, update.state_rows_read, update.new_users = delta.rows_read, delta.state_rows_read, \
         delta.new_users.height
 
 
-def _first_build_from_feed(lake: Lake, events: DeltaTable) -> TouchedHours | None:
+def _first_build_from_feed(lake: Lake, snaps: Snapshots) -> TouchedHours | None:
     """A new mart (no mart, no users state) over an ``events`` table that only ingest appends
     wrote, every one of them accounted for by the feed: the mart is built by adding them all to
     nothing, from the feed, instead of reading every payload back (None: rebuild from events)."""
-    if lake.exists(HOURLY_COUNTS_TABLE) or users.state_version(lake, MART_APP_ID) is not None:
+    if snaps.mart is not None or snaps.state_version is not None:
         return None
+    events = snaps.events
     every = pending_changes(events, -1)  # every commit since the table's first
     if every.full_rebuild or not every.batch_ids or any(not o.startswith("v0 CREATE TABLE") for o in every.other):
         return None
@@ -364,13 +402,14 @@ def _first_build_from_feed(lake: Lake, events: DeltaTable) -> TouchedHours | Non
     return every
 
 
-def _plan(lake: Lake, events: DeltaTable, since: int | None) -> tuple[TouchedHours, str]:
+def _plan(lake: Lake, snaps: Snapshots) -> tuple[TouchedHours, str]:
     """What to do: add the new batches, recompute hours, rebuild everything, or nothing."""
-    if since is None and (first := _first_build_from_feed(lake, events)) is not None:
+    since, events = snaps.mart_version, snaps.events
+    if since is None and (first := _first_build_from_feed(lake, snaps)) is not None:
         return first, ADD
     touched = pending_changes(events, since)
     if not touched.full_rebuild and touched.events_version != since:
-        state = users.state_version(lake, MART_APP_ID)
+        state = snaps.state_version
         if state is None:
             touched = _rebuild_all(touched, "the users state does not exist yet")
         elif state != since:
@@ -388,22 +427,42 @@ def _plan(lake: Lake, events: DeltaTable, since: int | None) -> tuple[TouchedHou
     return touched, ADD if touched.batch_ids else NOTHING
 
 
-def update_hourly_counts(lake: Lake, run_id: str | None = None) -> MartUpdate:
-    """Bring the mart up to the current version of ``events``: add the new batches, or recompute
-    the hours that changed otherwise. A no-op (no commit) when events' rows haven't changed."""
+def plan_update(lake: Lake) -> MartPlan:
+    """Read the snapshots of ``events``, the mart and its state, and decide what the update does."""
     watch = Stopwatch()
+    # The mart before its state: an update commits the state first, so one that committed
+    # between the two reads leaves them disagreeing (a recompute, whose commits then race).
+    mart = lake.table(HOURLY_COUNTS_TABLE)
+    state = users.snapshot(lake)
     events = lake.table(EVENTS_TABLE)
     if events is None:
+        return MartPlan(None, None, NOTHING, watch)
+    snaps = Snapshots(events, mart, state)
+    touched, mode = _plan(lake, snaps)
+    return MartPlan(snaps, touched, mode, watch)
+
+
+def update_hourly_counts(lake: Lake, run_id: str | None = None) -> MartUpdate:
+    """Bring the mart up to the current version of ``events``: add the new batches, or recompute
+    the hours that changed otherwise. A no-op (no commit) when events' rows haven't changed.
+    A :class:`~lake_pipeline.tables.lake.CommitRace` when another update committed since it
+    read the mart: nothing of this one is committed after that, and a new call looks again."""
+    return apply_update(lake, plan_update(lake), run_id)
+
+
+def apply_update(lake: Lake, plan: MartPlan, run_id: str | None = None) -> MartUpdate:
+    """Do what ``plan`` says, committing on its snapshots."""
+    watch, snaps, touched, mode = plan.watch, plan.snapshots, plan.touched, plan.mode
+    if snaps is None or touched is None:
         return MartUpdate(None, None, False, [], 0, [], None, watch.seconds, "no events table yet")
-    since = mart_events_version(lake)
-    touched, mode = _plan(lake, events, since)
+    since = snaps.mart_version
     update = MartUpdate(touched.events_version, since, touched.full_rebuild, [], 0, touched.batch_ids, None, 0.0,
                         touched.reason, mode=mode, timings=watch.timings)
     watch.lap("plan")
     if mode == ADD:
-        _add(lake, events, touched, update, run_id, watch)
+        _add(lake, snaps, touched, update, run_id, watch)
     elif mode in (RECOMPUTE, REBUILD) and (touched.hours or touched.full_rebuild):
-        _recompute(lake, events, touched, update, run_id)
+        _recompute(lake, snaps, touched, update, run_id)
         watch.lap(mode)
     else:  # nothing to recompute (no new events, or only compactions/vacuums since): no commit
         update.mode = NOTHING

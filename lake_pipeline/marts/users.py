@@ -36,11 +36,10 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import polars as pl
 import pyarrow as pa
-from deltalake import Transaction
+from deltalake import DeltaTable, Transaction
 
 from lake_pipeline.settings import HOURLY_USERS_TABLE
-from lake_pipeline.storage.errors import StorageError
-from lake_pipeline.tables.lake import CommitConflict, FileLayout, Lake, row_group_ranges
+from lake_pipeline.tables.lake import CommitConflict, CommitRace, FileLayout, Lake, row_group_ranges
 
 USERS_SCHEMA = pa.schema(
     [
@@ -61,9 +60,15 @@ MERGE_FILES = 16
 BASE_SHARE = 4  # level >= 1 rows beyond 1/BASE_SHARE of the level-0 rows: rewrite the whole date
 
 
-def state_version(lake: Lake, app_id: str) -> int | None:
-    """The events version the state reflects (None: no state yet)."""
-    table = lake.table(HOURLY_USERS_TABLE)
+def snapshot(lake: Lake) -> DeltaTable | None:
+    """The state's current version (None: no state yet). An update reads and commits on one
+    snapshot, so that a writer that committed in between makes its commit a :class:`CommitRace`."""
+    return lake.table(HOURLY_USERS_TABLE)
+
+
+def state_version(lake: Lake, app_id: str, table: DeltaTable | None = None) -> int | None:
+    """The events version the state reflects (None: no state yet); ``table``: that snapshot's."""
+    table = table if table is not None else snapshot(lake)
     return None if table is None else table.transaction_version(app_id)
 
 
@@ -129,12 +134,11 @@ def _files(lake: Lake, table) -> pl.DataFrame:
     )
 
 
-def cell_users(lake: Lake, cells: pl.DataFrame) -> tuple[pl.DataFrame, int]:
-    """The state rows (event_hour, event_name, user_id) of ``cells`` (distinct event_hour, event_name),
-    and how many rows were read for them: only the files and row groups whose ``cell`` statistics
-    can hold one of the cells' keys."""
+def cell_users(lake: Lake, cells: pl.DataFrame, table: DeltaTable | None) -> tuple[pl.DataFrame, int]:
+    """The state rows (event_hour, event_name, user_id) of ``cells`` (distinct event_hour, event_name)
+    in ``table`` (a snapshot of the state), and how many rows were read for them: only the files
+    and row groups whose ``cell`` statistics can hold one of the cells' keys."""
     empty = pl.DataFrame(schema={"event_hour": pl.Datetime("us", "UTC"), "event_name": pl.String, "user_id": pl.String})
-    table = lake.table(HOURLY_USERS_TABLE)
     if table is None or cells.height == 0:
         return empty, 0
     keyed = with_cell(cells)
@@ -165,18 +169,31 @@ def _txn(app_id: str, events_version: int) -> Transaction:
     return Transaction(app_id, events_version)
 
 
-def append(lake: Lake, rows: pa.Table, app_id: str, events_version: int, metadata: dict[str, str]) -> None:
-    """Add new state rows in one commit that records ``events_version`` (a commit even with no rows)."""
-    snapshot = lake.table(HOURLY_USERS_TABLE)
-    if snapshot is None:
-        lake.create(HOURLY_USERS_TABLE, USERS_SCHEMA, USERS_PARTITIONS)
-        snapshot = lake.table(HOURLY_USERS_TABLE)
+def _race(lake: Lake, what: str) -> CommitRace:
+    return CommitRace(f"another update of {lake.table_uri(HOURLY_USERS_TABLE)} {what}; run `lake marts` again")
+
+
+def _created(lake: Lake, app_id: str) -> DeltaTable:
+    """Create the state (empty) for an update that found none; a :class:`CommitRace` when another
+    update created it and committed rows meanwhile."""
+    lake.create(HOURLY_USERS_TABLE, USERS_SCHEMA, USERS_PARTITIONS)
+    table = snapshot(lake)
+    if table.transaction_version(app_id) is not None:
+        raise _race(lake, f"created it and committed v{table.transaction_version(app_id)} at the same time")
+    return table
+
+
+def append(lake: Lake, rows: pa.Table, app_id: str, events_version: int, metadata: dict[str, str],
+           table: DeltaTable | None) -> None:
+    """Add new state rows in one commit on top of ``table`` (the snapshot the update read; None:
+    there was no state) that records ``events_version`` (a commit even with no rows). Another
+    update that committed since makes it a :class:`CommitRace`: the caller looks again."""
+    table = table if table is not None else _created(lake, app_id)
     try:
-        lake.commit(HOURLY_USERS_TABLE, rows, snapshot=snapshot, txn=_txn(app_id, events_version),
+        lake.commit(HOURLY_USERS_TABLE, rows, snapshot=table, txn=_txn(app_id, events_version),
                     partition_by=USERS_PARTITIONS, metadata=metadata, layout=LAYOUT)
     except CommitConflict as exc:
-        raise StorageError(f"another update of {lake.table_uri(HOURLY_USERS_TABLE)} committed at the same time "
-                           f"({exc}); run `lake marts` again") from exc
+        raise _race(lake, f"committed at the same time ({exc})") from exc
 
 
 def hours_predicate(hours: Iterable[str]) -> str:
@@ -188,15 +205,15 @@ def hours_predicate(hours: Iterable[str]) -> str:
 
 
 def replace(lake: Lake, rows: Iterable[pa.RecordBatch], app_id: str, events_version: int, metadata: dict[str, str],
-            hours: Iterable[str] | None = None) -> None:
+            table: DeltaTable | None, hours: Iterable[str] | None = None) -> None:
     """Replace the state's rows (all of them, or those of ``hours``) with ``rows`` (event_hour,
-    event_name, user_id batches, one date at a time) in one commit, as level 0."""
-    if not lake.exists(HOURLY_USERS_TABLE):
-        lake.create(HOURLY_USERS_TABLE, USERS_SCHEMA, USERS_PARTITIONS)
-        hours = None
+    event_name, user_id batches, one date at a time) in one commit, as level 0, on top of
+    ``table`` (the snapshot the update read; None: there was no state)."""
+    if table is None:
+        table, hours = _created(lake, app_id), None
     predicate = hours_predicate(hours) if hours is not None else None
     stream = pa.RecordBatchReader.from_batches(USERS_SCHEMA, as_state_batches(rows))
-    lake.overwrite(HOURLY_USERS_TABLE, stream, predicate=predicate, txn=_txn(app_id, events_version),
+    lake.overwrite(HOURLY_USERS_TABLE, stream, predicate=predicate, snapshot=table, txn=_txn(app_id, events_version),
                    metadata=metadata, layout=LAYOUT)
 
 

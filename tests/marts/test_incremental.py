@@ -21,6 +21,7 @@ from lake_pipeline.marts import users as users_state
 from lake_pipeline.marts.aggregate import hourly_counts
 from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_FEED_TABLE, HOURLY_USERS_TABLE
 from lake_pipeline.storage.objects import LocalStorage
+from lake_pipeline.tables.lake import CommitRace
 from tests.support.marts import assert_mart_exact, mart_frame
 from tests.support.records import T0, event, write_object
 from tests.support.runs import ingest_one_object_per_batch
@@ -106,6 +107,34 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
     ingest_hours(settings, START, START, rebuild=True)
     update = _update_and_compare(lake, lake_dir, marts.RECOMPUTE)
     assert "non-append" in update.reason and len(update.hours) >= 24
+
+
+def _versions(lake_dir) -> tuple[int, int]:
+    return (DeltaTable(str(lake_dir / HOURLY_COUNTS_TABLE)).version(), DeltaTable(str(lake_dir / HOURLY_USERS_TABLE)).version())
+
+
+def _lose_race(lake, lake_dir, mode: str) -> None:
+    """Two updates plan on the same snapshots (as two ingests with separate Dagster instances do);
+    the first commits; the second commits nothing, fails as a CommitRace, and a new look is exact."""
+    loser = marts.plan_update(lake)
+    assert loser.mode == mode, (loser.mode, loser.touched.reason)
+    assert marts.update_hourly_counts(lake).mode == mode
+    before = _versions(lake_dir)
+    with pytest.raises(CommitRace, match="another"):
+        marts.apply_update(lake, loser)
+    assert _versions(lake_dir) == before  # nothing of the loser's was committed
+    again = _update_and_compare(lake, lake_dir, marts.NOTHING)
+    assert again.events_version == again.since_version
+
+
+def test_an_update_that_lost_a_commit_race_commits_nothing_and_the_next_look_is_exact(settings, raw_dir, lake, lake_dir):
+    keys = _zone(raw_dir, 400, seed=12)
+    ingest_keys(settings, keys[:1])
+    _lose_race(lake, lake_dir, marts.ADD)  # the first build from the feed: both create the state
+    ingest_keys(settings, keys[1:2])
+    _lose_race(lake, lake_dir, marts.ADD)  # a batch added on the same state and mart
+    ingest_hours(settings, START, START, rebuild=True)
+    _lose_race(lake, lake_dir, marts.RECOMPUTE)  # hours recomputed from events on the same state
 
 
 def test_an_update_that_crashed_between_its_two_commits_is_recomputed(settings, raw_dir, lake, lake_dir):
