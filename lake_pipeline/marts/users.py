@@ -134,14 +134,14 @@ def _files(lake: Lake, table) -> pl.DataFrame:
     )
 
 
-def cell_users(lake: Lake, cells: pl.DataFrame, table: DeltaTable | None) -> tuple[pl.DataFrame, int]:
-    """The state rows (event_hour, event_name, user_id) of ``cells`` (distinct event_hour, event_name)
-    in ``table`` (a snapshot of the state), and how many rows were read for them: only the files
-    and row groups whose ``cell`` statistics can hold one of the cells' keys."""
+def seen_users(lake: Lake, triples: pl.DataFrame, table: DeltaTable | None) -> tuple[pl.DataFrame, int]:
+    """Which of ``triples`` (distinct event_hour, event_name, user_id) ``table`` (a snapshot of the
+    state) holds, and how many state rows were read to know: only the files and row groups whose
+    ``cell`` statistics can hold one of the triples' cells."""
     empty = pl.DataFrame(schema={"event_hour": pl.Datetime("us", "UTC"), "event_name": pl.String, "user_id": pl.String})
-    if table is None or cells.height == 0:
+    if table is None or triples.height == 0:
         return empty, 0
-    keyed = with_cell(cells)
+    keyed = with_cell(triples)
     keys = np.unique(keyed.get_column("cell").to_numpy())
     dates = set(keyed.get_column("event_hour").dt.date().to_list())
     files = _files(lake, table).filter(pl.col("day").is_in(list(dates)))
@@ -156,10 +156,11 @@ def cell_users(lake: Lake, cells: pl.DataFrame, table: DeltaTable | None) -> tup
     if not parts:
         return empty, 0
     read = pl.from_arrow(pa.concat_tables(parts, promote_options="default"))
-    # The rows of the cells' keys, then of the cells themselves (a key two names share reads both);
-    # the hour is the key's high half.
-    rows = (read.filter(pl.col("cell").is_in(pl.Series(keys).implode()))
-            .join(keyed.select("cell", "event_name"), on=["cell", "event_name"], how="semi"))
+    # The triples themselves: matched on (cell, user) first (a row group read for one cell holds
+    # others, and users the batch lacks), then on the name too (two names may share a cell key).
+    wanted = keyed.select("cell", "event_name", "user_id")
+    rows = (read.lazy().join(wanted.lazy().select("cell", "user_id"), on=["cell", "user_id"], how="semi").collect()
+            .join(wanted, on=["cell", "event_name", "user_id"], how="semi"))
     hour = pl.from_epoch(pl.col("cell") // (1 << 32) * 3600, time_unit="s")
     return rows.select(hour.dt.cast_time_unit("us").dt.replace_time_zone("UTC").alias("event_hour"), "event_name",
                        "user_id"), read.height

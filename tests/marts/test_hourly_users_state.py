@@ -43,8 +43,24 @@ def test_reads_by_cell_and_merges_by_level_keep_every_row(lake, lake_dir, monkey
     assert users.keep_files_few(lake) is True
     assert _levels(lake_dir) == [0]  # now beyond a quarter: the whole date is level 0 again
     assert users.state_version(lake, "app") == 22  # merges keep the version the state reflects
-    seen, read = users.cell_users(lake, _triples(1, 0).select("event_hour", "event_name"), users.snapshot(lake))
-    assert seen.height == 5000 + 300 + 1200 and read >= seen.height
-    assert seen.get_column("user_id").n_unique() == seen.height
-    clicks, read = users.cell_users(lake, other.select("event_hour", "event_name").unique(), users.snapshot(lake))
-    assert clicks.height == 10 and read < seen.height  # only the row groups that can hold the cell
+    # 6,500 users of the cell are in the state (5,000 + 300 + 1,200); ask for 20 of them and 20 others.
+    asked = pl.concat([_triples(10, 0), _triples(10, 20_000 + 400 * 6), _triples(20, 900_000)])
+    seen, read = users.seen_users(lake, asked, users.snapshot(lake))
+    assert sorted(seen.get_column("user_id").to_list()) == sorted(asked.get_column("user_id").to_list()[:20])
+    assert read >= 5000 + 300 + 1200
+    # The same users under another name of the same hour: a cell of its own, with none of them.
+    elsewhere, _ = users.seen_users(lake, asked.with_columns(event_name=pl.lit("nope")), users.snapshot(lake))
+    assert elsewhere.height == 0
+    clicks, read_clicks = users.seen_users(lake, other, users.snapshot(lake))
+    assert clicks.height == 10 and read_clicks < read  # only the row groups that can hold the cell
+
+
+def test_two_names_that_share_a_cell_key_keep_their_users_apart(lake):
+    # Two names of one hour whose CRC-32 is the same: one cell key, two cells.
+    a, b = "page:view29685295", "page:view32060020"
+    assert users.with_cell(_triples(1, 0, name=a))["cell"].item() == users.with_cell(_triples(1, 0, name=b))["cell"].item()
+    users.append(lake, users.as_state(_triples(10, 0, name=a)), "app", 1, {}, users.snapshot(lake))
+    seen_a, read = users.seen_users(lake, _triples(20, 0, name=a), users.snapshot(lake))
+    seen_b, _ = users.seen_users(lake, _triples(20, 0, name=b), users.snapshot(lake))
+    assert seen_a.height == 10 and set(seen_a.get_column("event_name")) == {a} and read == 10
+    assert seen_b.height == 0  # the same users under the other name are new to their cell
