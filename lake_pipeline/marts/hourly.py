@@ -31,8 +31,11 @@ different (a crash between the commits) recomputes instead.
 
 **Concurrent updates** (two ingests with separate Dagster instances, outside the marts pool)
 read the mart, its state and ``events`` once (:func:`plan_update`) and commit on those
-snapshots (:func:`apply_update`): the second to commit loses with a CommitRace before it has
-committed anything, and the Dagster asset plans again on the new snapshots.
+snapshots (:func:`apply_update`; the state's merges too), each commit with the mart's
+transaction: a commit on a snapshot another update committed after is a CommitRace, and the
+Dagster asset plans again on the new snapshots. The loser has usually committed nothing; one
+that lost only its mart commit left the state a version ahead, which the next look sees and
+recomputes.
 
 **Recomputing an hour** reads its rows from ``events`` (pruned by the ``event_date`` partition
 and the ``created_at`` statistics) and aggregates them in DuckDB (marts/aggregate.py), then
@@ -68,7 +71,7 @@ from lake_pipeline.marts.aggregate import (
 from lake_pipeline.quality.rules import CheckOutcome
 from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_FEED_TABLE
 from lake_pipeline.storage.errors import StorageError
-from lake_pipeline.tables.lake import Lake
+from lake_pipeline.tables.lake import CommitRace, Lake
 
 __all__ = ["HOURLY_COUNTS_SCHEMA", "MART_APP_ID", "apply_update", "hour_key", "hour_start", "hourly_counts", "plan_update",
            "update_hourly_counts"]
@@ -147,7 +150,8 @@ class Snapshots:
 
 @dataclass
 class MartPlan:
-    """What one update will do (:func:`plan_update`), and on which snapshots (:func:`apply_update`)."""
+    """What one update will do (:func:`plan_update`), and on which snapshots (:func:`apply_update`).
+    Used once: a commit moves its snapshot object to the version it made."""
 
     snapshots: Snapshots | None  # None: no events table yet
     touched: TouchedHours | None
@@ -277,7 +281,13 @@ def _replace_hours(lake: Lake, mart: DeltaTable | None, rows: pa.Table, hours: I
     the events version they reflect: the whole mart when ``hours`` is None (or when there is
     none yet), else only those hours."""
     txn = Transaction(MART_APP_ID, events_version)
-    if hours is None or mart is None:
+    if mart is None:  # created empty first, so that the first build too commits on a snapshot
+        lake.create(HOURLY_COUNTS_TABLE, HOURLY_COUNTS_SCHEMA)
+        mart, hours = lake.table(HOURLY_COUNTS_TABLE), None
+        if mart.transaction_version(MART_APP_ID) is not None:
+            raise CommitRace(f"another update of {lake.table_uri(HOURLY_COUNTS_TABLE)} created it and committed "
+                             f"v{mart.transaction_version(MART_APP_ID)} at the same time; run `lake marts` again")
+    if hours is None:
         lake.overwrite(HOURLY_COUNTS_TABLE, rows, snapshot=mart, replace_schema=True, txn=txn, metadata=metadata)
     else:
         lake.overwrite(HOURLY_COUNTS_TABLE, rows, snapshot=mart, predicate=_predicate(hours), txn=txn,
@@ -471,7 +481,10 @@ def apply_update(lake: Lake, plan: MartPlan, run_id: str | None = None) -> MartU
     update.hours = sorted(touched.hours)
     mart = lake.table(HOURLY_COUNTS_TABLE)
     update.mart_version = mart.version()
-    update.compacted = _keep_files_few(lake, mart) | users.keep_files_few(lake)
+    try:
+        update.compacted = _keep_files_few(lake, mart) | users.keep_files_few(lake, MART_APP_ID)
+    except CommitRace:  # another update committed since this one did: the next update compacts
+        update.compacted = False
     if mode == ADD:
         feed.prune(lake, max(touched.batch_ids))  # the mart holds them now (no feed: nothing to do)
     watch.lap("housekeeping")

@@ -5,12 +5,13 @@ non-null ``payload.user_id`` (the text DuckDB's ``json_extract_string`` gives, a
 mart), partitioned by ``event_date`` (the UTC date of ``event_hour``). The mart's
 ``unique_users`` of a cell (hour, name) is the number of state rows of that cell, so an
 update after a batch only has to know which of the batch's (hour, name, user) are new: it
-reads the state rows of the cells the batch touched and appends the new ones.
+reads the state's row groups of the cells the batch touched, keeps the batch's own triples
+among them, and appends the others.
 
 **Layout, so that a read follows the touched cells.** Each row carries ``cell``, one int64
 per (hour, name): the hour since the epoch in the high 32 bits, the CRC-32 of the name in the
 low 32 (two names of one hour that share a CRC share a cell key, which costs a read, not
-exactness: the read is then semi-joined on the cell itself). Every file is written sorted by
+exactness: the rows read are then matched on the name too). Every file is written sorted by
 (cell, user_id) in row groups of ROW_GROUP_ROWS, with statistics on ``cell`` and ``level``
 only. A read for some cells opens only the files whose ``cell`` range (in the Delta log) holds
 one of their keys, and reads only the row groups whose range does (from the footer, as
@@ -218,23 +219,31 @@ def replace(lake: Lake, rows: Iterable[pa.RecordBatch], app_id: str, events_vers
                    metadata=metadata, layout=LAYOUT)
 
 
-def _merge_date(lake: Lake, day, base_rows: int) -> None:
-    """Rewrite one date's rows above level 0 as level 1, or the whole date as level 0."""
-    scan = lake.scan(HOURLY_USERS_TABLE).filter(pl.col("event_date") == day)
+def _merge_date(lake: Lake, table: DeltaTable, day, base_rows: int, app_id: str) -> None:
+    """Rewrite one date's rows above level 0 as level 1, or the whole date as level 0: read and
+    committed on ``table``, with the state's own transaction (``app_id`` at the version it
+    reflects), so that an update's append of that date in between makes one of them a CommitRace
+    instead of being overwritten by rows read before it."""
+    scan = lake.scan(HOURLY_USERS_TABLE, snapshot=table).filter(pl.col("event_date") == day)
+    version = table.transaction_version(app_id)
+    txn = _txn(app_id, version) if version is not None else None
     upper = scan.filter(pl.col("level") >= 1).select(*CELL, "user_id").collect()
     if upper.height * BASE_SHARE < base_rows:
         lake.overwrite(HOURLY_USERS_TABLE, as_state(upper, level=1),
-                       predicate=f"event_date = '{day.isoformat()}' AND level >= 1",
+                       predicate=f"event_date = '{day.isoformat()}' AND level >= 1", snapshot=table, txn=txn,
                        metadata={"lake/operation": "hourly users merge", "level": "1"}, layout=LAYOUT)
     else:
         rows = scan.select(*CELL, "user_id").collect()
         lake.overwrite(HOURLY_USERS_TABLE, as_state(rows, level=0), predicate=f"event_date = '{day.isoformat()}'",
-                       metadata={"lake/operation": "hourly users merge", "level": "0"}, layout=LAYOUT)
+                       snapshot=table, txn=txn, metadata={"lake/operation": "hourly users merge", "level": "0"},
+                       layout=LAYOUT)
 
 
-def keep_files_few(lake: Lake) -> bool:
-    """Merge the dates with MERGE_FILES files above level 0 (True when one was merged)."""
-    table = lake.table(HOURLY_USERS_TABLE)
+def keep_files_few(lake: Lake, app_id: str, table: DeltaTable | None = None) -> bool:
+    """Merge the dates with MERGE_FILES files above level 0 (True when one was merged), on
+    ``table`` (default: the current version; each merge moves it to the version it committed).
+    A :class:`CommitRace` when another update committed to the state since ``table``."""
+    table = table if table is not None else snapshot(lake)
     if table is None:
         return False
     files = _files(lake, table)
@@ -243,7 +252,7 @@ def keep_files_few(lake: Lake) -> bool:
         pl.col("rows").filter(pl.col("level") == 0).sum().alias("base_rows"))
     due = per_date.filter(pl.col("upper_files") >= MERGE_FILES)
     for day, base_rows in due.select("day", "base_rows").iter_rows():
-        _merge_date(lake, day, int(base_rows or 0))
+        _merge_date(lake, table, day, int(base_rows or 0), app_id)
     if due.height:
         lake.vacuum(HOURLY_USERS_TABLE)  # the table's retention (7 days unless configured), enforced
     return due.height > 0

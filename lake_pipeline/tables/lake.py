@@ -387,14 +387,19 @@ class Lake:
         *,
         txns: list[Transaction] | None = None,
     ) -> None:
-        """Create an empty table (nothing when it exists). Concurrent creations are harmless.
+        """Create an empty table (nothing when it exists). Concurrent creations are harmless:
+        the one whose version 0 lost the conditional put finds the table there.
         ``txns``: txn versions to start it with."""
-        with self._errors(name, "create"):
-            DeltaTable.create(
-                self.table_uri(name), schema=schema, partition_by=partition_by, mode="ignore",
-                storage_options=self.storage_options,
-                commit_properties=_commit_properties(None, None, txns) if txns else None,
-            )
+        try:
+            with self._errors(name, "create"):
+                DeltaTable.create(
+                    self.table_uri(name), schema=schema, partition_by=partition_by, mode="ignore",
+                    storage_options=self.storage_options,
+                    commit_properties=_commit_properties(None, None, txns) if txns else None,
+                )
+        except StorageError:
+            if not self.exists(name):
+                raise
 
     def append(
         self,

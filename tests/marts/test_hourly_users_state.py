@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import polars as pl
+import pytest
 from deltalake import DeltaTable
 
 from lake_pipeline.marts import users
 from lake_pipeline.settings import HOURLY_USERS_TABLE
+from lake_pipeline.tables.lake import CommitRace
 
 H = datetime(2025, 11, 20, 13, tzinfo=UTC)
 
@@ -27,20 +29,20 @@ def _levels(lake_dir) -> list[int]:
 
 def test_reads_by_cell_and_merges_by_level_keep_every_row(lake, lake_dir, monkeypatch):
     monkeypatch.setattr(users, "MERGE_FILES", 3)
-    assert users.keep_files_few(lake) is False  # no state yet
+    assert users.keep_files_few(lake, "app") is False  # no state yet
     users.append(lake, users.as_state(_triples(0, 0)), "app", 1, {}, users.snapshot(lake))  # an empty append still records the version
-    assert users.state_version(lake, "app") == 1 and users.keep_files_few(lake) is False
+    assert users.state_version(lake, "app") == 1 and users.keep_files_few(lake, "app") is False
     users.replace(lake, [_triples(5000, 0).to_arrow()], "app", 2, {}, users.snapshot(lake))  # level 0: one cell of 5,000 users
     other = _triples(10, 0, name="click")
     for v in range(3, 6):
         users.append(lake, users.as_state(_triples(100, 10_000 + 100 * v)), "app", v, {}, users.snapshot(lake))
-    assert users.keep_files_few(lake) is True
+    assert users.keep_files_few(lake, "app") is True
     assert _levels(lake_dir) == [0, 1]  # 300 rows above level 0 are under a quarter of 5,000: level 1
     for v in range(6, 30, 8):
         batch = _triples(400, 20_000 + 400 * v)
         users.append(lake, users.as_state(pl.concat([batch, other]) if v == 6 else batch), "app", v, {},
                      users.snapshot(lake))
-    assert users.keep_files_few(lake) is True
+    assert users.keep_files_few(lake, "app") is True
     assert _levels(lake_dir) == [0]  # now beyond a quarter: the whole date is level 0 again
     assert users.state_version(lake, "app") == 22  # merges keep the version the state reflects
     # 6,500 users of the cell are in the state (5,000 + 300 + 1,200); ask for 20 of them and 20 others.
@@ -64,3 +66,20 @@ def test_two_names_that_share_a_cell_key_keep_their_users_apart(lake):
     seen_b, _ = users.seen_users(lake, _triples(20, 0, name=b), users.snapshot(lake))
     assert seen_a.height == 10 and set(seen_a.get_column("event_name")) == {a} and read == 10
     assert seen_b.height == 0  # the same users under the other name are new to their cell
+
+
+def test_a_merge_on_a_snapshot_another_update_appended_to_is_a_commit_race_and_loses_no_row(lake, monkeypatch):
+    monkeypatch.setattr(users, "MERGE_FILES", 2)
+    users.replace(lake, [_triples(100, 0).to_arrow()], "app", 1, {}, users.snapshot(lake))
+    users.append(lake, users.as_state(_triples(5, 1000)), "app", 2, {}, users.snapshot(lake))
+    users.append(lake, users.as_state(_triples(5, 2000)), "app", 3, {}, users.snapshot(lake))
+    stale = users.snapshot(lake)  # the housekeeping's look: two files above level 0, a merge is due
+    users.append(lake, users.as_state(_triples(5, 3000)), "app", 4, {}, users.snapshot(lake))  # another update
+    with pytest.raises(CommitRace, match="another writer committed first"):
+        users.keep_files_few(lake, "app", stale)
+    everyone = _triples(100, 0).vstack(_triples(5, 1000)).vstack(_triples(5, 2000)).vstack(_triples(5, 3000))
+    seen, _ = users.seen_users(lake, everyone, users.snapshot(lake))
+    assert seen.height == 115 and users.state_version(lake, "app") == 4
+    assert users.keep_files_few(lake, "app") is True  # on the current version, it merges
+    assert users.seen_users(lake, everyone, users.snapshot(lake))[0].height == 115
+    assert users.state_version(lake, "app") == 4
