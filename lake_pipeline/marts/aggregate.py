@@ -176,7 +176,8 @@ def add_batch(grouped: pl.DataFrame, seen: pl.DataFrame, mart_hours: pl.DataFram
               state_rows_read: int) -> BatchDelta:
     """Add the new batches' rows (``grouped``) to the mart's rows of their hours (``mart_hours``).
 
-    ``seen``: which of the batches' (hour, name, user) the state holds. A (hour, name, user)
+    ``seen``: state rows that include every (hour, name, user) of the batches the state holds
+    (:func:`~lake_pipeline.marts.users.seen_users`). A (hour, name, user)
     not among them is a new user of its cell; the batches' events are added as they are (dedupe
     already dropped every duplicate)."""
     triples = grouped.filter(pl.col("user_id").is_not_null()).select(*CELL, "user_id").unique()

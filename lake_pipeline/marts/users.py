@@ -59,6 +59,8 @@ LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=("event_hour", "event_name", "
 # A date with this many files above level 0 is merged (see the module's docstring).
 MERGE_FILES = 16
 BASE_SHARE = 4  # level >= 1 rows beyond 1/BASE_SHARE of the level-0 rows: rewrite the whole date
+# seen_users keeps only the triples' own rows when it read this many times more rows than triples.
+FEW_TRIPLES = 4
 
 
 def snapshot(lake: Lake) -> DeltaTable | None:
@@ -136,15 +138,16 @@ def _files(lake: Lake, table) -> pl.DataFrame:
 
 
 def seen_users(lake: Lake, triples: pl.DataFrame, table: DeltaTable | None) -> tuple[pl.DataFrame, int]:
-    """Which of ``triples`` (distinct event_hour, event_name, user_id) ``table`` (a snapshot of the
-    state) holds, and how many state rows were read to know: only the files and row groups whose
-    ``cell`` statistics can hold one of the triples' cells."""
+    """State rows (event_hour, event_name, user_id) of ``table`` (a snapshot of the state) that
+    tell which of ``triples`` (distinct event_hour, event_name, user_id) it holds: every one of
+    those, and perhaps other rows of their cells. Also how many state rows were read to know:
+    only the files and row groups whose ``cell`` statistics can hold one of the triples' cells."""
     empty = pl.DataFrame(schema={"event_hour": pl.Datetime("us", "UTC"), "event_name": pl.String, "user_id": pl.String})
     if table is None or triples.height == 0:
         return empty, 0
-    keyed = with_cell(triples)
-    keys = np.unique(keyed.get_column("cell").to_numpy())
-    dates = set(keyed.get_column("event_hour").dt.date().to_list())
+    cells = with_cell(triples.select(CELL).unique())
+    keys = np.unique(cells.get_column("cell").to_numpy())
+    dates = set(cells.get_column("event_hour").dt.date().to_list())
     files = _files(lake, table).filter(pl.col("day").is_in(list(dates)))
     lo = files.get_column("min_cell").fill_null(np.iinfo(np.int64).min).to_numpy()
     hi = files.get_column("max_cell").fill_null(np.iinfo(np.int64).max).to_numpy()
@@ -157,11 +160,18 @@ def seen_users(lake: Lake, triples: pl.DataFrame, table: DeltaTable | None) -> t
     if not parts:
         return empty, 0
     read = pl.from_arrow(pa.concat_tables(parts, promote_options="default"))
-    # The triples themselves: matched on (cell, user) first (a row group read for one cell holds
-    # others, and users the batch lacks), then on the name too (two names may share a cell key).
-    wanted = keyed.select("cell", "event_name", "user_id")
-    rows = (read.lazy().join(wanted.lazy().select("cell", "user_id"), on=["cell", "user_id"], how="semi").collect()
-            .join(wanted, on=["cell", "event_name", "user_id"], how="semi"))
+    if triples.height * FEW_TRIPLES < read.height:
+        # A few triples (late events in big cells): only those rows, matched on (cell, user)
+        # with the triples as the join's small side, then on the name too (two names may share
+        # a cell key). Measured at 9M events a day: 17k triples, 2.6M rows read, 0.03 s.
+        wanted = triples.join(cells, on=CELL).select("cell", "event_name", "user_id")
+        rows = (read.lazy().join(wanted.lazy().select("cell", "user_id"), on=["cell", "user_id"], how="semi")
+                .collect().join(wanted, on=["cell", "event_name", "user_id"], how="semi"))
+    else:
+        # About as many triples as rows (a big batch): every row of the cells, matched on the
+        # cells alone (the small side); the caller's anti-join then does the one big join.
+        rows = (read.filter(pl.col("cell").is_in(pl.Series(keys).implode()))
+                .join(cells.select("cell", "event_name"), on=["cell", "event_name"], how="semi"))
     hour = pl.from_epoch(pl.col("cell") // (1 << 32) * 3600, time_unit="s")
     return rows.select(hour.dt.cast_time_unit("us").dt.replace_time_zone("UTC").alias("event_hour"), "event_name",
                        "user_id"), read.height

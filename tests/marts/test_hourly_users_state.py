@@ -61,11 +61,14 @@ def test_two_names_that_share_a_cell_key_keep_their_users_apart(lake):
     # Two names of one hour whose CRC-32 is the same: one cell key, two cells.
     a, b = "page:view29685295", "page:view32060020"
     assert users.with_cell(_triples(1, 0, name=a))["cell"].item() == users.with_cell(_triples(1, 0, name=b))["cell"].item()
-    users.append(lake, users.as_state(_triples(10, 0, name=a)), "app", 1, {}, users.snapshot(lake))
-    seen_a, read = users.seen_users(lake, _triples(20, 0, name=a), users.snapshot(lake))
-    seen_b, _ = users.seen_users(lake, _triples(20, 0, name=b), users.snapshot(lake))
-    assert seen_a.height == 10 and set(seen_a.get_column("event_name")) == {a} and read == 10
-    assert seen_b.height == 0  # the same users under the other name are new to their cell
+    users.append(lake, users.as_state(_triples(100, 0, name=a)), "app", 1, {}, users.snapshot(lake))
+    # 20 triples among 100 rows read (the triples' own rows kept), then 200 (the cells' rows kept).
+    for asked in (20, 200):
+        seen_a, read = users.seen_users(lake, _triples(asked, 0, name=a), users.snapshot(lake))
+        seen_b, _ = users.seen_users(lake, _triples(asked, 0, name=b), users.snapshot(lake))
+        assert set(seen_a.get_column("event_name")) == {a} and read == 100
+        assert seen_a.height == (20 if asked == 20 else 100)
+        assert seen_b.height == 0  # the same users under the other name are new to their cell
 
 
 def test_a_merge_on_a_snapshot_another_update_appended_to_is_a_commit_race_and_loses_no_row(lake, monkeypatch):
