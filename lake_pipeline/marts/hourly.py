@@ -437,17 +437,19 @@ def _plan(lake: Lake, snaps: Snapshots) -> tuple[TouchedHours, str]:
     return touched, ADD if touched.batch_ids else NOTHING
 
 
-def plan_update(lake: Lake) -> MartPlan:
-    """Read the snapshots of ``events``, the mart and its state, and decide what the update does."""
+def plan_update(lake: Lake, snaps: Snapshots | None = None) -> MartPlan:
+    """Read the snapshots of ``events``, the mart and its state (or take ``snaps``, as another
+    reader saw them), and decide what the update does."""
     watch = Stopwatch()
-    # The mart before its state: an update commits the state first, so one that committed
-    # between the two reads leaves them disagreeing (a recompute, whose commits then race).
-    mart = lake.table(HOURLY_COUNTS_TABLE)
-    state = users.snapshot(lake)
-    events = lake.table(EVENTS_TABLE)
-    if events is None:
-        return MartPlan(None, None, NOTHING, watch)
-    snaps = Snapshots(events, mart, state)
+    if snaps is None:
+        # The mart before its state: an update commits the state first, so one that committed
+        # between the two reads leaves them disagreeing (a recompute, whose commits then race).
+        mart = lake.table(HOURLY_COUNTS_TABLE)
+        state = users.snapshot(lake)
+        events = lake.table(EVENTS_TABLE)
+        if events is None:
+            return MartPlan(None, None, NOTHING, watch)
+        snaps = Snapshots(events, mart, state)
     touched, mode = _plan(lake, snaps)
     return MartPlan(snaps, touched, mode, watch)
 

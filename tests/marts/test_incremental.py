@@ -137,6 +137,30 @@ def test_an_update_that_lost_a_commit_race_commits_nothing_and_the_next_look_is_
     _lose_race(lake, lake_dir, marts.RECOMPUTE)  # hours recomputed from events on the same state
 
 
+def test_an_update_that_planned_between_the_two_commits_of_another_loses_only_its_mart_commit(
+    settings, raw_dir, lake, lake_dir
+):
+    keys = _zone(raw_dir, 400, seed=13)
+    ingest_keys(settings, keys[:1])
+    marts.update_hourly_counts(lake)
+    ingest_keys(settings, keys[1:2])
+    mart_before = DeltaTable(str(lake_dir / HOURLY_COUNTS_TABLE))
+    assert marts.update_hourly_counts(lake).mode == marts.ADD  # the other update, both commits
+    # As this one saw the lake had it looked between them: the state already holds the batch.
+    seen = marts.Snapshots(DeltaTable(str(lake_dir / EVENTS_TABLE)), mart_before,
+                           DeltaTable(str(lake_dir / HOURLY_USERS_TABLE)))
+    late = marts.plan_update(lake, seen)
+    assert late.mode == marts.RECOMPUTE and "users state" in late.touched.reason
+    state_version = DeltaTable(str(lake_dir / HOURLY_USERS_TABLE)).version()
+    with pytest.raises(CommitRace):
+        marts.apply_update(lake, late)
+    # Its state commit landed (a recompute of the same hours at the same events version); its
+    # mart commit did not. The two agree again, so the next look has nothing to do and is exact.
+    assert DeltaTable(str(lake_dir / HOURLY_USERS_TABLE)).version() == state_version + 1
+    assert users_state.state_version(lake, marts.MART_APP_ID) == marts.mart_events_version(lake)
+    _update_and_compare(lake, lake_dir, marts.NOTHING)
+
+
 def test_an_update_that_crashed_between_its_two_commits_is_recomputed(settings, raw_dir, lake, lake_dir):
     keys = _zone(raw_dir, 400, seed=8)
     ingest_keys(settings, keys[:2])
