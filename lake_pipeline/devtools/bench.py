@@ -234,7 +234,7 @@ def print_results(rows: list[dict], floor_of: dict[str, float], load_at_start: f
         floor = floor_of.get(r["floor"] if "floor" in r else r["corpus"])
         ratio = f"{r['seconds'] / floor:>8.2f}" if floor else f"{'-':>8}"
         print(f"{r['corpus']:<22} {r['run']:<28} {r['seconds']:>8.2f} {r['events'] / r['seconds']:>10,.0f} {ratio} "
-              f"{r['rss'] / 2**20:>8.0f} MB")
+              f"{r['rss'] / 2**20:>7.0f} MiB")
     ingest = {(r["corpus"], r["run"]): r["seconds"] for r in rows}
     pairs = [("synthetic, 30 days of history", "synthetic", "history / empty lake"),
              ("synthetic, 1% malformed", "synthetic", "synthetic: 1% malformed / clean"),
