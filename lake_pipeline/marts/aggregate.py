@@ -172,15 +172,20 @@ def group_new_rows(rows: pa.Table) -> pl.DataFrame:
     return pl.from_arrow(con.sql("SELECT * FROM grouped").to_arrow_table())
 
 
-def add_batch(grouped: pl.DataFrame, seen: pl.DataFrame, mart_hours: pl.DataFrame, rows_read: int,
-              state_rows_read: int) -> BatchDelta:
-    """Add the new batches' rows (``grouped``) to the mart's rows of their hours (``mart_hours``).
+def user_triples(grouped: pl.DataFrame) -> pl.DataFrame:
+    """The distinct (hour, name, user) of grouped rows that have a user."""
+    return grouped.filter(pl.col("user_id").is_not_null()).select(*CELL, "user_id").unique()
+
+
+def add_batch(grouped: pl.DataFrame, triples: pl.DataFrame, seen: pl.DataFrame, mart_hours: pl.DataFrame,
+              rows_read: int, state_rows_read: int) -> BatchDelta:
+    """Add the new batches' rows (``grouped``, and their :func:`user_triples`) to the mart's rows
+    of their hours (``mart_hours``).
 
     ``seen``: state rows that include every (hour, name, user) of the batches the state holds
     (:func:`~lake_pipeline.marts.users.seen_users`). A (hour, name, user)
     not among them is a new user of its cell; the batches' events are added as they are (dedupe
     already dropped every duplicate)."""
-    triples = grouped.filter(pl.col("user_id").is_not_null()).select(*CELL, "user_id").unique()
     fresh = triples.join(seen, on=[*CELL, "user_id"], how="anti")
     added = (
         grouped.group_by(KEYS).agg(pl.col("events").sum())

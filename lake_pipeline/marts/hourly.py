@@ -58,7 +58,6 @@ from lake_pipeline.contract import BATCH_ID, CREATED_AT
 from lake_pipeline.ingest.counts import Stopwatch
 from lake_pipeline.marts import feed, users
 from lake_pipeline.marts.aggregate import (
-    CELL,
     EVENT_COLUMNS,
     HOURLY_COUNTS_SCHEMA,
     add_batch,
@@ -67,6 +66,7 @@ from lake_pipeline.marts.aggregate import (
     hour_start,
     hourly_counts,
     recompute,
+    user_triples,
 )
 from lake_pipeline.quality.rules import CheckOutcome
 from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_FEED_TABLE
@@ -372,12 +372,12 @@ def _add(lake: Lake, snaps: Snapshots, touched: TouchedHours, update: MartUpdate
         rows = _new_rows(lake, snaps.events, touched.batch_ids)
         grouped = group_new_rows(rows)
         update.rows_from, rows_read = EVENTS_TABLE, rows.num_rows
-    triples = grouped.filter(pl.col("user_id").is_not_null()).select(*CELL, "user_id").unique()
+    triples = user_triples(grouped)
     watch.lap("new_rows")
     seen, state_rows_read = users.seen_users(lake, triples, snaps.state)
     watch.lap("state_read")
     hours = sorted({hour_key(h) for h in grouped.get_column("event_hour").unique().to_list()})
-    delta = add_batch(grouped, seen, _mart_rows_of(lake, snaps.mart, hours), rows_read, state_rows_read)
+    delta = add_batch(grouped, triples, seen, _mart_rows_of(lake, snaps.mart, hours), rows_read, state_rows_read)
     touched.hours = set(delta.hours)
     metadata = _commit_metadata(touched.events_version, len(delta.hours), run_id, update.mode)
     watch.lap("compute")
