@@ -458,7 +458,7 @@ def _multiset_sums(rows: pl.DataFrame, on: list[str]) -> tuple[int, int]:
     """Two order-independent sums of the rows' 64-bit hashes (wrapping add, xor): equal for equal
     multisets of rows, and unequal, but for a 2^-64 chance, otherwise."""
     hashes = rows.select(pl.struct(on).hash(seed=0x5EED)).to_series().to_numpy()
-    return int(np.add.reduce(hashes, dtype=np.uint64)), int(np.bitwise_xor.reduce(hashes)) if len(hashes) else 0
+    return int(np.add.reduce(hashes, dtype=np.uint64)), int(np.bitwise_xor.reduce(hashes))  # 0, 0 when empty
 
 
 def disagreements(lake: Lake, batch_ids: Iterable[int] | None = None, since: date | None = None,

@@ -282,11 +282,7 @@ def _replace_hours(lake: Lake, mart: DeltaTable | None, rows: pa.Table, hours: I
     none yet), else only those hours."""
     txn = Transaction(MART_APP_ID, events_version)
     if mart is None:  # created empty first, so that the first build too commits on a snapshot
-        lake.create(HOURLY_COUNTS_TABLE, HOURLY_COUNTS_SCHEMA)
-        mart, hours = lake.table(HOURLY_COUNTS_TABLE), None
-        if mart.transaction_version(MART_APP_ID) is not None:
-            raise CommitRace(f"another update of {lake.table_uri(HOURLY_COUNTS_TABLE)} created it and committed "
-                             f"v{mart.transaction_version(MART_APP_ID)} at the same time; run `lake marts` again")
+        mart, hours = lake.create_empty(HOURLY_COUNTS_TABLE, HOURLY_COUNTS_SCHEMA, app_id=MART_APP_ID), None
     if hours is None:
         lake.overwrite(HOURLY_COUNTS_TABLE, rows, snapshot=mart, replace_schema=True, txn=txn, metadata=metadata)
     else:

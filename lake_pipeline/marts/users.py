@@ -69,9 +69,9 @@ def snapshot(lake: Lake) -> DeltaTable | None:
     return lake.table(HOURLY_USERS_TABLE)
 
 
-def state_version(lake: Lake, app_id: str, table: DeltaTable | None = None) -> int | None:
-    """The events version the state reflects (None: no state yet); ``table``: that snapshot's."""
-    table = table if table is not None else snapshot(lake)
+def state_version(lake: Lake, app_id: str) -> int | None:
+    """The events version the state reflects (None: no state yet)."""
+    table = snapshot(lake)
     return None if table is None else table.transaction_version(app_id)
 
 
@@ -186,13 +186,8 @@ def _race(lake: Lake, what: str) -> CommitRace:
 
 
 def _created(lake: Lake, app_id: str) -> DeltaTable:
-    """Create the state (empty) for an update that found none; a :class:`CommitRace` when another
-    update created it and committed rows meanwhile."""
-    lake.create(HOURLY_USERS_TABLE, USERS_SCHEMA, USERS_PARTITIONS)
-    table = snapshot(lake)
-    if table.transaction_version(app_id) is not None:
-        raise _race(lake, f"created it and committed v{table.transaction_version(app_id)} at the same time")
-    return table
+    """The state, created empty for an update that found none (:meth:`Lake.create_empty`)."""
+    return lake.create_empty(HOURLY_USERS_TABLE, USERS_SCHEMA, USERS_PARTITIONS, app_id=app_id)
 
 
 def append(lake: Lake, rows: pa.Table, app_id: str, events_version: int, metadata: dict[str, str],

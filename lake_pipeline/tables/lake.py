@@ -401,6 +401,19 @@ class Lake:
             if not self.exists(name):
                 raise
 
+    def create_empty(self, name: str, schema: pa.Schema, partition_by: list[str] | None = None, *,
+                     app_id: str) -> DeltaTable:
+        """Create ``name`` empty for a writer of ``app_id`` that found no table, and return its
+        snapshot to commit on; a :class:`CommitRace` when another writer of ``app_id`` created it
+        and committed into it meanwhile (a commit on top would not conflict with that one)."""
+        self.create(name, schema, partition_by)
+        table = self.table(name)
+        version = table.transaction_version(app_id)
+        if version is not None:
+            raise CommitRace(f"cannot write Delta table {self.table_uri(name)}: another writer created it and "
+                             f"committed v{version} first; run it again")
+        return table
+
     def append(
         self,
         name: str,
