@@ -611,3 +611,26 @@ def test_malformed_pretty_printed_record_does_not_lose_its_neighbours():
     assert out.uuid == ["a", "c", "d"]
     assert len(out.uuid) + len(out.q_reason) == n
     assert "".join(out.q_raw).replace("\n", "").replace(" ", "") == broken.decode().replace("\n", "").replace(" ", "")
+
+
+def test_one_member_gzip_takes_the_one_call_path_and_everything_else_the_reader():
+    """decompress gives what ISA-L's gzip reader gives for every gzip case (or fails where it
+    fails); the one-call path takes exactly the objects that are one whole member."""
+    from isal import igzip
+
+    one_member = {"gzip.json.gz", "gzip_named_plain.json", "gzip_no_extension", "gzip_empty.gz"}
+    seen = set()
+    for name in all_case_names():
+        data = load_case(name)[0]
+        if data[:2] != parse.GZIP_MAGIC:
+            continue
+        seen.add(name)
+        assert (parse._one_member(data) is not None) == (name in one_member), name
+        try:
+            expected = igzip.decompress(data)
+        except Exception:  # noqa: BLE001 - whatever the reader raises, decompress must refuse too
+            with pytest.raises(parse.UnreadableObject):
+                decompress(data)
+            continue
+        assert decompress(data) == expected, name
+    assert one_member <= seen and {"gzip_multi_member.json.gz", "corrupt_bad_crc.json.gz"} <= seen
