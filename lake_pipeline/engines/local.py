@@ -68,7 +68,7 @@ def run_batch(
             quarantine_parts.append(chunk.quarantine)
             counts.add_curated(chunk.inserted_per_object, chunk.duplicates_per_object, chunk.kept)
             if writes_index:
-                index_parts.append(index_rows(chunk.kept, settings.dedupe_buckets))
+                index_parts.append(index_rows(chunk.kept, settings.dedupe_buckets, sort=False))  # commit_index sorts
             if settings.enrich and chunk.kept.height:
                 feed_parts.append(feed.group_chunk(chunk.kept))
             clock.lap("curate")

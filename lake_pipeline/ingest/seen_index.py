@@ -43,6 +43,7 @@ from lake_pipeline.contract import BATCH_ID, CREATED_AT, EVENT_UUID, SOURCE_KEY
 from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, Settings
 from lake_pipeline.tables.lake import FileLayout, Lake, row_group_ranges
 from lake_pipeline.transforms.dedupe import bucket_of_hash, ordered_key, uuid_hash
+from lake_pipeline.transforms.enrich import to_arrow_views
 
 KEY = "key"
 KEY2 = "key2"  # a second, independent 64-bit hash: with KEY, a 128-bit fingerprint of event_uuid
@@ -110,32 +111,31 @@ def closed_before(now: datetime, horizon: float) -> int:
     return int((now.timestamp() - horizon) // _DAY)
 
 
-def index_rows(kept: pl.DataFrame, buckets: int) -> pl.DataFrame:
+def index_rows(kept: pl.DataFrame, buckets: int, sort: bool = True) -> pl.DataFrame:
     """The index rows of accepted events (event_uuid, created_at, event_date, _batch_id, _source_key),
-    sorted as a batch writes them (:func:`hot_order`)."""
+    sorted as a batch writes them (:func:`hot_order`) unless not ``sort`` (a caller that sorts
+    the rows of several chunks together: the sort moves every string, ~0.2 s per 1M rows)."""
     if kept.height == 0:
         return pl.DataFrame(schema=pl.Schema(INDEX_SCHEMA))
     uuids = kept.get_column(EVENT_UUID)
     hashes = uuid_hash(uuids)
-    return (
-        kept.select(
-            pl.col("event_date").alias(CREATED_DATE),
-            pl.Series(KEY, ordered_key(hashes)),
-            pl.Series(KEY2, uuid_hash(uuids, FINGERPRINT_SEED).view(np.int64)),
-            CREATED_AT,
-            EVENT_UUID,
-            pl.Series(BUCKET, bucket_of_hash(hashes, buckets)),
-            BATCH_ID,
-            SOURCE_KEY,
-        )
-        .sort(hot_order())
+    rows = kept.select(
+        pl.col("event_date").alias(CREATED_DATE),
+        pl.Series(KEY, ordered_key(hashes)),
+        pl.Series(KEY2, uuid_hash(uuids, FINGERPRINT_SEED).view(np.int64)),
+        CREATED_AT,
+        EVENT_UUID,
+        pl.Series(BUCKET, bucket_of_hash(hashes, buckets)),
+        BATCH_ID,
+        SOURCE_KEY,
     )
+    return rows.sort(hot_order()) if sort else rows
 
 
 def write_rows(lake: Lake, rows: pl.DataFrame, batch_id: int | None, also: list[Transaction] | None = None,
                metadata: dict[str, str] | None = None) -> bool:
     """Append index rows in one commit (idempotent per ``batch_id``)."""
-    table = rows.to_arrow().cast(INDEX_SCHEMA)
+    table = to_arrow_views(rows, INDEX_SCHEMA)
     return lake.append(DEDUPE_INDEX_TABLE, table, batch_id=batch_id, partition_by=[CREATED_DATE],
                        layout=LAYOUT, also=also, metadata=metadata)
 

@@ -29,6 +29,7 @@ from lake_pipeline.contract import BATCH_ID
 from lake_pipeline.marts.aggregate import EVENT_COLUMNS, GROUPED_SQL, HOURLY_COUNTS_SCHEMA, connect
 from lake_pipeline.settings import HOURLY_FEED_TABLE
 from lake_pipeline.tables.lake import CommitRace, Lake
+from lake_pipeline.transforms.enrich import to_arrow_views
 
 _KEYS = ["event_hour", "event_name", "event_type", "event_subtype", "user_id"]
 FEED_SCHEMA = pa.schema(
@@ -62,13 +63,15 @@ def batch_rows(parts: Iterable[pl.DataFrame], batch_id: int) -> pl.DataFrame:
     return rows.with_columns(pl.lit(batch_id, pl.Int64).alias(BATCH_ID)).select(FEED_SCHEMA.names)
 
 
-def commit_feed(lake: Lake, batch_id: int, parts: Iterable[pl.DataFrame], metadata: dict[str, str]) -> bool:
+def commit_feed(lake: Lake, batch_id: int, parts: list[pl.DataFrame], metadata: dict[str, str]) -> bool:
     """Append the batch's feed rows in one commit tagged with the batch id (nothing when the
-    batch kept no events, or the feed already holds the batch)."""
+    batch kept no events, or the feed already holds the batch). ``parts`` is emptied: the
+    chunks' groups are freed once they are summed into the batch's rows."""
     rows = batch_rows(parts, batch_id)
+    parts.clear()
     if rows.height == 0:
         return False
-    return lake.append(HOURLY_FEED_TABLE, rows.to_arrow().cast(FEED_SCHEMA), batch_id=batch_id, metadata=metadata)
+    return lake.append(HOURLY_FEED_TABLE, to_arrow_views(rows, FEED_SCHEMA), batch_id=batch_id, metadata=metadata)
 
 
 def batch_groups(lake: Lake, added_rows: dict[int, int | None]) -> pl.DataFrame | None:
