@@ -53,13 +53,13 @@ def group_chunk(kept: pl.DataFrame) -> pl.DataFrame:
 
 
 def batch_rows(parts: Iterable[pl.DataFrame], batch_id: int) -> pl.DataFrame:
-    """The chunks' groups as one batch's feed rows (a group that several chunks hold is summed)."""
+    """The chunks' groups as one batch's feed rows. A group that several chunks hold stays one
+    row per chunk: every reader sums the feed's rows by group (:func:`aggregate.add_batch`), and
+    summing them here too cost 0.14-0.20 s per 1M synthetic events, for 4% fewer rows."""
     parts = [p for p in parts if p.height]
     if not parts:
         return pl.DataFrame(schema=pl.Schema(FEED_SCHEMA))
     rows = pl.concat(parts, how="vertical_relaxed")
-    if len(parts) > 1:
-        rows = rows.group_by(_KEYS, maintain_order=True).agg(pl.col("events").sum())
     return rows.with_columns(pl.lit(batch_id, pl.Int64).alias(BATCH_ID)).select(FEED_SCHEMA.names)
 
 
