@@ -371,7 +371,7 @@ def build_index(lake: Lake, settings: Settings, progress: Progress | None = None
             txns.append(Transaction(CLOSED_APP_ID, day_number(d)))
         if last:
             txns += [Transaction(READY_APP_ID, 1), Transaction(RETAINED_APP_ID, max(first, 0))]
-        rows = index_rows(kept, buckets)
+        rows = index_rows(kept, buckets, sort=not closed)  # a closed date is sorted by key alone, once
         _commit_build(lake, rows.sort(closed_order()) if closed else rows, txns)
         rows_total += kept.height
         if progress:
@@ -444,7 +444,7 @@ def compact_index(lake: Lake, horizon: float, now: datetime | None = None, min_f
             continue
         rows = (lake.scan(DEDUPE_INDEX_TABLE, snapshot=snapshot).filter(pl.col(CREATED_DATE) == d).collect()
                 .sort(closed_order() if closed else hot_order()))
-        lake.overwrite(DEDUPE_INDEX_TABLE, rows.to_arrow().cast(INDEX_SCHEMA), predicate=f"{CREATED_DATE} = '{d}'",
+        lake.overwrite(DEDUPE_INDEX_TABLE, to_arrow_views(rows, INDEX_SCHEMA), predicate=f"{CREATED_DATE} = '{d}'",
                        snapshot=snapshot, layout=LAYOUT, txn=Transaction(CLOSED_APP_ID, day) if newly_closed else None,
                        metadata={"lake_operation": "index compaction"})
         snapshot = lake.table(DEDUPE_INDEX_TABLE)
