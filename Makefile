@@ -55,15 +55,15 @@ test: ## Run the test suite (unit, Dagster, CLI end to end, emulated AWS, Terraf
 test-fast: ## The fast tier (under 60 s): all but the e2e (subprocesses, moto server), terraform (fmt, checkov), property (hypothesis) and heavy (1.5 s or more each) tests
 	$(PY) -m pytest -q -m "not e2e and not terraform and not property and not heavy" $(PYTEST_ARGS)
 
-bench: ## Throughput vs the single-SQL DuckDB floor: 1M synthetic events (empty lake, 30 days of history, 1% malformed) and production-shaped corpora (realistic payloads, newline-delimited clean and dirty, one 128 MiB object), peak RSS
-	$(PY) -m lake_pipeline.devtools.bench --events 1000000
+bench: ## Throughput vs the single-SQL DuckDB floor: 1M synthetic events (empty lake, 30 days of history, 1% malformed) and production-shaped corpora (realistic payloads, newline-delimited clean and dirty, one 128 MiB object), peak RSS (ROUNDS=3: medians of 3 rounds)
+	$(PY) -m lake_pipeline.devtools.bench --events 1000000 $(if $(ROUNDS),--rounds $(ROUNDS))
 
 bench-scale: ## The same on 10M events, to show memory stays bounded by batch size
 	$(PY) -m lake_pipeline.devtools.bench --events 10000000 --skip-history --corpora synthetic
 
-bench-baseline: ## make bench, plus `lake ingest` from another checkout on the same files (BASE=its root; ON=corpora, default all)
+bench-baseline: ## make bench, plus `lake ingest` from another checkout on the same files (BASE=its root; ON=corpora, default all; ROUNDS=)
 	@test -n "$(BASE)" || { echo "usage: make bench-baseline BASE=../wt-base (a checkout of the code to compare with)" >&2; exit 2; }
-	$(PY) -m lake_pipeline.devtools.bench --events 1000000 --baseline $(abspath $(BASE)) $(if $(ON),--baseline-corpora $(ON))
+	$(PY) -m lake_pipeline.devtools.bench --events 1000000 --baseline $(abspath $(BASE)) $(if $(ON),--baseline-corpora $(ON)) $(if $(ROUNDS),--rounds $(ROUNDS))
 
 bench-history: ## One one-minute batch (17k events, 2% late, 300 redeliveries) into an empty lake and lakes of 3 days x 1M/4M/9M/16M events, in-process and as a whole `lake ingest`; the mart's rebuild vs update (SIZES=, DAYS= to shrink)
 	nice -n 10 $(PY) -m lake_pipeline.devtools.bench_history $(if $(SIZES),--sizes $(SIZES)) $(if $(DAYS),--days $(DAYS)) $(BENCH_HISTORY_ARGS)

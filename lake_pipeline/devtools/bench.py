@@ -8,8 +8,11 @@ its ratio is to the clean floor) and ``big`` (one 128 MiB object). Prints wall s
 the ratio to the floor measured in the same run, and peak RSS (the whole process tree: with
 LAKE_PARSER=python the parse worker processes count), then history/empty and dirty/clean.
 ``--baseline DIR`` runs `lake ingest` again from another checkout (e.g. a worktree of the
-previous commit) on the same files, for a before/after in one run. Landing zones and the 30-day
-history lake are generated once and cached under .bench/.
+previous commit) on the same files, for a before/after in one run. ``--rounds N`` runs the whole
+sequence N times and prints, per run, the median seconds, their range, and the median of the
+rounds' own ratios (each round's ingest against the floor of that same round): on a machine
+whose speed drifts between minutes, one round's ratio can move by a third. Landing zones and
+the 30-day history lake are generated once and cached under .bench/.
 """
 
 from __future__ import annotations
@@ -227,29 +230,65 @@ def measure_runs(name: str, raw: Path, events: int, work: Path, home: Path, floo
     return rows
 
 
-def print_results(rows: list[dict], floor_of: dict[str, float], load_at_start: float) -> None:
-    print(f"\n{os.cpu_count()} cores, load average {load_at_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end\n")
-    print(f"{'corpus':<22} {'run':<28} {'seconds':>8} {'events/s':>10} {'x floor':>8} {'peak RSS':>10}")
-    for r in rows:
-        floor = floor_of.get(r["floor"] if "floor" in r else r["corpus"])
-        ratio = f"{r['seconds'] / floor:>8.2f}" if floor else f"{'-':>8}"
-        print(f"{r['corpus']:<22} {r['run']:<28} {r['seconds']:>8.2f} {r['events'] / r['seconds']:>10,.0f} {ratio} "
-              f"{r['rss'] / 2**20:>7.0f} MiB")
-    ingest = {(r["corpus"], r["run"]): r["seconds"] for r in rows}
-    pairs = [("synthetic, 30 days of history", "synthetic", "history / empty lake"),
-             ("synthetic, 1% malformed", "synthetic", "synthetic: 1% malformed / clean"),
-             ("dirty (1% bad lines)", "clean (newline-delimited)", "dirty / clean")]
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def summarize(rounds: list[tuple[list[dict], dict[str, float]]]) -> tuple[list[dict], dict[tuple[str, str], float]]:
+    """One row per (corpus, run) over the rounds (each round: its rows and its floors): median
+    seconds, their range, the largest peak RSS, and ``ratio``, the median over the rounds of
+    seconds / that round's floor (None without a floor). Also each derived ratio (history /
+    empty, malformed / clean, dirty / clean, this code / baseline) as the median of the
+    rounds' own."""
+    keyed: dict[tuple[str, str], list[tuple[dict, dict[str, float]]]] = {}
+    for rows, floors in rounds:
+        for r in rows:
+            keyed.setdefault((r["corpus"], r["run"]), []).append((r, floors))
+    out = []
+    for (corpus, run), seen in keyed.items():
+        first = seen[0][0]
+        seconds = [r["seconds"] for r, _ in seen]
+        ratios = [r["seconds"] / f[r.get("floor", corpus)] for r, f in seen if f.get(r.get("floor", corpus))]
+        out.append({**first, "seconds": _median(seconds), "low": min(seconds), "high": max(seconds),
+                    "rss": max(r["rss"] for r, _ in seen), "rounds": len(seen),
+                    "ratio": _median(ratios) if ratios else None})
+    pairs = [(("synthetic, 30 days of history", "lake ingest"), ("synthetic", "lake ingest"), "history / empty lake"),
+             (("synthetic, 1% malformed", "lake ingest"), ("synthetic", "lake ingest"), "synthetic: 1% malformed / clean"),
+             (("dirty (1% bad lines)", "lake ingest"), ("clean (newline-delimited)", "lake ingest"), "dirty / clean")]
+    pairs += [((c, "lake ingest"), (c, "lake ingest, baseline"), f"{c}: this code / baseline")
+              for c, run in keyed if run == "lake ingest, baseline"]
+    derived = {}
     for a, b, label in pairs:
-        if (a, "lake ingest") in ingest and (b, "lake ingest") in ingest:
-            print(f"{label}: {ingest[(a, 'lake ingest')] / ingest[(b, 'lake ingest')]:.2f}")
-    if any(r["run"].endswith("baseline") for r in rows):
-        for corpus in dict.fromkeys(r["corpus"] for r in rows):
-            if (corpus, "lake ingest, baseline") in ingest:
-                print(f"{corpus}: this code / baseline = "
-                      f"{ingest[(corpus, 'lake ingest')] / ingest[(corpus, 'lake ingest, baseline')]:.2f}")
+        per_round = []
+        for rows, _ in rounds:
+            by = {(r["corpus"], r["run"]): r["seconds"] for r in rows}
+            if a in by and b in by:
+                per_round.append(by[a] / by[b])
+        if per_round:
+            derived[label] = _median(per_round)
+    return out, derived
+
+
+def print_results(rounds: list[tuple[list[dict], dict[str, float]]], load_at_start: float) -> None:
+    rows, derived = summarize(rounds)
+    n = len(rounds)
+    print(f"\n{os.cpu_count()} cores, load average {load_at_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
+          + (f"; {n} rounds: median seconds (range), median of the rounds' ratios" if n > 1 else "") + "\n")
+    spread = f" {'range':>13}" if n > 1 else ""
+    print(f"{'corpus':<22} {'run':<28} {'seconds':>8}{spread} {'events/s':>10} {'x floor':>8} {'peak RSS':>10}")
     for r in rows:
-        if "summary" in r:
-            print(f"{r['corpus']}, {r['run']}: {r['summary']}")
+        ratio = f"{r['ratio']:>8.2f}" if r["ratio"] is not None else f"{'-':>8}"
+        span = f" {r['low']:>6.2f}-{r['high']:<6.2f}" if n > 1 else ""
+        print(f"{r['corpus']:<22} {r['run']:<28} {r['seconds']:>8.2f}{span} {r['events'] / r['seconds']:>10,.0f} {ratio} "
+              f"{r['rss'] / 2**20:>7.0f} MiB")
+    for label, value in derived.items():
+        print(f"{label}: {value:.2f}")
+    for round_rows, _ in rounds[-1:]:
+        for r in round_rows:
+            if "summary" in r:
+                print(f"{r['corpus']}, {r['run']}: {r['summary']}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -267,6 +306,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="A checkout of other code (its repository root): `lake ingest` runs again with it, same files.")
     parser.add_argument("--baseline-corpora", default=None,
                         help="Comma-separated corpora to run --baseline on (default: all of --corpora).")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="Run every measurement this many times; print medians, ranges and median ratios.")
     parser.add_argument("--json", dest="json_out", default=None, help="Also write the results here as JSON.")
     args = parser.parse_args(argv)
 
@@ -284,6 +325,22 @@ def main(argv: list[str] | None = None) -> None:
         cache, args.history_days, args.history_per_day)
     home = ensure_instance(cache / "dagster_home")
     load_at_start = os.getloadavg()[0]
+    rounds = []
+    for i in range(max(args.rounds, 1)):
+        if args.rounds > 1:
+            print(f"round {i + 1}/{args.rounds}", flush=True)
+        rounds.append(measure_round(args, wanted, baseline, raw, production, hist, home, cache))
+    print_results(rounds, load_at_start)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps(
+            {"events": args.events, "load": [load_at_start, os.getloadavg()[0]],
+             "rounds": [{"rows": rows, "floors": floors} for rows, floors in rounds],
+             "summary": summarize(rounds)[0]}, indent=2))
+
+
+def measure_round(args, wanted: list[str], baseline, raw: Path, production: dict[str, Path], hist: Path | None,
+                  home: Path, cache: Path) -> tuple[list[dict], dict[str, float]]:
+    """Every wanted measurement once: the rows, and the floor seconds of each corpus."""
     rows: list[dict] = []
     floor_of: dict[str, float] = {}
     names = {"realistic": "realistic (Firehose)", "clean": "clean (newline-delimited)",
@@ -309,11 +366,7 @@ def main(argv: list[str] | None = None) -> None:
                 rows += [{**r, **extra} for r in measure_runs(
                     names[name], path, corpus_events(path, args.events), work, home, floor_of, baseline(name),
                     floor=name != "dirty")]
-    print_results(rows, floor_of, load_at_start)
-    if args.json_out:
-        Path(args.json_out).write_text(json.dumps(
-            {"events": args.events, "load": [load_at_start, os.getloadavg()[0]], "rows": rows}, indent=2))
-
+    return rows, floor_of
 
 if __name__ == "__main__":
     main()
