@@ -68,7 +68,9 @@ def test_lake_ingest_uses_the_chunks_it_parsed_while_dagster_started(tmp_path, m
 
     from tests.support.cli import invoke
 
-    generate(LocalStorage(str(tmp_path / "raw")), 2000, start=datetime(2025, 11, 20, 13, tzinfo=UTC), seed=5)
+    # 8 objects of 250 events (not 60 of ~35: a Dagster run per 2 of those was 30 runs, 36 s).
+    generate(LocalStorage(str(tmp_path / "raw")), 2000, start=datetime(2025, 11, 20, 13, tzinfo=UTC), seed=5,
+             object_seconds=450)
     monkeypatch.setattr(reader, "PARALLEL_MIN_BYTES", 0)  # prefetch even this small batch
     monkeypatch.setenv("LAKE_CHUNK_MAX_BYTES", "20000")  # several chunks
     monkeypatch.setenv("LAKE_BATCH_MAX_OBJECTS", "2")  # and several batches
