@@ -96,8 +96,10 @@ class IndexMissing(RuntimeError):
 
 def hot_order() -> list:
     """How a batch's rows (and a date still within the horizon of now) are sorted: by hour,
-    then key, so that current records read only the row groups of the hours near them."""
-    return [CREATED_DATE, pl.col(CREATED_AT) // _HOUR, KEY]
+    then key, so that current records read only the row groups of the hours near them. The
+    hour orders the dates too (created_date is the UTC date of created_at), so the date is no
+    sort key of its own: with it, the sort of a 1M-event batch's rows took 0.46 s, not 0.21 s."""
+    return [pl.col(CREATED_AT) // _HOUR, KEY]
 
 
 def closed_order() -> list:
