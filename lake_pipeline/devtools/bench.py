@@ -285,10 +285,9 @@ def print_results(rounds: list[tuple[list[dict], dict[str, float]]], load_at_sta
               f"{r['rss'] / 2**20:>7.0f} MiB")
     for label, value in derived.items():
         print(f"{label}: {value:.2f}")
-    for round_rows, _ in rounds[-1:]:
-        for r in round_rows:
-            if "summary" in r:
-                print(f"{r['corpus']}, {r['run']}: {r['summary']}")
+    for r in rounds[-1][0]:  # the last round's own lines
+        if "summary" in r:
+            print(f"{r['corpus']}, {r['run']}: {r['summary']}")
 
 
 def main(argv: list[str] | None = None) -> None:

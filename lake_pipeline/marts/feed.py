@@ -66,7 +66,7 @@ def batch_rows(parts: Iterable[pl.DataFrame], batch_id: int) -> pl.DataFrame:
 def commit_feed(lake: Lake, batch_id: int, parts: list[pl.DataFrame], metadata: dict[str, str]) -> bool:
     """Append the batch's feed rows in one commit tagged with the batch id (nothing when the
     batch kept no events, or the feed already holds the batch). ``parts`` is emptied: the
-    chunks' groups are freed once they are summed into the batch's rows."""
+    chunks' groups are freed once they are concatenated into the batch's rows."""
     rows = batch_rows(parts, batch_id)
     parts.clear()
     if rows.height == 0:
