@@ -43,6 +43,9 @@ def _wait_until_gone(proc: subprocess.Popen, bound: float = 60.0) -> list[int]:
     while time.monotonic() < deadline:
         proc.poll()
         if not _session(proc.pid):
+            # It may have exited between poll() and the look at /proc (a zombie is not listed):
+            # reap it, so that its returncode is there to assert.
+            proc.wait(timeout=10)
             return []
         time.sleep(0.2)
     left = _session(proc.pid)
