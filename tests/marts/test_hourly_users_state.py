@@ -86,3 +86,34 @@ def test_a_merge_on_a_snapshot_another_update_appended_to_is_a_commit_race_and_l
     assert users.keep_files_few(lake, "app") is True  # on the current version, it merges
     assert users.seen_users(lake, everyone, users.snapshot(lake))[0].height == 115
     assert users.state_version(lake, "app") == 4
+
+
+def test_a_key_that_matches_another_users_key_costs_a_read_not_a_wrong_answer(lake):
+    # A row whose user_key is the key of another user (a 64-bit collision, forged): the key
+    # read finds it, and the names and users read in its row group decide.
+    state = users.as_state(pl.concat([_triples(100, 0), _triples(1, 500)]))
+    forged = pl.from_arrow(state).with_columns(
+        pl.when(pl.col("user_id") == "u500").then(users.user_key(pl.Series(["u999"])).item())
+        .otherwise(pl.col("user_key")).alias("user_key"))
+    users.append(lake, forged.to_arrow().cast(users.USERS_SCHEMA), "app", 1, {}, users.snapshot(lake))
+    asked = pl.concat([_triples(1, 999), _triples(1, 7)])  # 2 triples for 101 rows: read by key
+    seen, read = users.seen_users(lake, asked, users.snapshot(lake))
+    assert read == 101 and seen.get_column("user_id").to_list() == ["u7"]
+
+
+def test_a_state_written_before_user_key_is_read_by_names_and_a_full_replace_gives_it_keys(lake, lake_dir):
+    old = users.USERS_SCHEMA.remove(users.USERS_SCHEMA.get_field_index("user_key"))
+    lake.create(HOURLY_USERS_TABLE, old, users.USERS_PARTITIONS)
+    users.append(lake, users.as_state(_triples(100, 0)), "app", 1, {}, users.snapshot(lake))
+    users.append(lake, users.as_state(_triples(10, 100)), "app", 2, {}, users.snapshot(lake))
+    table = DeltaTable(str(lake_dir / HOURLY_USERS_TABLE))
+    assert "user_key" not in table.schema().to_arrow().names  # appends kept the old layout
+    asked = pl.concat([_triples(2, 5), _triples(1, 105), _triples(1, 5000)])
+    seen, read = users.seen_users(lake, asked, users.snapshot(lake))
+    assert read == 110 and sorted(seen.get_column("user_id").to_list()) == ["u105", "u5", "u6"]
+    users.replace(lake, [_triples(110, 0).to_arrow()], "app", 3, {}, users.snapshot(lake))
+    table = DeltaTable(str(lake_dir / HOURLY_USERS_TABLE))
+    assert "user_key" in table.schema().to_arrow().names and table.metadata().partition_columns == ["event_date"]
+    seen, read = users.seen_users(lake, asked, users.snapshot(lake))
+    assert read == 110 and sorted(seen.get_column("user_id").to_list()) == ["u105", "u5", "u6"]
+    assert users.state_version(lake, "app") == 3
