@@ -12,8 +12,9 @@ objects, 2% of them late by 1 hour to 3 days, plus a few hundred redeliveries of
 every history holds) is ingested with ``engines.run.ingest_keys`` into an empty lake and into each
 history lake. Printed per lake: the batch's seconds (wall, and CPU of this process), the ratio to
 the empty lake, the same for `lake ingest` of the batch into a copy of the lake (a new process, as
-a user runs it: start-up, the Dagster run, its checks and the mart's update; ``--no-process``
-skips it), the rows the dedupe read (``BatchResult.dedupe_rows_read`` where it exists), and a
+a user runs it: start-up, the Dagster run, its checks and the mart's update; ``--process-runs``
+times, 3 by default, each into a fresh copy: the median and the range are printed, and the
+ratio is the median's; ``--no-process`` skips it), the rows the dedupe read (``BatchResult.dedupe_rows_read`` where it exists), and a
 verification that every redelivery was dropped and nothing else. Then the mart: its full rebuild
 before the batch, its update after it (``marts.hourly.update_hourly_counts``), their ratio, and
 the mart's own check (``counts_match_events``) on the hours the update touched.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -159,7 +161,8 @@ class Row:
     mart_update_timings: dict | None = None
     mart_state_rows_read: int = 0
     mart_check: str = ""
-    process_seconds: float | None = None  # `lake ingest` of the batch into a copy of the lake, whole process
+    process_seconds: float | None = None  # `lake ingest` of the batch into a copy of the lake, whole process: the median
+    process_range: tuple[float, float] | None = None  # the fastest and slowest of those runs
 
     @property
     def verified(self) -> bool:
@@ -174,27 +177,31 @@ def _ingest(lake_dir: Path, raw: Path, keys: list[str]):
     return summary, time.process_time() - cpu
 
 
-def _ingest_process(lake_dir: Path, raw: Path, home: Path) -> float:
-    """Wall seconds of `lake ingest` (a new process: start-up, the Dagster run, its checks and the
-    mart's update included, as a user runs it) of the batch into a copy of ``lake_dir``."""
+def _ingest_process(lake_dir: Path, raw: Path, home: Path, runs: int = 1) -> list[float]:
+    """Wall seconds of each of ``runs`` `lake ingest` processes (start-up, the Dagster run, its
+    checks and the mart's update included, as a user runs it) of the batch, each into a fresh
+    copy of ``lake_dir``."""
     copy = lake_dir.with_name(lake_dir.name + "-process")
-    shutil.rmtree(copy, ignore_errors=True)
-    if lake_dir.exists():
-        shutil.copytree(lake_dir, copy)
-    try:
-        seconds, _, _ = measure_ingest(raw, copy, home)  # make bench's: a failed run exits with its stderr
-    finally:
+    out = []
+    for _ in range(runs):
         shutil.rmtree(copy, ignore_errors=True)
-    return seconds
+        if lake_dir.exists():
+            shutil.copytree(lake_dir, copy)
+        try:
+            seconds, _, _ = measure_ingest(raw, copy, home)  # make bench's: a failed run exits with its stderr
+        finally:
+            shutil.rmtree(copy, ignore_errors=True)
+        out.append(seconds)
+    return out
 
 
 def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int, redelivered: pl.DataFrame,
-            batch_events: int, home: Path | None = None) -> Row:
+            batch_events: int, home: Path | None = None, process_runs: int = 1) -> Row:
     lake = Lake(str(lake_dir))
     rebuild = None
     if history:
         rebuild = marts.update_hourly_counts(lake).seconds  # the mart from scratch, before the batch
-    process = _ingest_process(lake_dir, raw, home) if home is not None else None
+    process = _ingest_process(lake_dir, raw, home, process_runs) if home is not None else None
     summary, cpu = _ingest(lake_dir, raw, keys)
     result = summary.batches[-1]
     uuids = redelivered.get_column("event_uuid").to_list()
@@ -212,7 +219,9 @@ def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int,
         expected_duplicates=len(uuids) if history else 0, redeliveries_once=once,
         mart_rebuild_seconds=rebuild, mart_update_seconds=update.seconds, mart_update_mode=update.mode,
         mart_update_cpu_seconds=cpu_mart, mart_update_timings=update.timings, mart_state_rows_read=update.state_rows_read,
-        mart_check="passed" if check.passed else f"FAILED: {check.description}", process_seconds=process,
+        mart_check="passed" if check.passed else f"FAILED: {check.description}",
+        process_seconds=statistics.median(process) if process else None,
+        process_range=(min(process), max(process)) if process else None,
     )
 
 
@@ -246,8 +255,8 @@ def print_table(rows: list[Row], load: tuple[float, float, float], days: int) ->
         f"{days} day(s) of history; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores",
         "| lake | history events | batch s | batch CPU s | / empty | lake ingest s | / empty | dedupe rows read "
         "| inserted (expected) | duplicates (expected) | verified | mart rebuild s | mart update s (mode) "
-        "| update CPU s | update / rebuild | state rows read |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| update CPU s | update / rebuild | state rows read | lake ingest range s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = (f"{100 * r.mart_update_seconds / r.mart_rebuild_seconds:.1f}%"
@@ -260,7 +269,8 @@ def print_table(rows: list[Row], load: tuple[float, float, float], days: int) ->
             f"{r.duplicates} ({r.expected_duplicates}) | {'yes' if r.verified else 'NO'} | "
             f"{_fmt(r.mart_rebuild_seconds)} | {_fmt(r.mart_update_seconds)} ({r.mart_update_mode}) | "
             f"{_fmt(r.mart_update_cpu_seconds)} | {ratio} | "
-            f"{r.mart_state_rows_read:,} |")
+            f"{r.mart_state_rows_read:,} | "
+            f"{'-' if r.process_range is None else f'{r.process_range[0]:.2f}-{r.process_range[1]:.2f}'} |")
     for line in lines:
         print(line, flush=True)
     return lines
@@ -283,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=".bench/history")
     parser.add_argument("--keep", action="store_true", help="keep the history lakes")
     parser.add_argument("--out", default=None, help="also write the table to this file")
+    parser.add_argument("--process-runs", type=int, default=3,
+                        help="`lake ingest` processes per lake (each into a fresh copy); the median is compared")
     parser.add_argument("--no-process", action="store_true",
                         help="skip `lake ingest` of the batch (a new process) into a copy of each lake")
     parser.add_argument("--compare-events", action="store_true",
@@ -316,9 +328,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"it exists) in {seconds:.1f} s", flush=True)
         if per_day and args.compare_events:
             rows.append(_events_path(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events))
-        rows.append(measure(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events, home))
+        rows.append(measure(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events, home,
+                            max(1, args.process_runs)))
         r = rows[-1]
-        print(f"{name}: batch {r.batch_seconds:.2f} s, lake ingest {_fmt(r.process_seconds)} s, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "
+        print(f"{name}: batch {r.batch_seconds:.2f} s, lake ingest {_fmt(r.process_seconds)} s{'' if r.process_range is None else f' (median; {r.process_range[0]:.2f}-{r.process_range[1]:.2f})'}, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "
               f"update {r.mart_update_seconds:.2f} s ({r.mart_update_mode}: {r.mart_update_timings}), "
               f"check {r.mart_check}", flush=True)
         if not args.keep:

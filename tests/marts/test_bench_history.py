@@ -9,7 +9,7 @@ from lake_pipeline.devtools import bench_history
 def test_bench_history_runs_verifies_and_prints_its_table(tmp_path, capsys):
     out = tmp_path / "table.md"
     code = bench_history.main(["--sizes", "4K", "--days", "1", "--batch-events", "400", "--work",
-                               str(tmp_path / "work"), "--out", str(out)])
+                               str(tmp_path / "work"), "--out", str(out), "--process-runs", "2"])
     assert code == 0
     lines = out.read_text().splitlines()
     empty, history = lines[-2].split("|"), lines[-1].split("|")
@@ -19,5 +19,8 @@ def test_bench_history_runs_verifies_and_prints_its_table(tmp_path, capsys):
     assert history[11].strip() == "yes" and "(add)" in history[13]
     # `lake ingest` of the same batch, a whole process, into a copy of each lake, and its ratio
     assert float(empty[6]) > 0 and float(history[6]) > 0 and float(empty[7]) == 1.0
+    # twice each: the median of two runs is their mean, between the two printed beside it
+    fastest, slowest = (float(v) for v in history[17].split("-"))
+    assert fastest <= float(history[6]) <= slowest and abs(float(history[6]) - (fastest + slowest) / 2) < 0.011
     assert not (tmp_path / "work" / "lake-4000").exists()  # history lakes are removed unless --keep
     assert "4,000/day: batch" in capsys.readouterr().out
