@@ -53,6 +53,7 @@ from lake_pipeline.settings import HOURLY_USERS_TABLE
 from lake_pipeline.tables.lake import CommitConflict, CommitRace, FileLayout, Lake, row_group_ranges
 from lake_pipeline.transforms.dedupe import uuid_hash
 
+USER_KEY = "user_key"  # a stable 64-bit hash of user_id (see "A late batch reads keys" above)
 USERS_SCHEMA = pa.schema(
     [
         pa.field("event_date", pa.date32(), nullable=False),
@@ -61,14 +62,13 @@ USERS_SCHEMA = pa.schema(
         pa.field("event_hour", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("event_name", pa.string(), nullable=False),
         pa.field("user_id", pa.string(), nullable=False),
-        pa.field("user_key", pa.int64(), nullable=False),
+        pa.field(USER_KEY, pa.int64(), nullable=False),
     ]
 )
 USERS_PARTITIONS = ["event_date"]
 CELL = ["event_hour", "event_name"]
 ROW_GROUP_ROWS = 4096
-LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=("event_hour", "event_name", "user_id", "user_key"))
-USER_KEY = "user_key"
+LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=("event_hour", "event_name", "user_id", USER_KEY))
 # A date with this many files above level 0 is merged (see the module's docstring).
 MERGE_FILES = 16
 BASE_SHARE = 4  # level >= 1 rows beyond 1/BASE_SHARE of the level-0 rows: rewrite the whole date
@@ -312,9 +312,9 @@ def _merge_date(lake: Lake, table: DeltaTable, day, base_rows: int, app_id: str)
                        metadata={"lake/operation": "hourly users merge", "level": "1"}, layout=LAYOUT)
     else:
         rows = scan.select(*CELL, "user_id").collect()
-        lake.overwrite(HOURLY_USERS_TABLE, _fit(as_state(rows, level=0), table), predicate=f"event_date = '{day.isoformat()}'",
-                       snapshot=table, txn=txn, metadata={"lake/operation": "hourly users merge", "level": "0"},
-                       layout=LAYOUT)
+        lake.overwrite(HOURLY_USERS_TABLE, _fit(as_state(rows, level=0), table),
+                       predicate=f"event_date = '{day.isoformat()}'", snapshot=table, txn=txn,
+                       metadata={"lake/operation": "hourly users merge", "level": "0"}, layout=LAYOUT)
 
 
 def keep_files_few(lake: Lake, app_id: str, table: DeltaTable | None = None) -> bool:
