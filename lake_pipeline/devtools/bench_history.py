@@ -301,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the batch into a copy of each history lake without its seen-keys index "
                              "(dedupe then reads the events partitions, as before issue 14)")
     args = parser.parse_args(argv)
+    if args.process_runs < 1:
+        parser.error("--process-runs must be at least 1 (--no-process skips `lake ingest`)")
     load = os.getloadavg()
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -329,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         if per_day and args.compare_events:
             rows.append(_events_path(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events))
         rows.append(measure(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events, home,
-                            max(1, args.process_runs)))
+                            args.process_runs))
         r = rows[-1]
         print(f"{name}: batch {r.batch_seconds:.2f} s, lake ingest {_fmt(r.process_seconds)} s{'' if r.process_range is None else f' (median; {r.process_range[0]:.2f}-{r.process_range[1]:.2f})'}, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "
               f"update {r.mart_update_seconds:.2f} s ({r.mart_update_mode}: {r.mart_update_timings}), "

@@ -115,11 +115,13 @@ def user_key(user_ids: pl.Series) -> pl.Series:
 
 
 def as_state(users: pl.DataFrame, level: int = 2) -> pa.Table:
-    """(event_hour, event_name, user_id) rows as state rows of ``level``, sorted by (cell, user_id)."""
+    """(event_hour, event_name, user_id) rows as state rows of ``level``, sorted by (cell, user_id);
+    rows that bring their ``user_key`` (state rows being merged) keep it."""
+    key = users.get_column(USER_KEY) if USER_KEY in users.columns else user_key(users.get_column("user_id"))
     return (
         with_cell(users.select(*CELL, "user_id"))
         .with_columns(pl.col("event_hour").dt.date().alias("event_date"), pl.lit(level, pl.Int8).alias("level"),
-                      user_key(users.get_column("user_id")))
+                      key.alias(USER_KEY))
         .sort("cell", "user_id")
         .select(USERS_SCHEMA.names)
         .to_arrow()
@@ -168,16 +170,22 @@ def _has_keys(table: DeltaTable) -> bool:
     return USER_KEY in {f.name for f in table.schema().fields}
 
 
-def _fit(rows: pa.Table, table: DeltaTable) -> pa.Table:
-    """``rows`` (USERS_SCHEMA) in the layout of ``table``: without user_key for a state written before it."""
-    return rows if _has_keys(table) else rows.drop_columns([USER_KEY])
+def _schema_of(table: DeltaTable) -> pa.Schema:
+    """The state's schema as ``table`` has it: USERS_SCHEMA, without user_key for a state written before it."""
+    return USERS_SCHEMA if _has_keys(table) else USERS_SCHEMA.remove(USERS_SCHEMA.get_field_index(USER_KEY))
+
+
+def _fit(rows: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.Table | pa.RecordBatch:
+    """``rows`` (USERS_SCHEMA) with the columns of ``schema`` (:func:`_schema_of`)."""
+    return rows if len(schema) == len(USERS_SCHEMA) else rows.drop_columns([USER_KEY])
 
 
 def seen_users(lake: Lake, triples: pl.DataFrame, table: DeltaTable | None) -> tuple[pl.DataFrame, int]:
     """State rows (event_hour, event_name, user_id) of ``table`` (a snapshot of the state) that
     tell which of ``triples`` (distinct event_hour, event_name, user_id) it holds: every one of
     those, and perhaps other rows of their cells. Also how many state rows were read to know:
-    only the files and row groups whose ``cell`` statistics can hold one of the triples' cells."""
+    only the files and row groups whose ``cell`` statistics can hold one of the triples' cells
+    (for a few triples, the rows whose cell and key were read; names only where a key matched)."""
     if table is None or triples.height == 0:
         return _rows_as_triples(_NO_ROWS), 0
     cells = with_cell(triples.select(CELL).unique())
@@ -262,8 +270,8 @@ def append(lake: Lake, rows: pa.Table, app_id: str, events_version: int, metadat
     update that committed since makes it a :class:`CommitRace`: the caller looks again."""
     table = table if table is not None else _created(lake, app_id)
     try:
-        lake.commit(HOURLY_USERS_TABLE, _fit(rows, table), snapshot=table, txn=_txn(app_id, events_version),
-                    partition_by=USERS_PARTITIONS, metadata=metadata, layout=LAYOUT)
+        lake.commit(HOURLY_USERS_TABLE, _fit(rows, _schema_of(table)), snapshot=table,
+                    txn=_txn(app_id, events_version), partition_by=USERS_PARTITIONS, metadata=metadata, layout=LAYOUT)
     except CommitConflict as exc:
         raise _race(lake, f"committed at the same time ({exc})") from exc
 
@@ -285,16 +293,10 @@ def replace(lake: Lake, rows: Iterable[pa.RecordBatch], app_id: str, events_vers
         table, hours = _created(lake, app_id), None
     predicate = hours_predicate(hours) if hours is not None else None
     # Replacing every row gives a state written before user_key the key (and its schema).
-    has_keys = _has_keys(table)
-    keyed = hours is None or has_keys
-    batches = as_state_batches(rows)
-    if keyed:
-        stream = pa.RecordBatchReader.from_batches(USERS_SCHEMA, batches)
-    else:
-        stream = pa.RecordBatchReader.from_batches(USERS_SCHEMA.remove(USERS_SCHEMA.get_field_index(USER_KEY)),
-                                                   (b.drop_columns([USER_KEY]) for b in batches))
+    schema = USERS_SCHEMA if hours is None else _schema_of(table)
+    stream = pa.RecordBatchReader.from_batches(schema, (_fit(b, schema) for b in as_state_batches(rows)))
     lake.overwrite(HOURLY_USERS_TABLE, stream, predicate=predicate, snapshot=table, txn=_txn(app_id, events_version),
-                   metadata=metadata, layout=LAYOUT, replace_schema=keyed and not has_keys)
+                   metadata=metadata, layout=LAYOUT, replace_schema=schema != _schema_of(table))
 
 
 def _merge_date(lake: Lake, table: DeltaTable, day, base_rows: int, app_id: str) -> None:
@@ -305,14 +307,16 @@ def _merge_date(lake: Lake, table: DeltaTable, day, base_rows: int, app_id: str)
     scan = lake.scan(HOURLY_USERS_TABLE, snapshot=table).filter(pl.col("event_date") == day)
     version = table.transaction_version(app_id)
     txn = _txn(app_id, version) if version is not None else None
-    upper = scan.filter(pl.col("level") >= 1).select(*CELL, "user_id").collect()
+    schema = _schema_of(table)
+    columns = [*CELL, "user_id", *([USER_KEY] if USER_KEY in schema.names else [])]  # keys kept, not hashed again
+    upper = scan.filter(pl.col("level") >= 1).select(columns).collect()
     if upper.height * BASE_SHARE < base_rows:
-        lake.overwrite(HOURLY_USERS_TABLE, _fit(as_state(upper, level=1), table),
+        lake.overwrite(HOURLY_USERS_TABLE, _fit(as_state(upper, level=1), schema),
                        predicate=f"event_date = '{day.isoformat()}' AND level >= 1", snapshot=table, txn=txn,
                        metadata={"lake/operation": "hourly users merge", "level": "1"}, layout=LAYOUT)
     else:
-        rows = scan.select(*CELL, "user_id").collect()
-        lake.overwrite(HOURLY_USERS_TABLE, _fit(as_state(rows, level=0), table),
+        rows = scan.select(columns).collect()
+        lake.overwrite(HOURLY_USERS_TABLE, _fit(as_state(rows, level=0), schema),
                        predicate=f"event_date = '{day.isoformat()}'", snapshot=table, txn=txn,
                        metadata={"lake/operation": "hourly users merge", "level": "0"}, layout=LAYOUT)
 

@@ -97,7 +97,8 @@ _P = np.uint64(0x100000001B3)
 
 def uuid_hash(uuids: pl.Series, seed: int = 0) -> np.ndarray:
     """A stable 64-bit hash of each (non-null, non-empty) event_uuid, as uint64; another
-    ``seed`` gives an independent one (the index keeps two: a 128-bit fingerprint).
+    ``seed`` gives an independent one (the index keeps two: a 128-bit fingerprint). The mart's
+    users state keys its user ids with it too (marts/users.py: ``user_key``).
 
     Vectorised per distinct byte length (event_uuids are mostly one length): the bytes of
     the strings of length L form an (n, L) matrix, hashed column by column.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
@@ -88,17 +89,39 @@ def test_a_merge_on_a_snapshot_another_update_appended_to_is_a_commit_race_and_l
     assert users.state_version(lake, "app") == 4
 
 
-def test_a_key_that_matches_another_users_key_costs_a_read_not_a_wrong_answer(lake):
-    # A row whose user_key is the key of another user (a 64-bit collision, forged): the key
-    # read finds it, and the names and users read in its row group decide.
-    state = users.as_state(pl.concat([_triples(100, 0), _triples(1, 500)]))
+def test_a_key_that_matches_another_users_key_costs_a_read_not_a_wrong_answer(lake, monkeypatch):
+    # One cell of 10,000 users: three row groups. A row whose user_key is the key of another
+    # user (a 64-bit collision, forged): the key read finds it, and the names and users read
+    # in its row group alone decide.
+    state = users.as_state(_triples(10_000, 0))
     forged = pl.from_arrow(state).with_columns(
-        pl.when(pl.col("user_id") == "u500").then(users.user_key(pl.Series(["u999"])).item())
+        pl.when(pl.col("user_id") == "u500").then(users.user_key(pl.Series(["u99999"])).item())
         .otherwise(pl.col("user_key")).alias("user_key"))
     users.append(lake, forged.to_arrow().cast(users.USERS_SCHEMA), "app", 1, {}, users.snapshot(lake))
-    asked = pl.concat([_triples(1, 999), _triples(1, 7)])  # 2 triples for 101 rows: read by key
+    reads = []  # (columns, row groups) of each read of a state file (pyarrow's, recorded)
+    read_row_groups = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", lambda self, groups, columns=None, **kw: (
+        reads.append((tuple(columns), tuple(groups))) or read_row_groups(self, groups, columns=columns, **kw)))
+    asked = pl.concat([_triples(1, 99_999), _triples(1, 7)])  # 2 triples for 10,000 rows: read by key
     seen, read = users.seen_users(lake, asked, users.snapshot(lake))
-    assert read == 101 and seen.get_column("user_id").to_list() == ["u7"]
+    assert read == 10_000 and seen.get_column("user_id").to_list() == ["u7"]
+    keys_read, names_read = reads
+    assert keys_read == (("cell", "user_key"), (0, 1, 2))
+    # u7 and the forged u500 sort into the second row group (by user_id text): only it is read by name
+    assert names_read == (("cell", "event_name", "user_id"), (1,))
+
+
+def test_user_keys_are_stable_and_the_empty_id_has_one(lake):
+    ids = pl.Series(["u1", "", "a-much-longer-user-id-é", "u1", ""])
+    keys = users.user_key(ids).to_list()
+    assert keys[0] == keys[3] and keys[1] == keys[4] == 0 and len({keys[0], keys[2], 0}) == 3
+    assert users.user_key(pl.Series(["", ""])).to_list() == [0, 0]
+    assert users.user_key(pl.Series(["u1"])).to_list() == keys[:1]  # the same key alone as among others
+    users.append(lake, users.as_state(pl.concat([_triples(100, 0), _triples(1, 0).with_columns(user_id=pl.lit(""))])),
+                 "app", 1, {}, users.snapshot(lake))
+    # 1 triple for 101 rows: found by key (0), then by name
+    seen, read = users.seen_users(lake, _triples(1, 0).with_columns(user_id=pl.lit("")), users.snapshot(lake))
+    assert read == 101 and seen.get_column("user_id").to_list() == [""]
 
 
 def test_a_state_written_before_user_key_is_read_by_names_and_a_full_replace_gives_it_keys(lake, lake_dir):
@@ -111,9 +134,20 @@ def test_a_state_written_before_user_key_is_read_by_names_and_a_full_replace_giv
     asked = pl.concat([_triples(2, 5), _triples(1, 105), _triples(1, 5000)])
     seen, read = users.seen_users(lake, asked, users.snapshot(lake))
     assert read == 110 and sorted(seen.get_column("user_id").to_list()) == ["u105", "u5", "u6"]
-    users.replace(lake, [_triples(110, 0).to_arrow()], "app", 3, {}, users.snapshot(lake))
+    # A partial replace (one hour) and a merge keep the old layout too.
+    users.replace(lake, [_triples(3, 200).to_arrow()], "app", 3, {}, users.snapshot(lake), hours=[H.strftime("%Y-%m-%dT%H")])
+    for v in range(4, 4 + users.MERGE_FILES):
+        users.append(lake, users.as_state(_triples(1, 1000 + v)), "app", v, {}, users.snapshot(lake))
+    assert users.keep_files_few(lake, "app") is True
+    assert "user_key" not in DeltaTable(str(lake_dir / HOURLY_USERS_TABLE)).schema().to_arrow().names
+    asked = pl.concat([_triples(1, 201), _triples(1, 1004), _triples(1, 5)])
+    seen, _ = users.seen_users(lake, asked, users.snapshot(lake))
+    assert sorted(seen.get_column("user_id").to_list()) == ["u1004", "u201"]  # u5 left with the hour replaced
+    users.replace(lake, [_triples(110, 0).to_arrow()], "app", 30, {}, users.snapshot(lake))
     table = DeltaTable(str(lake_dir / HOURLY_USERS_TABLE))
     assert "user_key" in table.schema().to_arrow().names and table.metadata().partition_columns == ["event_date"]
     seen, read = users.seen_users(lake, asked, users.snapshot(lake))
+    asked = pl.concat([_triples(2, 5), _triples(1, 105), _triples(1, 5000)])
+    seen, read = users.seen_users(lake, asked, users.snapshot(lake))
     assert read == 110 and sorted(seen.get_column("user_id").to_list()) == ["u105", "u5", "u6"]
-    assert users.state_version(lake, "app") == 3
+    assert users.state_version(lake, "app") == 30

@@ -12,7 +12,7 @@ from lake_pipeline.marts.hourly import HOURLY_COUNTS_SCHEMA
 from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_USERS_TABLE
 
 
-def user_key(payload: str) -> str | None:
+def user_text(payload: str) -> str | None:
     """payload.user_id as text, the way the mart compares them: strings as-is, other JSON as written;
     none for a payload holding a lone surrogate escape (DuckDB's JSON reader rejects it)."""
     try:
@@ -28,7 +28,7 @@ def user_key(payload: str) -> str | None:
 
 def _events_with_users(lake_dir) -> pl.DataFrame:
     events = pl.from_arrow(DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table())
-    users = [user_key(p) for p in events.get_column("payload").to_list()]
+    users = [user_text(p) for p in events.get_column("payload").to_list()]
     return events.with_columns(
         pl.from_epoch((pl.col("created_at") // 3600 * 3600).cast(pl.Int64), time_unit="s")
         .dt.cast_time_unit("us").dt.replace_time_zone("UTC").alias("event_hour"),
