@@ -41,7 +41,7 @@ from deltalake import DeltaTable, Transaction
 
 from lake_pipeline.contract import BATCH_ID, CREATED_AT, EVENT_UUID, SOURCE_KEY
 from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, Settings
-from lake_pipeline.tables.lake import FileLayout, Lake, row_group_ranges
+from lake_pipeline.tables.lake import FileLayout, Lake, row_group_ranges, row_group_sizes
 from lake_pipeline.transforms.dedupe import bucket_of_hash, ordered_key, uuid_hash
 from lake_pipeline.transforms.enrich import to_arrow_views
 
@@ -258,8 +258,7 @@ class SeenIndex:
     def _footer(self, f: _File) -> tuple[np.ndarray, ...]:
         if f.footer is None:
             parquet = self._open(f)
-            meta = parquet.metadata
-            rows = np.array([meta.row_group(g).num_rows for g in range(meta.num_row_groups)], np.int64)
+            rows = row_group_sizes(parquet)
             kmin, kmax = row_group_ranges(parquet, KEY)
             if len(rows) > 1 and (kmax[:-1] <= kmin[1:]).all():
                 # Sorted by key (a closed date, or one hour): each row group's time range is

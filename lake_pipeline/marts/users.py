@@ -50,7 +50,7 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable, Transaction
 
 from lake_pipeline.settings import HOURLY_USERS_TABLE
-from lake_pipeline.tables.lake import CommitConflict, CommitRace, FileLayout, Lake, row_group_ranges
+from lake_pipeline.tables.lake import CommitConflict, CommitRace, FileLayout, Lake, row_group_ranges, row_group_sizes
 from lake_pipeline.transforms.dedupe import uuid_hash
 
 USER_KEY = "user_key"  # a stable 64-bit hash of user_id (see "A late batch reads keys" above)
@@ -68,7 +68,8 @@ USERS_SCHEMA = pa.schema(
 USERS_PARTITIONS = ["event_date"]
 CELL = ["event_hour", "event_name"]
 ROW_GROUP_ROWS = 4096
-LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=("event_hour", "event_name", "user_id", USER_KEY))
+LAYOUT = FileLayout(ROW_GROUP_ROWS, no_statistics=("event_hour", "event_name", "user_id", USER_KEY),
+                    no_dictionary=(USER_KEY,))
 # A date with this many files above level 0 is merged (see the module's docstring).
 MERGE_FILES = 16
 BASE_SHARE = 4  # level >= 1 rows beyond 1/BASE_SHARE of the level-0 rows: rewrite the whole date
@@ -106,10 +107,10 @@ def user_key(user_ids: pl.Series) -> pl.Series:
     """The stable 64-bit key of each (non-null) user_id: the seen-keys index's hash, and 0 for
     the empty id (which that hash refuses)."""
     named = user_ids.str.len_bytes() > 0
-    keys = np.zeros(user_ids.len(), dtype=np.uint64)
     if named.all():
         keys = uuid_hash(user_ids)
-    elif named.any():
+    else:
+        keys = np.zeros(user_ids.len(), dtype=np.uint64)
         keys[named.to_numpy()] = uuid_hash(user_ids.filter(named))
     return pl.Series(USER_KEY, keys.view(np.int64))
 
@@ -177,7 +178,7 @@ def _schema_of(table: DeltaTable) -> pa.Schema:
 
 def _fit(rows: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.Table | pa.RecordBatch:
     """``rows`` (USERS_SCHEMA) with the columns of ``schema`` (:func:`_schema_of`)."""
-    return rows if len(schema) == len(USERS_SCHEMA) else rows.drop_columns([USER_KEY])
+    return rows if USER_KEY in schema.names else rows.drop_columns([USER_KEY])
 
 
 def seen_users(lake: Lake, triples: pl.DataFrame, table: DeltaTable | None) -> tuple[pl.DataFrame, int]:
@@ -194,13 +195,13 @@ def seen_users(lake: Lake, triples: pl.DataFrame, table: DeltaTable | None) -> t
     files = _files(lake, table).filter(pl.col("day").is_in(list(dates)))
     lo = files.get_column("min_cell").fill_null(np.iinfo(np.int64).min).to_numpy()
     hi = files.get_column("max_cell").fill_null(np.iinfo(np.int64).max).to_numpy()
-    groups = []
+    groups = []  # (file, its row groups to read, their rows)
     for path in files.get_column("path").filter(may_hold(keys, lo, hi)).to_list():
         parquet = lake.parquet_file(HOURLY_USERS_TABLE, path)
         wanted = row_groups_holding(parquet, "cell", keys)
         if wanted:
-            groups.append((parquet, wanted))
-    read = sum(parquet.metadata.row_group(g).num_rows for parquet, wanted in groups for g in wanted)
+            groups.append((parquet, wanted, row_group_sizes(parquet)[wanted]))
+    read = int(sum(sizes.sum() for _, _, sizes in groups))
     if read == 0:
         return _rows_as_triples(_NO_ROWS), 0
     if triples.height * FEW_TRIPLES < read:
@@ -209,7 +210,7 @@ def seen_users(lake: Lake, triples: pl.DataFrame, table: DeltaTable | None) -> t
     else:
         # About as many triples as rows (a big batch): every row of the cells, matched on the
         # cells alone (the small side); the caller's anti-join then does the one big join.
-        rows = (_read(groups).filter(pl.col("cell").is_in(pl.Series(keys).implode()))
+        rows = (_read((parquet, wanted) for parquet, wanted, _ in groups).filter(pl.col("cell").is_in(pl.Series(keys).implode()))
                 .join(cells.select("cell", "event_name"), on=["cell", "event_name"], how="semi"))
     return _rows_as_triples(rows), read
 
@@ -223,22 +224,21 @@ def _rows_as_triples(rows: pl.DataFrame) -> pl.DataFrame:
                        "user_id")
 
 
-def _read(groups: list[tuple[pq.ParquetFile, list[int]]]) -> pl.DataFrame:
+def _read(groups: Iterable[tuple[pq.ParquetFile, list[int]]]) -> pl.DataFrame:
     """(cell, event_name, user_id) of the row groups of ``groups`` (files and their row groups)."""
     parts = [parquet.read_row_groups(wanted, columns=["cell", "event_name", "user_id"]) for parquet, wanted in groups]
     return pl.from_arrow(pa.concat_tables(parts, promote_options="default")) if parts else _NO_ROWS
 
 
-def _their_rows(groups: list[tuple[pq.ParquetFile, list[int]]], wanted: pl.DataFrame) -> pl.DataFrame:
+def _their_rows(groups: list[tuple[pq.ParquetFile, list[int], np.ndarray]], wanted: pl.DataFrame) -> pl.DataFrame:
     """The rows of ``wanted`` (cell, event_name, user_id) that ``groups`` hold. In a file with
     user_key, the (cell, user_key) of the row groups are read first, and names and users only
     of the row groups where one of the triples' keys is; a file without it is read by names."""
     wanted = wanted.with_columns(user_key(wanted.get_column("user_id")))
     keys = wanted.select("cell", USER_KEY)
     narrowed = []
-    for parquet, row_groups in groups:
+    for parquet, row_groups, sizes in groups:
         if USER_KEY in parquet.schema_arrow.names:
-            sizes = [parquet.metadata.row_group(g).num_rows for g in row_groups]
             found = (pl.from_arrow(parquet.read_row_groups(row_groups, columns=["cell", USER_KEY]))
                      .with_columns(pl.Series("group", np.repeat(row_groups, sizes)))
                      .filter(pl.col(USER_KEY).is_in(keys.get_column(USER_KEY).implode()))
