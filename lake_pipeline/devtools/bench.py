@@ -29,6 +29,7 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import median
 
 BATCH_HOUR = datetime(2025, 11, 20, 13, tzinfo=UTC)
 
@@ -230,12 +231,6 @@ def measure_runs(name: str, raw: Path, events: int, work: Path, home: Path, floo
     return rows
 
 
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
-
 def summarize(rounds: list[tuple[list[dict], dict[str, float]]]) -> tuple[list[dict], dict[tuple[str, str], float]]:
     """One row per (corpus, run) over the rounds (each round: its rows and its floors): median
     seconds, their range, the largest peak RSS, and ``ratio``, the median over the rounds of
@@ -251,23 +246,20 @@ def summarize(rounds: list[tuple[list[dict], dict[str, float]]]) -> tuple[list[d
         first = seen[0][0]
         seconds = [r["seconds"] for r, _ in seen]
         ratios = [r["seconds"] / f[r.get("floor", corpus)] for r, f in seen if f.get(r.get("floor", corpus))]
-        out.append({**first, "seconds": _median(seconds), "low": min(seconds), "high": max(seconds),
+        out.append({**first, "seconds": median(seconds), "low": min(seconds), "high": max(seconds),
                     "rss": max(r["rss"] for r, _ in seen), "rounds": len(seen),
-                    "ratio": _median(ratios) if ratios else None})
+                    "ratio": median(ratios) if ratios else None})
     pairs = [(("synthetic, 30 days of history", "lake ingest"), ("synthetic", "lake ingest"), "history / empty lake"),
              (("synthetic, 1% malformed", "lake ingest"), ("synthetic", "lake ingest"), "synthetic: 1% malformed / clean"),
              (("dirty (1% bad lines)", "lake ingest"), ("clean (newline-delimited)", "lake ingest"), "dirty / clean")]
     pairs += [((c, "lake ingest"), (c, "lake ingest, baseline"), f"{c}: this code / baseline")
               for c, run in keyed if run == "lake ingest, baseline"]
+    seconds_by_round = [{(r["corpus"], r["run"]): r["seconds"] for r in rows} for rows, _ in rounds]
     derived = {}
     for a, b, label in pairs:
-        per_round = []
-        for rows, _ in rounds:
-            by = {(r["corpus"], r["run"]): r["seconds"] for r in rows}
-            if a in by and b in by:
-                per_round.append(by[a] / by[b])
+        per_round = [by[a] / by[b] for by in seconds_by_round if a in by and b in by]
         if per_round:
-            derived[label] = _median(per_round)
+            derived[label] = median(per_round)
     return out, derived
 
 
@@ -366,6 +358,7 @@ def measure_round(args, wanted: list[str], baseline, raw: Path, production: dict
                     names[name], path, corpus_events(path, args.events), work, home, floor_of, baseline(name),
                     floor=name != "dirty")]
     return rows, floor_of
+
 
 if __name__ == "__main__":
     main()

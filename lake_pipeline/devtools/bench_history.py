@@ -248,6 +248,11 @@ def _fmt(v, spec=".2f") -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _span(r: Row) -> str:
+    """The fastest-slowest `lake ingest` of a lake ("-" without one)."""
+    return "-" if r.process_range is None else f"{r.process_range[0]:.2f}-{r.process_range[1]:.2f}"
+
+
 def print_table(rows: list[Row], load: tuple[float, float, float], days: int) -> list[str]:
     empty = rows[0].batch_seconds
     empty_process = rows[0].process_seconds
@@ -270,7 +275,7 @@ def print_table(rows: list[Row], load: tuple[float, float, float], days: int) ->
             f"{_fmt(r.mart_rebuild_seconds)} | {_fmt(r.mart_update_seconds)} ({r.mart_update_mode}) | "
             f"{_fmt(r.mart_update_cpu_seconds)} | {ratio} | "
             f"{r.mart_state_rows_read:,} | "
-            f"{'-' if r.process_range is None else f'{r.process_range[0]:.2f}-{r.process_range[1]:.2f}'} |")
+            f"{_span(r)} |")
     for line in lines:
         print(line, flush=True)
     return lines
@@ -333,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events, home,
                             args.process_runs))
         r = rows[-1]
-        print(f"{name}: batch {r.batch_seconds:.2f} s, lake ingest {_fmt(r.process_seconds)} s{'' if r.process_range is None else f' (median; {r.process_range[0]:.2f}-{r.process_range[1]:.2f})'}, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "
+        print(f"{name}: batch {r.batch_seconds:.2f} s, lake ingest {_fmt(r.process_seconds)} s{'' if r.process_range is None else f' (median; {_span(r)})'}, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "
               f"update {r.mart_update_seconds:.2f} s ({r.mart_update_mode}: {r.mart_update_timings}), "
               f"check {r.mart_check}", flush=True)
         if not args.keep:
