@@ -119,3 +119,22 @@ def test_a_backfill_starts_at_the_first_landing_hour_and_refuses_hours_before_an
     assert refused.stderr.strip().splitlines() == [
         "error: --start 2025-11-20T00 is before the first arrival-hour partition (2025-11-20T14, "
         "LAKE_ARRIVAL_PARTITIONS_START); use `lake ingest` for older objects"]
+
+
+def test_arrival_hours_list_the_same_keys_as_dagster_and_a_new_hour_as_it_begins():
+    """ArrivalHours keeps its list of keys per hour of the clock: the list is Dagster's own, and
+    an hour later (the same process) it has that hour too, not the list kept from before."""
+    from lake_pipeline.defs.shared import ArrivalHours
+
+    start = "2025-11-20-13:00"
+    mine = ArrivalHours(start_date=start, timezone="UTC", end_offset=1)
+    plain = dg.HourlyPartitionsDefinition(start_date=start, timezone="UTC", end_offset=1)
+    now = datetime(2026, 12, 2, 4, 30, tzinfo=UTC)
+    for when in (now, now + timedelta(minutes=10), now + timedelta(hours=1), now):
+        with dg.partition_loading_context(when):
+            keys, expected = mine.get_partition_keys(), plain.get_partition_keys()
+            assert keys == expected and keys[-1] == when.strftime("%Y-%m-%d-%H:00")  # the hour in progress
+            # Dagster's own way of asking for every partition (the data-version lookups) gets it too.
+            assert list(mine.subset_with_all_partitions().get_partition_keys()) == expected
+    assert len(keys) == 9040  # 2025-11-20 13:00 up to 2026-12-02 04:00
+    assert mine == plain  # the definitions compare equal: assets sharing the partitions still match
