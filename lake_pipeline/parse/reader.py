@@ -46,7 +46,10 @@ PIECE_BYTES = 8 * 1024 * 1024
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
 # The CLI parses this many chunks of the first batch while Dagster starts, and of each next
 # batch while the one before it finishes (memory: each parsed chunk is ~10x its raw bytes).
-PREFETCH_CHUNKS = 2
+# Three is a whole default batch of Firehose-sized objects (64 MiB of ~17 MiB ones): 1M
+# realistic events in 4 batches took 30.3/34.9 s against 32.8/36.8 s with two, at the same
+# peak RSS (docs/performance.md, 2026-12-02).
+PREFETCH_CHUNKS = 3
 
 Pending = Callable[[], ParsedRecords]
 
