@@ -25,6 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from lake_pipeline.contract import CREATED_AT, USER_ID_SQL
+from lake_pipeline.duck import connection
 
 HOURLY_COUNTS_SCHEMA = pa.schema(
     [
@@ -80,7 +81,7 @@ def _epoch(key: str) -> float:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+    con = connection()
     con.execute("SET TimeZone = 'UTC'")
     return con
 

@@ -20,10 +20,10 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from lake_pipeline.contract import CREATED_AT, EVENT_NAME, EVENT_UUID, ORDINAL, SOURCE_KEY
+from lake_pipeline.duck import connection
 from lake_pipeline.parse import bulk
 from lake_pipeline.parse.careful import RecordColumns, parse_record, parse_windows, split_units
 from lake_pipeline.parse.records import RECORD_SCHEMA, ParsedRecords
@@ -67,7 +67,7 @@ class Settled:
 def settle(staged: list[Staged], tmp: Path, threads: int) -> Settled:
     """Parse the staged objects; see the module docstring."""
     careful = RecordColumns()
-    con = duckdb.connect(config={"threads": threads})
+    con = connection(threads)
     try:
         first = [s for s in staged if s.framing == "unstructured"]
         rows, failed = bulk.read(con, [p for s in first for p in s.paths], "unstructured")
