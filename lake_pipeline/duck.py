@@ -14,22 +14,26 @@ import threading
 import duckdb
 
 _LOCK = threading.Lock()
-_DATABASES: dict[int | None, duckdb.DuckDBPyConnection] = {}
+# (process id, threads) -> the database. Keyed by process: a forked child opens its own, and
+# leaves its parent's alone (destroying one there would wait for threads fork did not copy).
+_DATABASES: dict[tuple[int, int | None], duckdb.DuckDBPyConnection] = {}
 
 
 def connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """A new connection to this process's database of ``threads`` threads (None: DuckDB's default,
     one per core)."""
+    key = (os.getpid(), threads)
     with _LOCK:
-        database = _DATABASES.get(threads)
+        database = _DATABASES.get(key)
         if database is None:
-            database = _DATABASES[threads] = duckdb.connect(config={"threads": threads} if threads else {})
+            database = _DATABASES[key] = duckdb.connect(config={"threads": threads} if threads else {})
         return database.cursor()
 
 
-def _forget() -> None:
-    """A forked child opens its own databases (the parent's threads are not in it)."""
-    _DATABASES.clear()
+def _new_lock() -> None:
+    """In a forked child: a lock of its own (a thread of the parent may have held the parent's)."""
+    global _LOCK
+    _LOCK = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget)
+os.register_at_fork(after_in_child=_new_lock)

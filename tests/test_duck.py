@@ -44,3 +44,26 @@ def test_connections_of_a_thread_count_share_its_setting_and_threads_use_them_at
     for t in threads:
         t.join()
     assert sorted(results) == [100_000, 200_000, 300_000, 400_000]
+
+
+def test_a_forked_child_opens_its_own_database_and_leaves_its_parents_alone():
+    """A fork (subprocess with preexec_fn runs the fork hooks) once crashed here: the child
+    destroyed its copy of the parent's database, whose threads fork does not copy."""
+    import os
+    import subprocess
+    import sys
+
+    assert connection().execute("SELECT 41 + 1").fetchone()[0] == 42
+    done = subprocess.run([sys.executable, "-c", "print('exec')"], preexec_fn=lambda: None,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "exec"
+    pid = os.fork()
+    if pid == 0:  # the child: a query on a database of its own, then out without cleanup
+        try:
+            ok = connection().execute("SELECT sum(range) FROM range(1000)").fetchone()[0] == 499500
+        except BaseException:
+            ok = False
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert connection().execute("SELECT 1").fetchone()[0] == 1  # the parent's still works
