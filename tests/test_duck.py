@@ -20,10 +20,12 @@ def test_each_connection_has_its_own_temp_tables_views_and_settings():
         with pytest.raises(duckdb.CatalogException):
             second.sql(f"SELECT * FROM {name}").fetchall()
     assert first.execute("SELECT count(*) FROM hour_rows").fetchone()[0] == 2
-    first.close()
-    third = connection()  # the closed one's TEMP table went with it
-    with pytest.raises(duckdb.CatalogException):
-        third.sql("SELECT * FROM grouped").fetchall()
+    first.close()  # closes that connection only, not the database the others use
+    with pytest.raises(duckdb.ConnectionException):
+        first.execute("SELECT 1")
+    assert second.execute("SELECT 1").fetchone()[0] == 1
+    third = connection()
+    assert third.execute("SELECT 2").fetchone()[0] == 2
     third.close()
     second.close()
 

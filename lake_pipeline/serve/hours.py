@@ -30,11 +30,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import duckdb
 import polars as pl
 import pyarrow as pa
 
 from lake_pipeline.contract import USER_ID_SQL
+from lake_pipeline.duck import connection
 from lake_pipeline.settings import EVENTS_TABLE, Settings
 from lake_pipeline.serve.follow import HOUR_SECONDS, Change, EventsFollower, hour_date, read_files
 from lake_pipeline.tables.lake import Lake
@@ -123,7 +123,7 @@ class HourlyAnalytics:
 
     def _rows(self, data: pa.Table) -> pa.Table:
         """(hour, click, user_id) of the clicks and impressions among ``data``'s rows."""
-        with duckdb.connect() as con:
+        with connection() as con:
             con.register("rows", data)
             return con.sql(_ROWS_SQL, params={"click": self.click, "impression": self.impression}).to_arrow_table()
 

@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 
-import duckdb
 import orjson
 import polars as pl
 import pyarrow as pa
@@ -37,6 +36,7 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable, Transaction
 
 from lake_pipeline.contract import BATCH_ID, USER_ID_SQL
+from lake_pipeline.duck import connection
 from lake_pipeline.serve.follow import appended_batches
 from lake_pipeline.serve.requests import BadRequest, limit, millis
 from lake_pipeline.settings import EVENTS_TABLE, USER_EVENTS_TABLE
@@ -73,7 +73,7 @@ SELECT * FROM (
 
 def user_rows(events: pa.Table) -> pa.Table:
     """The rows of ``_user_events`` for some rows of ``events``: those with a payload.user_id."""
-    with duckdb.connect() as con:
+    with connection() as con:
         con.register("rows", events.select(EVENT_COLUMNS))
         rows = con.sql(_USERS_SQL).to_arrow_table()
     buckets = bucket_of(pl.Series(rows.column("user_id").to_pylist(), dtype=pl.String), USER_BUCKETS)
