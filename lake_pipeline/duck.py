@@ -8,6 +8,7 @@ its own and go with it when it is closed; only the database (its threads, its me
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 
@@ -28,6 +29,23 @@ def connection(threads: int | None = None) -> duckdb.DuckDBPyConnection:
         if database is None:
             database = _DATABASES[key] = duckdb.connect(config={"threads": threads} if threads else {})
         return database.cursor()
+
+
+def close_all() -> None:
+    """Close this process's databases (their cursors with them); the next connection opens a new one.
+
+    Run at exit: the databases' threads are joined while the interpreter is whole, not in its
+    teardown, where destroying a database that still has threads is a known way for DuckDB's
+    Python bindings to hang. (A `lake` command that ends with ``os._exit`` skips it, and needs not.)
+    """
+    with _LOCK:
+        mine = [key for key in _DATABASES if key[0] == os.getpid()]
+        databases = [_DATABASES.pop(key) for key in mine]
+    for database in databases:
+        database.close()
+
+
+atexit.register(close_all)
 
 
 def _new_lock() -> None:

@@ -7,7 +7,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from lake_pipeline.duck import connection
+from lake_pipeline.duck import close_all, connection
 
 
 def test_each_connection_has_its_own_temp_tables_views_and_settings():
@@ -69,3 +69,16 @@ def test_a_forked_child_opens_its_own_database_and_leaves_its_parents_alone():
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert connection().execute("SELECT 1").fetchone()[0] == 1  # the parent's still works
+
+
+def test_close_all_closes_the_databases_and_their_connections_and_the_next_connection_opens_a_new_one():
+    old = connection(3)
+    old.execute("CREATE TABLE kept AS SELECT 1 AS x")  # in the database, not a TEMP table of the cursor
+    close_all()
+    with pytest.raises(duckdb.ConnectionException):
+        old.execute("SELECT 1")
+    new = connection(3)
+    with pytest.raises(duckdb.CatalogException):  # a new database: the old one's table is gone with it
+        new.execute("SELECT * FROM kept")
+    assert new.execute("SELECT current_setting('threads')").fetchone()[0] == 3
+    new.close()

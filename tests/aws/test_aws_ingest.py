@@ -15,7 +15,7 @@ from lake_pipeline.devtools.bootstrap import bootstrap
 from lake_pipeline.storage.uris import is_s3, join
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, PLANS_TABLE, QUARANTINE_TABLE
 from tests.support.aws import credentials_checked
-from tests.support.cli import invoke, run_lake, run_lake_async, summary, upload_tree
+from tests.support.cli import invoke, run_lake, run_lake_async, summary, upload_tree, wait_all
 
 pytestmark = pytest.mark.e2e  # the moto server, and `lake` in subprocesses
 
@@ -44,7 +44,7 @@ def test_ingest_over_s3_gives_the_same_tables_as_a_local_ingest(bootstrapped, tm
                        env={"DAGSTER_HOME": str(tmp_path / "home-s3")})
     local = run_lake_async("ingest", "--raw", str(tmp_path / "raw"), "--lake", str(tmp_path / "lake"), "--quiet",
                        cwd=tmp_path, env={"DAGSTER_HOME": str(tmp_path / "home-local")})
-    (s3_out, s3_err), (local_out, local_err) = on_s3.communicate(timeout=300), local.communicate(timeout=300)
+    (_, s3_out, s3_err), (_, local_out, local_err) = wait_all([on_s3, local])
     assert on_s3.returncode == 0, s3_err
     assert local.returncode == 0, local_err
     assert summary(s3_out) == summary(local_out)
@@ -79,8 +79,7 @@ def test_two_concurrent_ingests_on_s3_lose_nothing_and_duplicate_nothing(bootstr
         run_lake_async("ingest", "--quiet", cwd=tmp_path, env={**small_batches, "DAGSTER_HOME": str(tmp_path / f"home{i}")})
         for i in range(2)
     ]
-    outs = [p.communicate(timeout=300) for p in procs]
-    for p, (_, err) in zip(procs, outs, strict=True):
+    for p, _, err in wait_all(procs):
         assert p.returncode == 0, err
 
     events = _table(s.lake_uri, EVENTS_TABLE)

@@ -9,7 +9,7 @@ from deltalake import DeltaTable
 
 from lake_pipeline.engines.run import ingest_keys
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE, load_settings
-from tests.support.cli import run_lake_async
+from tests.support.cli import run_lake_async, wait_all
 from tests.support.runs import synthetic_landing_zone
 
 pytestmark = pytest.mark.e2e
@@ -39,8 +39,7 @@ def _contents(lake) -> dict[str, pl.DataFrame]:
 
 
 def _start(tmp_path, env, commands):
-    procs = [run_lake_async(*args, cwd=tmp_path, env=env) for args in commands]
-    return [(p, *p.communicate(timeout=300)) for p in procs]
+    return wait_all([run_lake_async(*args, cwd=tmp_path, env=env) for args in commands])
 
 
 def _assert_all_succeeded(results):
@@ -92,3 +91,19 @@ def test_ingests_and_a_backfill_at_once_on_a_new_dagster_home_all_exit_0_and_the
     clean = _clean_lake(tmp_path, raw)
     for name in clean:
         assert got[name].equals(clean[name]), name
+
+
+def test_a_hung_process_fails_the_wait_with_its_stack_and_is_killed(tmp_path):
+    import subprocess
+    import sys
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time\ndef hang_here():\n    time.sleep(600)\nhang_here()"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    quick = subprocess.Popen([sys.executable, "-c", "print('ok')"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    with pytest.raises(AssertionError, match="1 of 2 processes still running") as failure:
+        wait_all([sleeper, quick], timeout=5)
+    assert sleeper.wait(timeout=10) != 0  # killed, not left behind
+    message = str(failure.value)
+    # Where it hangs, when py-spy may read the process (it may not, without ptrace rights).
+    assert "hang_here" in message if f"pid {sleeper.pid} stacks" in message else f"pid {sleeper.pid}: no stacks" in message

@@ -12,8 +12,11 @@ import contextlib
 import gc
 import os
 import re
+import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -55,6 +58,52 @@ def run_lake_async(*args: str, cwd: Path, env: dict | None = None) -> subprocess
         [*LAKE, *args], cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def wait_all(procs: list[subprocess.Popen], timeout: float = 240) -> list[tuple[subprocess.Popen, str, str]]:
+    """Wait for processes started at once: ``(process, stdout, stderr)`` of each.
+
+    Their pipes are read together (one waiting on another's lock while that one is blocked on a
+    full pipe would never end). A process still running at ``timeout`` is a hang: its stacks
+    (py-spy, Python and native) and what it printed are in the AssertionError, and every process
+    is killed.
+    """
+    outputs: dict[int, tuple[str, str]] = {}
+
+    def read(i: int, proc: subprocess.Popen) -> None:
+        outputs[i] = proc.communicate()
+
+    readers = [threading.Thread(target=read, args=(i, p), daemon=True) for i, p in enumerate(procs)]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + timeout
+    for reader in readers:
+        reader.join(max(0.0, deadline - time.monotonic()))
+    stuck = [p for p in procs if p.poll() is None]
+    if stuck:
+        stacks = [_stacks(p.pid) for p in stuck]
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        for reader in readers:
+            reader.join(30)
+        printed = [f"pid {p.pid}: {outputs.get(i, ('', ''))[1][-3000:]}" for i, p in enumerate(procs)]
+        raise AssertionError(f"{len(stuck)} of {len(procs)} processes still running after {timeout:.0f} s:\n"
+                             + "\n".join(stacks) + "\nstderr:\n" + "\n".join(printed))
+    return [(p, *outputs[i]) for i, p in enumerate(procs)]
+
+
+def _stacks(pid: int) -> str:
+    """Every thread's stack of process ``pid`` and of its children, as py-spy dumps them."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    try:
+        done = subprocess.run([py_spy, "dump", "--native", "--subprocesses", "--pid", str(pid)],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"pid {pid}: no stacks ({exc})"
+    if done.returncode != 0:  # no ptrace rights, or the process ended meanwhile
+        return f"pid {pid}: no stacks ({done.stderr.strip()[-500:]})"
+    return f"pid {pid} stacks:\n{done.stdout}"
 
 
 def upload_tree(local: Path, uri: str) -> list[str]:
