@@ -88,21 +88,90 @@ def index_agrees(lake: Lake, batch_ids: Sequence[int] | None = None, dates: Sequ
 def required_columns(
     lake: Lake, batch_ids: Sequence[int] | None = None, dates: Sequence[str] | None = None
 ) -> CheckOutcome:
+    """No required column of the batches' rows (None: of the table) is null or missing.
+
+    Decided from the files' statistics where they can say (a file of those batches only, null
+    counts in its add action or a Parquet column declared required), which reads no data: the
+    payload alone took 0.18-0.22 s of 300k events to count its nulls. Otherwise the rows are read.
+    """
     scan = _scoped(lake, EVENTS_TABLE, batch_ids, dates)
     if scan is None:
         return CheckOutcome(True, "events table is empty", {"rows": 0})
     present = set(scan.collect_schema().names())
     schema = events_schema(enrich="event_type" in present)  # no-transform lakes have no derived columns
     required = [f.name for f in schema if not f.nullable]
-    missing = [c for c in required if c not in present]
-    nulls = scan.select(
-        pl.len().alias("__rows"),
-        *[pl.col(c).null_count().alias(c) for c in required if c in present],
-    ).collect().row(0, named=True)
+    counted = _null_counts_from_files(lake, [c for c in required if c in present], batch_ids, dates)
+    if counted is None:
+        counted = scan.select(
+            pl.len().alias("__rows"),
+            *[pl.col(c).null_count().alias(c) for c in required if c in present],
+        ).collect().row(0, named=True)
+    nulls = dict(counted)
     rows = nulls.pop("__rows")
     bad = {c: n for c, n in nulls.items() if n}
-    bad.update({c: rows for c in missing})
+    bad.update({c: rows for c in required if c not in present})
     return _per_column(rows, bad, "nulls in required columns", "required columns are non-null", "null_values", "nulls")
+
+
+def _null_counts_from_files(
+    lake: Lake, columns: list[str], batch_ids: Sequence[int] | None, dates: Sequence[str] | None
+) -> dict[str, int] | None:
+    """``__rows`` and the nulls of each of ``columns`` in the scope, from the add actions (partition
+    values, statistics) and, for a column without null counts there (the payload), the files'
+    Parquet footers; None
+    when they can't say: a file holding other batches too (compaction's), or a column of a file
+    with neither."""
+    actions = lake.add_actions(EVENTS_TABLE)
+    if actions is None:
+        return None
+    files = pl.from_arrow(actions)
+    if dates is not None and "partition.event_date" in files.columns:
+        files = files.filter(pl.col("partition.event_date").is_in([date.fromisoformat(d) for d in dates]))
+    if batch_ids is not None and not batch_ids:  # a run that ingested nothing
+        files = files.head(0)
+    elif batch_ids is not None:
+        if "min._batch_id" not in files.columns:
+            return None
+        low, high = pl.col("min._batch_id"), pl.col("max._batch_id")
+        near = files.filter(low.is_null() | ((high >= min(batch_ids)) & (low <= max(batch_ids))))
+        if near.filter(low.is_null() | (low != high)).height:
+            return None
+        files = near.filter(low.is_in(list(batch_ids)))
+    if files["num_records"].null_count():
+        return None
+    counts: dict[str, int] = {"__rows": int(files["num_records"].sum())}
+    for column in columns:
+        stat, partition = f"null_count.{column}", f"partition.{column}"
+        if partition in files.columns:  # a partition column: its value is in the file's path
+            counts[column] = int(files.filter(pl.col(partition).is_null())["num_records"].sum())
+            continue
+        if stat in files.columns and not files[stat].null_count():
+            counts[column] = int(files[stat].sum())
+            continue
+        nulls = [_footer_nulls(lake, path, column) for path in files["path"]]
+        if None in nulls:
+            return None
+        counts[column] = sum(nulls)
+    return counts
+
+
+def _footer_nulls(lake: Lake, path: str, column: str) -> int | None:
+    """Nulls of ``column`` in one data file by its footer: none if the column is declared required,
+    else its row groups' null counts (None: not recorded)."""
+    metadata = lake.parquet_file(EVENTS_TABLE, path).metadata
+    names = metadata.schema.names
+    if column not in names:
+        return None
+    index = names.index(column)
+    if metadata.schema.column(index).max_definition_level == 0:
+        return 0
+    total = 0
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(index).statistics
+        if stats is None or not stats.has_null_count:
+            return None
+        total += stats.null_count
+    return total
 
 
 def derived_consistent(
