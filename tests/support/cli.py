@@ -60,7 +60,7 @@ def run_lake_async(*args: str, cwd: Path, env: dict | None = None) -> subprocess
     )
 
 
-def wait_all(procs: list[subprocess.Popen], timeout: float = 240) -> list[tuple[subprocess.Popen, str, str]]:
+def wait_all(procs: list[subprocess.Popen], timeout: float = 180) -> list[tuple[subprocess.Popen, str, str]]:
     """Wait for processes started at once: ``(process, stdout, stderr)`` of each.
 
     Their pipes are read together (one waiting on another's lock while that one is blocked on a
@@ -98,7 +98,7 @@ def _stacks(pid: int) -> str:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     try:
         done = subprocess.run([py_spy, "dump", "--native", "--subprocesses", "--pid", str(pid)],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=15)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"pid {pid}: no stacks ({exc})"
     if done.returncode != 0:  # no ptrace rights, or the process ended meanwhile
