@@ -39,7 +39,8 @@ def _contents(lake) -> dict[str, pl.DataFrame]:
 
 
 def _start(tmp_path, env, commands):
-    return wait_all([run_lake_async(*args, cwd=tmp_path, env=env) for args in commands])
+    # 22-25 s here, about twice that on a slow CI machine; two phases of a test must fit pytest's 300 s.
+    return wait_all([run_lake_async(*args, cwd=tmp_path, env=env) for args in commands], timeout=120)
 
 
 def _assert_all_succeeded(results):
