@@ -291,19 +291,32 @@ class SeenIndex:
         return pl.from_arrow(table).join(probe.fingerprints, on=[KEY, KEY2], how="inner")
 
 
+def _distinct(ordered: np.ndarray) -> np.ndarray:
+    """The distinct values of a sorted array."""
+    if len(ordered) < 2:
+        return ordered
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+
+
 class _Probe:
     """The chunk's keys grouped by the hour of their created_at, for row-group selection."""
 
     def __init__(self, created_at: np.ndarray, keys: np.ndarray, horizon: float):
+        # Sorts, not np.unique nor argsort: NumPy 2.4's np.unique of 1M random int64 keys took
+        # 0.57 s here and a sort with a mask 0.007 s (the same array); a stable argsort of 1M
+        # created_at 0.10 s against 0.006 s for sorting the values, which is all any_within needs.
         self.horizon = horizon
-        order = np.argsort(created_at, kind="stable")
-        self.created_sorted = created_at[order]
-        self.keys_sorted = np.unique(keys)
+        self.created_sorted = np.sort(created_at)
+        self.keys_sorted = _distinct(np.sort(keys))
         self.fingerprints: pl.DataFrame | None = None  # key, key2, event_uuid of the chunk's rows
         hours = (created_at // _HOUR).astype(np.int64)
-        self.by_hour: dict[int, np.ndarray] = {}
-        for hour in np.unique(hours).tolist():
-            self.by_hour[hour] = np.sort(keys[hours == hour])
+        order = np.argsort(hours, kind="stable")  # rows by hour, once (not a mask over all rows per hour)
+        hours, by_hour = hours[order], keys[order]
+        cuts = (np.flatnonzero(hours[1:] != hours[:-1]) + 1).tolist()
+        self.by_hour: dict[int, np.ndarray] = {
+            int(hours[a]): np.sort(by_hour[a:b]) for a, b in zip([0, *cuts], [*cuts, len(hours)], strict=True)
+            if b > a
+        }
 
     def any_within(self, lo: float, hi: float) -> bool:
         """Does any row's horizon overlap [lo, hi]?"""

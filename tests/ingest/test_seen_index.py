@@ -228,3 +228,22 @@ def test_a_key_match_alone_is_not_a_duplicate_both_hashes_must_match(settings, r
     index = seen_index.SeenIndex.open(lake, 3600.0)
     found = index.lookup(pl.DataFrame({"event_uuid": ["victim"], "created_at": [T0 + 3.0]}), batch_id=100)
     assert found.history.get_column("event_uuid").to_list() == ["victim"]
+
+
+def test_the_probe_holds_the_chunks_keys_distinct_and_sorted_and_each_hours_keys_sorted():
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    keys = rng.integers(-(2**63), 2**63 - 1, 5_000, dtype=np.int64)
+    keys[:500] = keys[500:1000]  # redeliveries within the chunk: the same key twice
+    created = 1.7e9 + rng.random(5_000) * 3 * 3600  # three hours, in no order
+    created[:50] -= 86400 * 2  # and two days late
+    probe = seen_index._Probe(created, keys, 3600.0)
+    assert probe.keys_sorted.tolist() == sorted(set(keys.tolist()))
+    assert probe.created_sorted.tolist() == sorted(created.tolist())
+    hours = (created // 3600).astype(np.int64)
+    assert sorted(probe.by_hour) == sorted(set(hours.tolist())) and len(probe.by_hour) >= 4
+    for hour, got in probe.by_hour.items():
+        assert got.tolist() == sorted(keys[hours == hour].tolist()), hour
+    one = seen_index._Probe(created[:1], keys[:1], 3600.0)
+    assert one.keys_sorted.tolist() == [keys[0]] and list(one.by_hour) == [int(hours[0])]
