@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from urllib.parse import unquote
 
 import polars as pl
 
@@ -122,9 +123,8 @@ def _null_counts_from_files(
 ) -> dict[str, int] | None:
     """``__rows`` and the nulls of each of ``columns`` in the scope, from the add actions (partition
     values, statistics) and, for a column without null counts there (the payload), the files'
-    Parquet footers; None
-    when they can't say: a file holding other batches too (compaction's), or a column of a file
-    with neither."""
+    Parquet footers; None when they can't say: a file holding other batches too (compaction's),
+    or a column of a file with neither."""
     actions = lake.add_actions(EVENTS_TABLE)
     if actions is None:
         return None
@@ -163,7 +163,7 @@ def _null_counts_from_files(
 def _footer_nulls(lake: Lake, path: str, column: str) -> int | None:
     """Nulls of ``column`` in one data file by its footer: none if the column is declared required,
     else its row groups' null counts (None: not recorded)."""
-    metadata = lake.parquet_file(EVENTS_TABLE, path).metadata
+    metadata = lake.parquet_file(EVENTS_TABLE, unquote(path)).metadata  # the log's paths are URL-encoded
     names = metadata.schema.names
     if column not in names:
         return None
