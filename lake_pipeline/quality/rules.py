@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from datetime import date
 from urllib.parse import unquote
 
@@ -20,6 +21,9 @@ from lake_pipeline.tables.lake import Lake
 from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, QUARANTINE_TABLE
 from lake_pipeline.transforms.enrich import derived_columns
 
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
 
 @dataclass
 class CheckOutcome:
@@ -29,10 +33,12 @@ class CheckOutcome:
 
 
 def _scoped(
-    lake: Lake, table: str, batch_ids: Sequence[int] | None, dates: Sequence[str] | None = None
+    lake: Lake, table: str, batch_ids: Sequence[int] | None, dates: Sequence[str] | None = None,
+    snapshot: DeltaTable | None = None,
 ) -> pl.LazyFrame | None:
-    """The rows of ``batch_ids``; ``dates`` (the batches' event_date partitions) prunes the scan."""
-    scan = lake.scan(table)
+    """The rows of ``batch_ids``; ``dates`` (the batches' event_date partitions) prunes the scan.
+    ``snapshot``: that version of ``table`` (default: the current one)."""
+    scan = lake.scan(table, snapshot=snapshot)
     if scan is None:
         return None
     if dates is not None and table == EVENTS_TABLE:
@@ -96,13 +102,14 @@ def required_columns(
     counts in its add action or a Parquet column declared required), which reads no data: the
     payload alone took 0.18-0.22 s of 300k events to count its nulls. Otherwise the rows are read.
     """
-    scan = _scoped(lake, EVENTS_TABLE, batch_ids, dates)
+    snapshot = lake.table(EVENTS_TABLE)  # one version for the files and the rows
+    scan = None if snapshot is None else _scoped(lake, EVENTS_TABLE, batch_ids, dates, snapshot)
     if scan is None:
         return CheckOutcome(True, "events table is empty", {"rows": 0})
     present = set(scan.collect_schema().names())
     schema = events_schema(enrich="event_type" in present)  # no-transform lakes have no derived columns
     required = [f.name for f in schema if not f.nullable]
-    counted = _null_counts_from_files(lake, [c for c in required if c in present], batch_ids, dates)
+    counted = _null_counts_from_files(lake, snapshot, [c for c in required if c in present], batch_ids, dates)
     if counted is None:
         counted = scan.select(
             pl.len().alias("__rows"),
@@ -119,16 +126,14 @@ _FOOTER_READERS = 8
 
 
 def _null_counts_from_files(
-    lake: Lake, columns: list[str], batch_ids: Sequence[int] | None, dates: Sequence[str] | None
+    lake: Lake, snapshot: DeltaTable, columns: list[str], batch_ids: Sequence[int] | None,
+    dates: Sequence[str] | None,
 ) -> dict[str, int] | None:
     """``__rows`` and the nulls of each of ``columns`` in the scope, from the add actions (partition
     values, statistics) and, for a column without null counts there (the payload), the files'
     Parquet footers; None when they can't say: a file holding other batches too (compaction's),
     or a column of a file with neither."""
-    actions = lake.add_actions(EVENTS_TABLE)
-    if actions is None:
-        return None
-    files = pl.from_arrow(actions)
+    files = pl.from_arrow(lake.add_actions(EVENTS_TABLE, snapshot=snapshot))
     if dates is not None and "partition.event_date" in files.columns:
         files = files.filter(pl.col("partition.event_date").is_in([date.fromisoformat(d) for d in dates]))
     if batch_ids is not None and not batch_ids:  # a run that ingested nothing
@@ -137,8 +142,9 @@ def _null_counts_from_files(
         if "min._batch_id" not in files.columns:
             return None
         low, high = pl.col("min._batch_id"), pl.col("max._batch_id")
-        near = files.filter(low.is_null() | ((high >= min(batch_ids)) & (low <= max(batch_ids))))
-        if near.filter(low.is_null() | (low != high)).height:
+        unknown = low.is_null() | high.is_null()
+        near = files.filter(unknown | ((high >= min(batch_ids)) & (low <= max(batch_ids))))
+        if near.filter(unknown | (low != high)).height:
             return None
         files = near.filter(low.is_in(list(batch_ids)))
     if files["num_records"].null_count():

@@ -3,6 +3,8 @@ Dagster home: every one exits 0, and the lake is exactly what one clean ingest m
 
 from __future__ import annotations
 
+import time
+
 import polars as pl
 import pytest
 from deltalake import DeltaTable
@@ -102,9 +104,38 @@ def test_a_hung_process_fails_the_wait_with_its_stack_and_is_killed(tmp_path):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     quick = subprocess.Popen([sys.executable, "-c", "print('ok')"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
-    with pytest.raises(AssertionError, match="1 of 2 processes still running") as failure:
+    with pytest.raises(AssertionError, match="1 of 2 processes still running or holding their output open") as failure:
         wait_all([sleeper, quick], timeout=5)
     assert sleeper.wait(timeout=10) != 0  # killed, not left behind
     message = str(failure.value)
     # Where it hangs, when py-spy may read the process (it may not, without ptrace rights).
     assert "hang_here" in message if f"pid {sleeper.pid} stacks" in message else f"pid {sleeper.pid}: no stacks" in message
+
+
+def test_a_process_whose_child_holds_its_output_open_fails_the_wait_and_the_child_is_killed(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    child = tmp_path / "child.pid"
+    # Exits at once, but leaves a child with its stdout (a parse worker, say) that sleeps on.
+    script = ("import os, subprocess, sys, time\n"
+              f"c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+              f"open({str(child)!r}, 'w').write(str(c.pid))\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    with pytest.raises(AssertionError, match="1 of 1 processes still running or holding their output open"):
+        wait_all([parent], timeout=5)
+    assert parent.poll() == 0  # it had ended by itself
+    pid = int(child.read_text())
+    for _ in range(50):  # killed with its group; reaped by init once its parent is gone
+        try:
+            os.kill(pid, 0)
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().split()[2] == "Z":
+                    break
+        except (ProcessLookupError, FileNotFoundError):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the child {pid} still runs")

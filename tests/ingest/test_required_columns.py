@@ -20,6 +20,11 @@ def ingested(settings, raw_dir, lake):
     return lake
 
 
+def _from_files(lake, columns, batch_ids, dates=None):
+    """The answer from the files alone (None: they can't say)."""
+    return rules._null_counts_from_files(lake, lake.table(EVENTS_TABLE), columns, batch_ids, dates)
+
+
 def _read_counts(lake, batch_ids) -> dict[str, int]:
     """The answer by reading the rows (what the check does when the files can't say)."""
     scan = lake.scan(EVENTS_TABLE)
@@ -39,7 +44,7 @@ def test_the_files_say_what_reading_the_rows_says_for_a_batch_and_for_the_table(
     batches = sorted(set(lake.scan(EVENTS_TABLE).select("_batch_id").collect()["_batch_id"]))
     assert len(batches) >= 3
     for scope in ([batches[1]], batches[:2], None):
-        from_files = rules._null_counts_from_files(lake, columns, scope, None)
+        from_files = _from_files(lake, columns, scope)
         assert from_files is not None, scope  # one batch per file: the files can say
         read = _read_counts(lake, scope)
         assert from_files == {"__rows": read["__rows"], **{c: read[c] for c in columns}}
@@ -49,8 +54,7 @@ def test_the_files_say_what_reading_the_rows_says_for_a_batch_and_for_the_table(
     # The batch's event_dates (the run's metadata) prune the files and change nothing.
     dates = lake.scan(EVENTS_TABLE).filter(pl.col("_batch_id") == batches[1]).select("event_date").unique().collect()
     dates = sorted(str(d) for d in dates["event_date"])
-    assert rules._null_counts_from_files(lake, columns, [batches[1]], dates) == rules._null_counts_from_files(
-        lake, columns, [batches[1]], None)
+    assert _from_files(lake, columns, [batches[1]], dates) == _from_files(lake, columns, [batches[1]])
 
 
 def _with_nulls(lake, batches: list[int]) -> pa.Table:
@@ -75,7 +79,7 @@ def test_a_null_in_a_required_column_fails_the_check_by_statistics_and_by_readin
     actions = lake.write_files(EVENTS_TABLE, single, partitions)
     lake.commit_files(EVENTS_TABLE, actions, batch_id=99, schema=single.schema, partition_by=partitions)
     # Both nulls are in the add action's statistics: nothing is read.
-    assert rules._null_counts_from_files(lake, ["event_name", "payload"], [99], None) == {
+    assert _from_files(lake, ["event_name", "payload"], [99]) == {
         "__rows": 2, "event_name": 1, "payload": 1}
     for scope in ([99], None):
         outcome = rules.required_columns(lake, scope)
@@ -88,7 +92,7 @@ def test_a_null_in_a_required_column_fails_the_check_by_statistics_and_by_readin
     mixed = _with_nulls(lake, [100, 101, 101])
     actions = lake.write_files(EVENTS_TABLE, mixed, partitions)
     lake.commit_files(EVENTS_TABLE, actions, batch_id=101, schema=mixed.schema, partition_by=partitions)
-    assert rules._null_counts_from_files(lake, ["event_name"], [100], None) is None
+    assert _from_files(lake, ["event_name"], [100]) is None
     outcome = rules.required_columns(lake, [100])
     assert not outcome.passed and outcome.metadata["rows"] == 1, outcome.description
     assert outcome.description.endswith("event_name=1"), outcome.description
@@ -102,13 +106,13 @@ def test_after_compaction_mixes_batches_in_a_file_the_rows_are_read_and_the_answ
     batches = sorted(set(lake.scan(EVENTS_TABLE).select("_batch_id").collect()["_batch_id"]))
     before = rules.required_columns(lake, [batches[0]])
     assert lake.compact(EVENTS_TABLE)["numFilesRemoved"] > 0
-    assert rules._null_counts_from_files(lake, ["event_name"], [batches[0]], None) is None
+    assert _from_files(lake, ["event_name"], [batches[0]]) is None
     after = rules.required_columns(lake, [batches[0]])
     assert after.passed and after.metadata == before.metadata
 
 
 def test_no_batches_is_no_rows(ingested):
-    assert rules._null_counts_from_files(ingested, ["event_name"], [], None) == {"__rows": 0, "event_name": 0}
+    assert _from_files(ingested, ["event_name"], []) == {"__rows": 0, "event_name": 0}
     outcome = rules.required_columns(ingested, [])
     assert outcome.passed and outcome.metadata["rows"] == 0
 
@@ -119,7 +123,7 @@ def test_partition_values_that_need_quoting_are_found_by_their_files(settings, r
     names = ["café au lait/x:ordered", "50% off:viewed", "a=b:c"]
     write_object(raw_dir, [event(f"u{i}", name) for i, name in enumerate(names)])
     assert ingest_one_object_per_batch(settings) == 1
-    counted = rules._null_counts_from_files(lake, ["event_name", "payload"], [1], None)
+    counted = _from_files(lake, ["event_name", "payload"], [1])
     assert counted == {"__rows": 3, "event_name": 0, "payload": 0}
     outcome = rules.required_columns(lake, [1])
     assert outcome.passed and outcome.metadata["rows"] == 3, outcome.description

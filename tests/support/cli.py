@@ -13,6 +13,7 @@ import gc
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -56,7 +57,7 @@ def run_lake_async(*args: str, cwd: Path, env: dict | None = None) -> subprocess
     tiers.require(tiers.E2E, "runs the `lake` command in a subprocess")
     return subprocess.Popen(
         [*LAKE, *args], cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        text=True, start_new_session=True,  # a group of its own: wait_all kills its workers with it
     )
 
 
@@ -79,17 +80,20 @@ def wait_all(procs: list[subprocess.Popen], timeout: float = 180) -> list[tuple[
     deadline = time.monotonic() + timeout
     for reader in readers:
         reader.join(max(0.0, deadline - time.monotonic()))
-    stuck = [p for p in procs if p.poll() is None]
+    # Stuck: its output has not ended (the process runs, or a child of it holds its pipes).
+    stuck = [i for i, reader in enumerate(readers) if reader.is_alive()]
     if stuck:
-        stacks = [_stacks(p.pid) for p in stuck]
+        stacks = [_stacks(procs[i].pid) for i in stuck]
         for proc in procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its process group: workers too (run_lake_async)
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
         for reader in readers:
             reader.join(30)
-        printed = [f"pid {p.pid}: {outputs.get(i, ('', ''))[1][-3000:]}" for i, p in enumerate(procs)]
-        raise AssertionError(f"{len(stuck)} of {len(procs)} processes still running after {timeout:.0f} s:\n"
-                             + "\n".join(stacks) + "\nstderr:\n" + "\n".join(printed))
+        printed = [f"pid {p.pid} (exit {p.poll()}): {outputs.get(i, ('', ''))[1][-3000:]}" for i, p in enumerate(procs)]
+        raise AssertionError(f"{len(stuck)} of {len(procs)} processes still running or holding their output open "
+                             f"after {timeout:.0f} s:\n" + "\n".join(stacks) + "\nstderr:\n" + "\n".join(printed))
     return [(p, *outputs[i]) for i, p in enumerate(procs)]
 
 
