@@ -31,7 +31,6 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import unquote
 
 import numpy as np
 import polars as pl
@@ -215,7 +214,7 @@ class SeenIndex:
         for i, path in enumerate(cols["path"]):
             day = cols[f"partition.{CREATED_DATE}"][i]
             lo, hi = cols.get(f"min.{CREATED_AT}", [None])[i], cols.get(f"max.{CREATED_AT}", [None])[i]
-            f = _File(unquote(path), day_number(day), int(cols["num_records"][i] or 0),
+            f = _File(path, day_number(day), int(cols["num_records"][i] or 0),
                       -math.inf if lo is None else lo, math.inf if hi is None else hi)
             self.files_by_day.setdefault(f.day, []).append(f)
 

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from datetime import date
-from urllib.parse import unquote
 
 import polars as pl
 
@@ -169,7 +168,7 @@ def _null_counts_from_files(
 def _footer_nulls(lake: Lake, path: str, column: str) -> int | None:
     """Nulls of ``column`` in one data file by its footer: none if the column is declared required,
     else its row groups' null counts (None: not recorded)."""
-    metadata = lake.parquet_file(EVENTS_TABLE, unquote(path)).metadata  # the log's paths are URL-encoded
+    metadata = lake.parquet_file(EVENTS_TABLE, path).metadata
     names = metadata.schema.names
     if column not in names:
         return None

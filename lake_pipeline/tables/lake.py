@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import numpy as np
 import polars as pl
@@ -340,10 +340,12 @@ class Lake:
         return pafs.PyFileSystem(DeltaStorageHandler(self.table_uri(name), self.storage_options))
 
     def parquet_file(self, name: str, path: str) -> pq.ParquetFile:
-        """One data file of a table (``path`` as its add action names it), opened for reading
-        its footer and single row groups (the seen-keys index reads a few row groups a file)."""
+        """One data file of a table (``path`` as its add action names it: URL-encoded, so a
+        partition value such as ``a=b`` or ``café`` is escaped once more than its directory),
+        opened for reading its footer and single row groups (the seen-keys index reads a few row
+        groups a file)."""
         with self._errors(name, f"read file {path} of"):
-            return pq.ParquetFile(self._files(name).open_input_file(path))
+            return pq.ParquetFile(self._files(name).open_input_file(unquote(path)))
 
     # --- Append -------------------------------------------------------------------------
 

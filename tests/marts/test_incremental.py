@@ -237,3 +237,13 @@ def test_a_payload_duckdb_cannot_read_counts_as_an_event_without_a_user(settings
     assert update.rows_from == HOURLY_FEED_TABLE
     row = mart_frame(lake_dir).row(0, named=True)
     assert (row["events"], row["unique_users"]) == (3, 2)  # u1 and u2; b's u9 unreadable
+
+
+def test_a_batchs_rows_are_read_from_files_whose_partition_values_need_quoting(settings, raw_dir, lake):
+    # The mart reads a batch's rows from the files its log names (URL-encoded: "a=b" is "a%253Db"
+    # there); those paths once named no file, and the update failed.
+    names = ["a=b:c", "café au lait/x:ordered", "50% off:viewed"]
+    write_object(raw_dir, [event(f"q{i}", name) for i, name in enumerate(names)])
+    assert ingest_one_object_per_batch(settings) == 1
+    rows = marts._new_rows(lake, lake.table(EVENTS_TABLE), [1])
+    assert sorted(rows.column("event_name").to_pylist()) == sorted(names)

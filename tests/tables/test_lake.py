@@ -71,6 +71,22 @@ def test_add_actions_list_one_row_per_data_file_with_partition_and_counts(lake):
     assert add_actions(lake.table("t")).column("path").to_pylist() == files.column("path").to_pylist()
 
 
+def test_parquet_file_opens_each_data_file_by_its_add_actions_path_whatever_its_partition_value(lake):
+    # The log URL-encodes a path once more than its directory is ("a%3Db" is "a%253Db" there),
+    # for files delta-rs writes and files write_files writes alike.
+    parts = ["a=b", "café au lait/x", "50% off", "plain"]
+    for part in parts[:2]:
+        lake.append("t", _rows([f"{part}-0", f"{part}-1"], part), partition_by=["part"])
+    actions = lake.write_files("t", pa.concat_tables([_rows([f"{p}-w"], p) for p in parts[2:]]), ["part"])
+    lake.commit_files("t", actions, batch_id=1, schema=SCHEMA, partition_by=["part"])
+    files = lake.add_actions("t")
+    assert any("%25" in path for path in files.column("path").to_pylist())  # escaped twice in the log
+    rows = {part: lake.parquet_file("t", path).metadata.num_rows
+            for part, path in zip(files.column("partition.part").to_pylist(), files.column("path").to_pylist(),
+                                  strict=True)}
+    assert rows == {"a=b": 2, "café au lait/x": 2, "50% off": 1, "plain": 1}
+
+
 def test_delete_removes_exactly_the_matching_rows_and_keeps_the_rest(lake):
     lake.append("t", _rows(["a", "b", "c"], "p1"), partition_by=["part"])
     lake.append("t", _rows(["d", "e"], "p2"), partition_by=["part"])
