@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from datetime import date
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -108,13 +108,11 @@ def required_columns(
     present = set(scan.collect_schema().names())
     schema = events_schema(enrich="event_type" in present)  # no-transform lakes have no derived columns
     required = [f.name for f in schema if not f.nullable]
-    counted = _null_counts_from_files(lake, snapshot, [c for c in required if c in present], batch_ids, dates)
-    if counted is None:
-        counted = scan.select(
-            pl.len().alias("__rows"),
-            *[pl.col(c).null_count().alias(c) for c in required if c in present],
-        ).collect().row(0, named=True)
-    nulls = dict(counted)
+    have = [c for c in required if c in present]
+    nulls = _null_counts_from_files(lake, snapshot, have, batch_ids, dates)
+    if nulls is None:
+        nulls = scan.select(pl.len().alias("__rows"), *[pl.col(c).null_count() for c in have]).collect().row(
+            0, named=True)
     rows = nulls.pop("__rows")
     bad = {c: n for c, n in nulls.items() if n}
     bad.update({c: rows for c in required if c not in present})
