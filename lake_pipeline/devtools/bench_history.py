@@ -14,7 +14,9 @@ history lake. Printed per lake: the batch's seconds (wall, and CPU of this proce
 the empty lake, the same for `lake ingest` of the batch into a copy of the lake (a new process, as
 a user runs it: start-up, the Dagster run, its checks and the mart's update; ``--process-runs``
 times, 3 by default, each into a fresh copy: the median and the range are printed, and the
-ratio is the median's; ``--no-process`` skips it), the rows the dedupe read (``BatchResult.dedupe_rows_read`` where it exists), and a
+ratio is the median's; ``--no-process`` skips it; each history run alternates with a run into
+an empty lake, the order swapped every other pair, and "/ empty beside" is the median of those
+pairs' ratios, which the machine's drift over the minutes between lakes does not move), the rows the dedupe read (``BatchResult.dedupe_rows_read`` where it exists), and a
 verification that every redelivery was dropped and nothing else. Then the mart: its full rebuild
 before the batch, its update after it (``marts.hourly.update_hourly_counts``), their ratio, and
 the mart's own check (``counts_match_events``) on the hours the update touched.
@@ -163,6 +165,10 @@ class Row:
     mart_check: str = ""
     process_seconds: float | None = None  # `lake ingest` of the batch into a copy of the lake, whole process: the median
     process_range: tuple[float, float] | None = None  # the fastest and slowest of those runs
+    # A history lake's runs alternate with runs into an empty lake: their median, and the median
+    # of each pair's ratio (history / the empty run beside it), which the machine's drift moves least.
+    paired_empty_seconds: float | None = None
+    paired_ratio: float | None = None
 
     @property
     def verified(self) -> bool:
@@ -181,18 +187,34 @@ def _ingest_process(lake_dir: Path, raw: Path, home: Path, runs: int = 1) -> lis
     """Wall seconds of each of ``runs`` `lake ingest` processes (start-up, the Dagster run, its
     checks and the mart's update included, as a user runs it) of the batch, each into a fresh
     copy of ``lake_dir``."""
+    return [_one_process(lake_dir, raw, home) for _ in range(runs)]
+
+
+def _one_process(lake_dir: Path, raw: Path, home: Path) -> float:
     copy = lake_dir.with_name(lake_dir.name + "-process")
-    out = []
-    for _ in range(runs):
+    shutil.rmtree(copy, ignore_errors=True)
+    if lake_dir.exists():
+        shutil.copytree(lake_dir, copy)
+    try:
+        seconds, _, _ = measure_ingest(raw, copy, home)  # make bench's: a failed run exits with its stderr
+    finally:
         shutil.rmtree(copy, ignore_errors=True)
-        if lake_dir.exists():
-            shutil.copytree(lake_dir, copy)
-        try:
-            seconds, _, _ = measure_ingest(raw, copy, home)  # make bench's: a failed run exits with its stderr
-        finally:
-            shutil.rmtree(copy, ignore_errors=True)
-        out.append(seconds)
-    return out
+    return seconds
+
+
+def _paired_processes(lake_dir: Path, empty_dir: Path, raw: Path, home: Path, runs: int) -> list[tuple[float, float]]:
+    """``runs`` pairs of `lake ingest` (into a copy of ``lake_dir``, into an empty lake), the
+    order swapped every other pair, so that each history run has an empty one beside it."""
+    pairs = []
+    for i in range(runs):
+        if i % 2 == 0:
+            history = _one_process(lake_dir, raw, home)
+            empty = _one_process(empty_dir, raw, home)
+        else:
+            empty = _one_process(empty_dir, raw, home)
+            history = _one_process(lake_dir, raw, home)
+        pairs.append((history, empty))
+    return pairs
 
 
 def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int, redelivered: pl.DataFrame,
@@ -201,7 +223,12 @@ def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int,
     rebuild = None
     if history:
         rebuild = marts.update_hourly_counts(lake).seconds  # the mart from scratch, before the batch
-    process = _ingest_process(lake_dir, raw, home, process_runs) if home is not None else None
+    process = pairs = None
+    if home is not None and history:
+        pairs = _paired_processes(lake_dir, lake_dir.with_name("lake-empty-beside"), raw, home, process_runs)
+        process = [h for h, _ in pairs]
+    elif home is not None:
+        process = _ingest_process(lake_dir, raw, home, process_runs)
     summary, cpu = _ingest(lake_dir, raw, keys)
     result = summary.batches[-1]
     uuids = redelivered.get_column("event_uuid").to_list()
@@ -222,6 +249,8 @@ def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int,
         mart_check="passed" if check.passed else f"FAILED: {check.description}",
         process_seconds=statistics.median(process) if process else None,
         process_range=(min(process), max(process)) if process else None,
+        paired_empty_seconds=statistics.median(e for _, e in pairs) if pairs else None,
+        paired_ratio=statistics.median(h / e for h, e in pairs) if pairs else None,
     )
 
 
@@ -260,8 +289,8 @@ def print_table(rows: list[Row], load: tuple[float, float, float], days: int) ->
         f"{days} day(s) of history; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores",
         "| lake | history events | batch s | batch CPU s | / empty | lake ingest s | / empty | dedupe rows read "
         "| inserted (expected) | duplicates (expected) | verified | mart rebuild s | mart update s (mode) "
-        "| update CPU s | update / rebuild | state rows read | lake ingest range s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| update CPU s | update / rebuild | state rows read | lake ingest range s | empty beside s | / empty beside |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = (f"{100 * r.mart_update_seconds / r.mart_rebuild_seconds:.1f}%"
@@ -275,7 +304,7 @@ def print_table(rows: list[Row], load: tuple[float, float, float], days: int) ->
             f"{_fmt(r.mart_rebuild_seconds)} | {_fmt(r.mart_update_seconds)} ({r.mart_update_mode}) | "
             f"{_fmt(r.mart_update_cpu_seconds)} | {ratio} | "
             f"{r.mart_state_rows_read:,} | "
-            f"{_span(r)} |")
+            f"{_span(r)} | {_fmt(r.paired_empty_seconds)} | {_fmt(r.paired_ratio)} |")
     for line in lines:
         print(line, flush=True)
     return lines

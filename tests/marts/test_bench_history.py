@@ -22,5 +22,9 @@ def test_bench_history_runs_verifies_and_prints_its_table(tmp_path, capsys):
     # twice each: the median of two runs is their mean, between the two printed beside it
     fastest, slowest = (float(v) for v in history[17].split("-"))
     assert fastest <= float(history[6]) <= slowest and abs(float(history[6]) - (fastest + slowest) / 2) < 0.011
+    # each history run beside one into an empty lake: their median and the median of the pairs' ratios
+    assert empty[18].strip() == "-" and empty[19].strip() == "-"
+    assert float(history[18]) > 0 and float(history[19]) > 0
     assert not (tmp_path / "work" / "lake-4000").exists()  # history lakes are removed unless --keep
+    assert not (tmp_path / "work" / "lake-empty-beside-process").exists()
     assert "4,000/day: batch" in capsys.readouterr().out
