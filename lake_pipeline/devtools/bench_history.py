@@ -367,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(measure(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events, home,
                             args.process_runs))
         r = rows[-1]
-        print(f"{name}: batch {r.batch_seconds:.2f} s, lake ingest {_fmt(r.process_seconds)} s{'' if r.process_range is None else f' (median; {_span(r)})'}, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "
+        beside = "" if r.paired_ratio is None else f", {r.paired_ratio:.2f}x the empty lake beside it"
+        print(f"{name}: batch {r.batch_seconds:.2f} s, lake ingest {_fmt(r.process_seconds)} s{'' if r.process_range is None else f' (median; {_span(r)}{beside})'}, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "
               f"update {r.mart_update_seconds:.2f} s ({r.mart_update_mode}: {r.mart_update_timings}), "
               f"check {r.mart_check}", flush=True)
         if not args.keep:
