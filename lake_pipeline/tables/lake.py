@@ -347,6 +347,52 @@ class Lake:
         with self._errors(name, f"read file {path} of"):
             return pq.ParquetFile(self._files(name).open_input_file(unquote(path)))
 
+    # Files beside a table's data, which its log doesn't track (the seen-keys index's key files
+    # of closed dates, under a directory whose name starts with "_", as Delta's own do).
+
+    def write_arrow_file(self, name: str, path: str, table: pa.Table, batch_rows: int) -> None:
+        """Write ``table`` as an Arrow IPC file at ``path`` (relative to the table's directory),
+        in record batches of ``batch_rows`` rows, each readable on its own."""
+        with self._errors(name, f"write {path} of"):
+            # Whole in memory, then one write (S3 puts an object at once).
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_file(sink, table.schema) as writer:
+                for batch in table.combine_chunks().to_batches(max_chunksize=batch_rows):
+                    writer.write_batch(batch)
+            if is_s3(self.uri):
+                # delta-rs' object store directly: through pyarrow's PyFileSystem its stream is
+                # handed pyarrow Buffers, and it takes bytes only.
+                from deltalake.fs import DeltaStorageHandler
+
+                handler = DeltaStorageHandler(self.table_uri(name), self.storage_options)
+                out = handler._handler.open_output_stream(path, None)  # its raw writer: bytes in
+                out.write(sink.getvalue().to_pybytes())
+                out.close()
+                return
+            fs = self._files(name)
+            fs.create_dir(os.path.dirname(path), recursive=True)
+            with fs.open_output_stream(path) as out:
+                out.write(sink.getvalue())
+
+    def arrow_file(self, name: str, path: str) -> pa.ipc.RecordBatchFileReader | None:
+        """The Arrow IPC file at ``path``, opened for reading single record batches; None when
+        there is none, or it is not a whole IPC file (a write that stopped half-way)."""
+        with self._errors(name, f"read {path} of"):
+            try:
+                return pa.ipc.open_file(self._files(name).open_input_file(path))
+            except (FileNotFoundError, pa.ArrowInvalid):
+                return None
+
+    def side_files(self, name: str, directory: str) -> list[str]:
+        """The paths of the files in ``directory`` (relative to the table's directory)."""
+        with self._errors(name, f"list {directory} of"):
+            infos = self._files(name).get_file_info(pafs.FileSelector(directory, allow_not_found=True))
+            return sorted(i.path for i in infos if i.type == pafs.FileType.File)
+
+    def delete_side_file(self, name: str, path: str) -> None:
+        with self._errors(name, f"delete {path} of"):
+            self._files(name).delete_file(path)
+
     # --- Append -------------------------------------------------------------------------
 
     def check_writable(self) -> None:
