@@ -16,6 +16,16 @@ near its own; a record days late reads one row group of its date once the date i
 matched: a match on both 64-bit hashes is taken as the same event_uuid (a chance of about
 2^-128 per pair that it isn't, far below the uuids' own chance of colliding).
 
+Key files: a closed date is also written, once compaction (or `lake index build`) has it whole
+in key order, as one Arrow IPC file under ``_key_files/`` (key, key2, created_at, _batch_id, in
+record batches of ROW_GROUP_ROWS rows), whose schema metadata holds each batch's [min, max] key
+and the data files it stands for. A commit names it (txn ``KEY_FILE_APP_ID.<day>``). A look-up
+reads such a date's late keys from it: one record batch per key, found in a directory of 16
+bytes a batch, where the Parquet footers of the date cost ~600 bytes a row group to decode, and
+grew with the day. When the snapshot no longer holds every file it stands for (a rebuild or a
+later compaction rewrote them), the date is read from its Parquet files as before; files a batch
+added to the date since are read from Parquet too.
+
 Exactly-once: a batch appends its rows with its batch id as the Delta transaction id,
 right after its ``events`` commit (ingest/batch.py ``commit_index``). The index is *ready*
 (read instead of ``events``) when it was created along with a new lake, or when
@@ -27,7 +37,10 @@ version, and a record whose horizon reaches before it is looked up in ``events``
 
 from __future__ import annotations
 
+import base64
+import json
 import math
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -62,6 +75,10 @@ READY_APP_ID = "lake_pipeline.dedupe_index.ready"
 RETAINED_APP_ID = "lake_pipeline.dedupe_index.retained_from"
 BUILT_APP_ID = "lake_pipeline.dedupe_index.built_through"
 CLOSED_APP_ID = "lake_pipeline.dedupe_index.closed_through"  # last date compacted in key order
+# A closed date's key file (see "Key files" below): its txn, "<this>.<day number>", holds the
+# token in the file's name.
+KEY_FILE_APP_ID = "lake_pipeline.dedupe_index.key_file"
+KEY_FILES_DIR = "_key_files"  # under the index's directory; Delta ignores names that start with "_"
 _DAY = 86400.0
 _HOUR = 3600.0
 _EPOCH = date(1970, 1, 1)
@@ -79,6 +96,7 @@ INDEX_SCHEMA = pa.schema(
     ]
 )
 _HISTORY_SCHEMA = {EVENT_UUID: pl.String, CREATED_AT: pl.Float64}
+KEY_FILE_SCHEMA = pa.schema([INDEX_SCHEMA.field(c) for c in (KEY, KEY2, CREATED_AT, BATCH_ID)])
 
 
 def day_number(d: date) -> int:
@@ -160,6 +178,59 @@ def is_ready(snapshot: DeltaTable | None) -> bool:
     return snapshot is not None and (snapshot.transaction_version(READY_APP_ID) or 0) >= 1
 
 
+# --- Key files of closed dates ---------------------------------------------------------------
+
+
+def key_file_app_id(day: int) -> str:
+    return f"{KEY_FILE_APP_ID}.{day}"
+
+
+def key_file_path(day: int, token: int) -> str:
+    """Where the key file of date ``day`` named by ``token`` is, relative to the index's directory."""
+    return f"{KEY_FILES_DIR}/{day_of(day).isoformat()}-{token}.arrow"
+
+
+def write_key_file(lake: Lake, d: date, rows: pl.DataFrame) -> bool:
+    """After a closed date was written whole in key order (``rows``: every index row of the date,
+    sorted by key), write its key file, then name it in a commit of the index. Returns whether it
+    did: not when the date's files hold other rows too (a batch added some meanwhile), since the
+    file must stand for whole data files."""
+    snapshot = lake.table(DEDUPE_INDEX_TABLE)
+    actions = lake.add_actions(DEDUPE_INDEX_TABLE, snapshot=snapshot)
+    cols = actions.to_pydict() if actions is not None and actions.num_rows else {}
+    ours = [i for i, day in enumerate(cols.get(f"partition.{CREATED_DATE}", [])) if day == d]
+    if rows.height == 0 or not ours or sum(int(cols["num_records"][i] or 0) for i in ours) != rows.height:
+        return False
+    keys = rows.get_column(KEY).to_numpy()
+    starts = np.arange(0, len(keys), ROW_GROUP_ROWS)
+    ends = np.minimum(starts + ROW_GROUP_ROWS, len(keys)) - 1
+    meta = {b"lake.covers": json.dumps([cols["path"][i] for i in ours]).encode(),
+            b"lake.mins": _packed(keys[starts]), b"lake.maxs": _packed(keys[ends])}
+    table = rows.select(KEY_FILE_SCHEMA.names).to_arrow().cast(KEY_FILE_SCHEMA).replace_schema_metadata(meta)
+    day, token = day_number(d), uuid.uuid4().int >> 65  # a new name each time: a file being read is never replaced
+    lake.write_arrow_file(DEDUPE_INDEX_TABLE, key_file_path(day, token), table, ROW_GROUP_ROWS)
+    _commit_build(lake, pl.DataFrame(schema=pl.Schema(INDEX_SCHEMA)), [Transaction(key_file_app_id(day), token)],
+                  "index key file")
+    return True
+
+
+def _packed(keys: np.ndarray) -> bytes:
+    """int64 keys as base64 text (schema metadata is read as UTF-8 by some readers, Polars' among them)."""
+    return base64.b64encode(keys.astype("<i8").tobytes())
+
+
+def _unpacked(text: bytes) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), "<i8").astype(np.int64)
+
+
+def drop_key_files(lake: Lake, before: date) -> int:
+    """Delete the key files of dates before ``before`` (retention dropped their rows). Returns how many."""
+    old = [p for p in lake.side_files(DEDUPE_INDEX_TABLE, KEY_FILES_DIR) if p.rsplit("/", 1)[-1][:10] < before.isoformat()]
+    for path in old:
+        lake.delete_side_file(DEDUPE_INDEX_TABLE, path)
+    return len(old)
+
+
 # --- Looking keys up ----------------------------------------------------------------------
 
 
@@ -185,6 +256,16 @@ class Lookup:
 
 
 @dataclass
+class _KeyFile:
+    """A closed date's key file, open: the data files it stands for, and each record batch's key range."""
+
+    reader: pa.ipc.RecordBatchFileReader
+    covers: set[str]
+    mins: np.ndarray
+    maxs: np.ndarray
+
+
+@dataclass
 class SeenIndex:
     """One batch's view of the index: a snapshot, its files by day, their footers read once."""
 
@@ -194,6 +275,7 @@ class SeenIndex:
     buckets: int
     retained_from_day: int
     files_by_day: dict[int, list[_File]] = field(default_factory=dict)
+    key_files: dict[int, _KeyFile | None] = field(default_factory=dict)  # by day, opened once
 
     @classmethod
     def open(cls, lake: Lake, horizon: float, version: int | None = None) -> SeenIndex | None:
@@ -228,9 +310,11 @@ class SeenIndex:
         out.beyond_index = int(((c - self.horizon) // _DAY < self.retained_from_day).sum())
         lo, hi = c.min() - self.horizon, c.max() + self.horizon
         first_day, last_day = int(lo // _DAY), int(hi // _DAY)
-        files = [f for day in range(max(first_day, self.retained_from_day), last_day + 1)
-                 for f in self.files_by_day.get(day, []) if f.max_at >= lo and f.min_at <= hi]
-        if not files:  # nothing within reach (a new lake, say): no keys to compute
+        days = [d for d in range(max(first_day, self.retained_from_day), last_day + 1) if d in self.files_by_day]
+        key_files = {d: kf for d in days if (kf := self._key_file(d)) is not None}
+        files = [f for d in days for f in self.files_by_day[d]
+                 if f.max_at >= lo and f.min_at <= hi and not (d in key_files and f.path in key_files[d].covers)]
+        if not files and not key_files:  # nothing within reach (a new lake, say): no keys to compute
             return out
         uuids = chunk.get_column(EVENT_UUID)
         keys = ordered_key(uuid_hash(uuids))
@@ -244,10 +328,64 @@ class SeenIndex:
             found = self._read_file(f, probe, out)
             if found is not None:
                 parts.append(found)
+        for day, kf in key_files.items():
+            found = self._read_key_file(day, kf, c, keys, probe, out)
+            if found is not None:
+                parts.append(found)
         if parts:
             history = pl.concat(parts).filter(pl.col(BATCH_ID) != batch_id).select(EVENT_UUID, CREATED_AT)
             out.history = history
         return out
+
+    def _key_file(self, day: int) -> _KeyFile | None:
+        if day not in self.key_files:
+            self.key_files[day] = self._open_key_file(day)
+        return self.key_files[day]
+
+    def _open_key_file(self, day: int) -> _KeyFile | None:
+        """The date's key file, when its snapshot names one that still stands for data files of
+        the date (a rebuild or a compaction since may have rewritten them: then None, and the
+        date is read from its Parquet files)."""
+        token = self.snapshot.transaction_version(key_file_app_id(day))
+        if token is None:
+            return None
+        reader = self.lake.arrow_file(DEDUPE_INDEX_TABLE, key_file_path(day, token))
+        meta = (reader.schema.metadata or {}) if reader is not None else {}
+        if not {b"lake.covers", b"lake.mins", b"lake.maxs"} <= meta.keys():
+            return None
+        covers = set(json.loads(meta[b"lake.covers"]))
+        mins, maxs = _unpacked(meta[b"lake.mins"]), _unpacked(meta[b"lake.maxs"])
+        present = {f.path for f in self.files_by_day.get(day, [])}
+        if not covers or not covers <= present or len(mins) != reader.num_record_batches or len(maxs) != len(mins):
+            return None
+        return _KeyFile(reader, covers, mins, maxs)
+
+    def _read_key_file(self, day: int, kf: _KeyFile, created_at: np.ndarray, keys: np.ndarray, probe: _Probe,
+                       out: Lookup) -> pl.DataFrame | None:
+        """The key file's rows that share a fingerprint with a chunk row whose horizon reaches the
+        date: only the record batches whose key range holds one of those rows' keys are read."""
+        start = day * _DAY
+        near = (created_at + self.horizon >= start) & (created_at - self.horizon < start + _DAY)
+        if not near.any():
+            return None
+        ks = _distinct(np.sort(keys[near]))
+        first = np.searchsorted(kf.maxs, ks, side="left")  # the first batch that can end at or after k
+        last = np.searchsorted(kf.mins, ks, side="right") - 1  # the last batch that starts at or before k
+        wanted = sorted({j for a, b in zip(first.tolist(), last.tolist(), strict=True) for j in range(a, b + 1)})
+        hits = []
+        for j in wanted:
+            batch = kf.reader.get_batch(j)
+            found = batch.column(KEY).to_numpy()
+            at = np.minimum(np.searchsorted(ks, found), len(ks) - 1)
+            hit = ks[at] == found
+            out.rows_read += batch.num_rows
+            out.row_groups_read += 1
+            if hit.any():
+                hits.append(batch.filter(pa.array(hit)))
+        if not hits:
+            return None
+        rows = pa.Table.from_batches(hits).replace_schema_metadata(None)
+        return pl.from_arrow(rows).join(probe.fingerprints, on=[KEY, KEY2], how="inner")
 
     def _open(self, f: _File) -> pq.ParquetFile:
         if f.parquet is None:
@@ -385,7 +523,10 @@ def build_index(lake: Lake, settings: Settings, progress: Progress | None = None
         if last:
             txns += [Transaction(READY_APP_ID, 1), Transaction(RETAINED_APP_ID, max(first, 0))]
         rows = index_rows(kept, buckets, sort=not closed)  # a closed date is sorted by key alone, once
-        _commit_build(lake, rows.sort(closed_order()) if closed else rows, txns)
+        rows = rows.sort(closed_order()) if closed else rows
+        _commit_build(lake, rows, txns)
+        if closed:
+            write_key_file(lake, d, rows)
         rows_total += kept.height
         if progress:
             progress(f"indexed {d.isoformat()} ({i + 1}/{len(todo)} dates)", kept.height)
@@ -395,11 +536,11 @@ def build_index(lake: Lake, settings: Settings, progress: Progress | None = None
     return {"dates": len(todo), "rows": rows_total}
 
 
-def _commit_build(lake: Lake, rows: pl.DataFrame, txns: list[Transaction]) -> None:
+def _commit_build(lake: Lake, rows: pl.DataFrame, txns: list[Transaction], operation: str = "lake index build") -> None:
     if rows.height == 0:
         rows = pl.DataFrame(schema=pl.Schema(INDEX_SCHEMA))
     # An empty append still commits (the txns mark progress); delta-rs writes no data file.
-    write_rows(lake, rows, None, also=txns, metadata={"lake_operation": "lake index build"})
+    write_rows(lake, rows, None, also=txns, metadata={"lake_operation": operation})
 
 
 def _event_dates(lake: Lake, events: DeltaTable) -> set[date]:
@@ -431,8 +572,10 @@ def drop_expired(lake: Lake, retention_days: int, today: date | None = None) -> 
     if (snapshot.transaction_version(RETAINED_APP_ID) or 0) >= first:
         return 0
     cutoff = day_of(first).isoformat()
-    return lake.delete(DEDUPE_INDEX_TABLE, f"{CREATED_DATE} < '{cutoff}'",
-                       txn=Transaction(RETAINED_APP_ID, first), metadata={"lake_operation": "index retention"})
+    deleted = lake.delete(DEDUPE_INDEX_TABLE, f"{CREATED_DATE} < '{cutoff}'",
+                          txn=Transaction(RETAINED_APP_ID, first), metadata={"lake_operation": "index retention"})
+    drop_key_files(lake, day_of(first))
+    return deleted
 
 
 def compact_index(lake: Lake, horizon: float, now: datetime | None = None, min_files: int = 2) -> dict[str, int]:
@@ -460,6 +603,8 @@ def compact_index(lake: Lake, horizon: float, now: datetime | None = None, min_f
         lake.overwrite(DEDUPE_INDEX_TABLE, to_arrow_views(rows, INDEX_SCHEMA), predicate=f"{CREATED_DATE} = '{d}'",
                        snapshot=snapshot, layout=LAYOUT, txn=Transaction(CLOSED_APP_ID, day) if newly_closed else None,
                        metadata={"lake_operation": "index compaction"})
+        if closed:
+            write_key_file(lake, d, rows)
         snapshot = lake.table(DEDUPE_INDEX_TABLE)
         closed_through = max(closed_through, day) if newly_closed else closed_through
         done += 1
