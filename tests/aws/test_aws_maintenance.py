@@ -48,3 +48,26 @@ def test_compaction_vacuum_and_mart_on_s3(aws_env, aws_names, raw_dir):
     assert marts.counts_match_events(lake, update.hours).passed
     mart = DeltaTable(lake.table_uri(HOURLY_COUNTS_TABLE), storage_options=options).to_pyarrow_table()
     assert mart.column("events").to_pylist() and sum(mart.column("events").to_pylist()) == before.height
+
+
+def test_key_files_of_closed_dates_on_s3(aws_env, aws_names, raw_dir):
+    """The seen-keys index's key files (tests/ingest/test_key_files.py) through S3's object store:
+    written beside the index, listed, read one record batch at a time, deleted by retention."""
+    from datetime import date
+
+    from lake_pipeline.ingest import seen_index
+    from lake_pipeline.settings import DEDUPE_INDEX_TABLE
+    from tests.ingest.test_key_files import DAY, HORIZON, _chunk, _closed_lake, _looked_up, _truth
+
+    bucket = aws_names["lake_bucket"]
+    client("s3").create_bucket(Bucket=bucket)
+    lake = Lake.from_settings(load_settings(raw_uri=str(raw_dir), lake_uri=f"s3://{bucket}/lake"))
+    history = _closed_lake(lake)
+    keys = client("s3").list_objects_v2(Bucket=bucket, Prefix=f"lake/{DEDUPE_INDEX_TABLE}/{seen_index.KEY_FILES_DIR}/")
+    assert [o["Key"].rsplit("/", 1)[-1][:10] for o in keys.get("Contents", [])] == ["2025-11-10"]
+    chunk = _chunk(history, 30)
+    index = seen_index.SeenIndex.open(lake, HORIZON)
+    found, _ = _looked_up(index, chunk)
+    assert index.key_files[DAY] is not None and found == _truth(lake, chunk) and found
+    assert seen_index.drop_expired(lake, retention_days=2, today=date(2025, 11, 20)) > 0
+    assert lake.side_files(DEDUPE_INDEX_TABLE, seen_index.KEY_FILES_DIR) == []
