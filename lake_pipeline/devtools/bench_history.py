@@ -162,6 +162,7 @@ class Row:
     mart_update_cpu_seconds: float | None = None
     mart_update_timings: dict | None = None
     mart_state_rows_read: int = 0
+    key_file_rows_read: int | None = None  # of dedupe_rows_read, from closed dates' key files
     mart_check: str = ""
     process_seconds: float | None = None  # `lake ingest` of the batch into a copy of the lake, whole process: the median
     process_range: tuple[float, float] | None = None  # the fastest and slowest of those runs
@@ -241,6 +242,7 @@ def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int,
     return Row(
         lake=name, history_events=history, batch_seconds=summary.seconds, batch_cpu_seconds=cpu,
         dedupe_rows_read=getattr(result, "dedupe_rows_read", None),
+        key_file_rows_read=getattr(result, "dedupe_key_file_rows_read", None),
         inserted=summary.total("inserted"), duplicates=summary.total("duplicates"),
         expected_inserted=batch_events + (0 if history else len(uuids)),
         expected_duplicates=len(uuids) if history else 0, redeliveries_once=once,
@@ -288,9 +290,9 @@ def print_table(rows: list[Row], load: tuple[float, float, float], days: int) ->
     lines = [
         f"{days} day(s) of history; load average at start {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} cores",
         "| lake | history events | batch s | batch CPU s | / empty | lake ingest s | / empty | dedupe rows read "
-        "| inserted (expected) | duplicates (expected) | verified | mart rebuild s | mart update s (mode) "
+        "| of them from key files | inserted (expected) | duplicates (expected) | verified | mart rebuild s | mart update s (mode) "
         "| update CPU s | update / rebuild | state rows read | lake ingest range s | empty beside s | / empty beside |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         ratio = (f"{100 * r.mart_update_seconds / r.mart_rebuild_seconds:.1f}%"
@@ -299,7 +301,7 @@ def print_table(rows: list[Row], load: tuple[float, float, float], days: int) ->
             f"| {r.lake} | {r.history_events:,} | {r.batch_seconds:.2f} | {r.batch_cpu_seconds:.2f} | "
             f"{r.batch_seconds / empty:.2f} | {_fmt(r.process_seconds)} | "
             f"{_fmt(r.process_seconds / empty_process if r.process_seconds and empty_process else None)} | "
-            f"{_fmt(r.dedupe_rows_read, ',')} | {r.inserted:,} ({r.expected_inserted:,}) | "
+            f"{_fmt(r.dedupe_rows_read, ',')} | {_fmt(r.key_file_rows_read, ',')} | {r.inserted:,} ({r.expected_inserted:,}) | "
             f"{r.duplicates} ({r.expected_duplicates}) | {'yes' if r.verified else 'NO'} | "
             f"{_fmt(r.mart_rebuild_seconds)} | {_fmt(r.mart_update_seconds)} ({r.mart_update_mode}) | "
             f"{_fmt(r.mart_update_cpu_seconds)} | {ratio} | "

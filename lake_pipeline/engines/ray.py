@@ -274,12 +274,12 @@ def run_batch(
     clock.lap("read_parse")
     fault(settings, "after_parse")
     index_files, dedupe = [], {"dedupe_source": "index" if job.index_version is not None else "events",
-                               "dedupe_rows_read": 0, "late_beyond_index": 0}
+                               "dedupe_rows_read": 0, "dedupe_key_file_rows_read": 0, "late_beyond_index": 0}
     for bucket in _get(ray, [d[0] for d in buckets], settings, plan.batch_id):
         counts.add_curated(bucket.inserted, bucket.duplicates, bucket.event_dates)
         index_files.extend(bucket.index_files)
-        dedupe["dedupe_rows_read"] += bucket.dedupe["dedupe_rows_read"]
-        dedupe["late_beyond_index"] += bucket.dedupe["late_beyond_index"]
+        for name in ("dedupe_rows_read", "dedupe_key_file_rows_read", "late_beyond_index"):
+            dedupe[name] += bucket.dedupe[name]
     del buckets
     clock.lap("curate")
     files = [a for actions in _get(ray, writes, settings, plan.batch_id) for a in actions]

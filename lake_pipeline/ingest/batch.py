@@ -131,6 +131,7 @@ class SeenKeys:
         self.index = index
         self.accepted = pl.DataFrame(schema={EVENT_UUID: pl.String, CREATED_AT: pl.Float64})
         self.rows_read = 0
+        self.key_file_rows_read = 0
         self.beyond_index = 0
 
     def _earlier(self, events: pl.DataFrame) -> pl.DataFrame:
@@ -144,6 +145,7 @@ class SeenKeys:
             return history
         found = self.index.lookup(events.select(EVENT_UUID, CREATED_AT), self.batch_id)
         self.rows_read += found.rows_read
+        self.key_file_rows_read += found.key_file_rows_read
         if not found.beyond_index:
             return found.history
         self.beyond_index += found.beyond_index
@@ -164,7 +166,8 @@ class SeenKeys:
     def report(self) -> dict:
         """What the batch's result says about dedupe (BatchResult's dedupe_* fields)."""
         return {"dedupe_source": "events" if self.index is None else "index",
-                "dedupe_rows_read": self.rows_read, "late_beyond_index": self.beyond_index}
+                "dedupe_rows_read": self.rows_read, "dedupe_key_file_rows_read": self.key_file_rows_read,
+                "late_beyond_index": self.beyond_index}
 
 
 def index_for_batch(lake: Lake, settings: Settings) -> tuple[SeenIndex | None, bool]:

@@ -30,10 +30,11 @@ class BatchResult:
     resumed: bool = False
     event_dates: list[str] = field(default_factory=list)
     # Dedupe: where the seen keys came from ("index", or "events" until `lake index build` ran),
-    # the history rows it read, and records whose horizon reaches before the index's retention
-    # (looked up in events instead).
+    # the history rows it read (of them, those read from closed dates' key files), and records whose
+    # horizon reaches before the index's retention (looked up in events instead).
     dedupe_source: str = "index"
     dedupe_rows_read: int = 0
+    dedupe_key_file_rows_read: int = 0
     late_beyond_index: int = 0
     # Seconds per stage (plan, read_parse, curate, write_events, write_quarantine, write_ledger).
     timings: dict[str, float] = field(default_factory=dict)

@@ -251,6 +251,7 @@ class Lookup:
 
     history: pl.DataFrame
     rows_read: int = 0
+    key_file_rows_read: int = 0  # of rows_read, those from closed dates' key files (late records' dates)
     row_groups_read: int = 0
     beyond_index: int = 0  # rows of the chunk whose horizon reaches before the index's retention
 
@@ -379,6 +380,7 @@ class SeenIndex:
             at = np.minimum(np.searchsorted(ks, found), len(ks) - 1)
             hit = ks[at] == found
             out.rows_read += batch.num_rows
+            out.key_file_rows_read += batch.num_rows
             out.row_groups_read += 1
             if hit.any():
                 hits.append(batch.filter(pa.array(hit)))

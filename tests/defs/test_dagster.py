@@ -62,6 +62,7 @@ def test_job_materializes_tables_with_counts_and_passing_checks(defs, settings, 
         "events_index_agrees_check": True,
     }
     assert (meta["dedupe_source"].value, meta["late_beyond_index"].value) == ("index", 0)
+    assert meta["dedupe_key_file_rows_read"].value == 0  # a first batch: no closed date to read
     assert DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table().num_rows == 2
     # The run is recorded in the instance, with its materializations.
     assert instance.get_run_by_id(result.run_id).is_success

@@ -86,6 +86,7 @@ def test_a_closed_date_is_looked_up_in_its_key_file_with_the_answers_of_its_parq
     assert index.key_files[DAY] is not None
     assert all(f.parquet is None for f in index.files_by_day[DAY])  # no Parquet footer of the date decoded
     assert 0 < out.row_groups_read <= 4  # 5,501 rows: three record batches, all holding a key of the chunk
+    assert out.key_file_rows_read == out.rows_read > 0  # every row read came from the key file
     # The key indexed twice alone: its two rows are the last of one record batch and the first of the next.
     alone, out = _looked_up(seen_index.SeenIndex.open(lake, HORIZON), chunk.filter(pl.col("event_uuid") == twice))
     assert [u for u, _ in alone] == [twice, twice] and out.row_groups_read == 2
@@ -97,9 +98,10 @@ def test_rows_a_batch_adds_to_a_closed_date_are_read_from_parquet_beside_the_key
     _append(lake, late)
     chunk = pl.concat([_chunk(history, 10), late.select("event_uuid", "created_at").head(15)])
     index = seen_index.SeenIndex.open(lake, HORIZON)
-    found, _ = _looked_up(index, chunk)
+    found, out = _looked_up(index, chunk)
     assert found == _truth(lake, chunk)
     assert sum(1 for u, _ in found if u.startswith("late-")) == 15
+    assert 0 < out.key_file_rows_read < out.rows_read  # the late batch's Parquet rows are counted beside
     covered = index.key_files[DAY].covers
     opened = {f.path for f in index.files_by_day[DAY] if f.parquet is not None}
     assert opened and not opened & covered  # the late batch's file, and none of those the key file stands for

@@ -49,6 +49,8 @@ def _metadata(summary: IngestSummary, table_uri: str, engine: str) -> dict[str, 
         # Dedupe: the seen-keys index's rows read, or "events" while the index is not built.
         "dedupe_source": dg.MetadataValue.text(",".join(sorted({b.dedupe_source for b in summary.batches})) or "-"),
         "dedupe_rows_read": dg.MetadataValue.int(summary.total("dedupe_rows_read")),
+        # Of those, the rows read from closed dates' key files: they follow the late records, not the day's size.
+        "dedupe_key_file_rows_read": dg.MetadataValue.int(summary.total("dedupe_key_file_rows_read")),
         "late_beyond_index": dg.MetadataValue.int(summary.total("late_beyond_index")),
         # Who ran the batches (LAKE_ENGINE); on Ray, how many tasks and the cluster's alive nodes.
         "engine": dg.MetadataValue.text(engine),
