@@ -65,7 +65,7 @@ bench-baseline: ## make bench, plus `lake ingest` from another checkout on the s
 	@test -n "$(BASE)" || { echo "usage: make bench-baseline BASE=../wt-base (a checkout of the code to compare with)" >&2; exit 2; }
 	$(PY) -m lake_pipeline.devtools.bench --events 1000000 --baseline $(abspath $(BASE)) $(if $(ON),--baseline-corpora $(ON)) $(if $(ROUNDS),--rounds $(ROUNDS))
 
-bench-history: ## One one-minute batch (17k events, 2% late, 300 redeliveries) into an empty lake and lakes of 3 days x 1M/4M/9M/16M events, in-process and as a whole `lake ingest` (3 processes each, median, each beside one into an empty lake; RUNS=), the mart's rebuild vs update (SIZES=, DAYS= to shrink)
+bench-history: ## One one-minute batch (17k events, 2% late, 300 redeliveries) into an empty lake and lakes of 3 days x 1M/4M/9M/16M events (the last hour fed as 60 one-minute batches), in-process and as a whole `lake ingest` (3 processes each, median, each beside one into an empty lake; RUNS=), the mart's rebuild vs update (SIZES=, DAYS= to shrink)
 	nice -n 10 $(PY) -m lake_pipeline.devtools.bench_history $(if $(SIZES),--sizes $(SIZES)) $(if $(DAYS),--days $(DAYS)) $(if $(RUNS),--process-runs $(RUNS)) $(BENCH_HISTORY_ARGS)
 
 serve: ## lake serve on http://127.0.0.1:8000 (PORT=...) over the demo lake (GET/POST /analytics, /users/{id}/events, /docs); POSTs land in its raw zone

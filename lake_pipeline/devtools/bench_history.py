@@ -5,7 +5,11 @@ history (ending at the batch's minute) is written directly (not through the pipe
 rows in the events schema (``transforms/enrich.enrich`` on vectorised Polars columns, payloads
 ``{"user_id": ...}`` from a pool of 50k users), appended through :class:`Lake` one chunk per
 commit. If the seen-keys index of issue 14 exists (``lake_pipeline.ingest.seen_index.build_index``),
-it is built after the events.
+it is built after the events. The last ``--recent-minutes`` (60 by default) are not written in
+bulk: after the mart's rebuild they run as one-minute batches through the pipeline, the mart
+updated after each and the lake compacted at minute 40 as the compaction schedule does
+(:func:`feed_recent`), so that the batch under test finds the small files and late rows a lake
+in production has, not one compacted file per date.
 
 Then the same batch (``devtools/synthetic.generate``: 17k events in one minute of Firehose
 objects, 2% of them late by 1 hour to 3 days, plus a few hundred redeliveries of events that
@@ -33,7 +37,7 @@ import shutil
 import statistics
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +60,7 @@ BATCH_START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 USERS = 50_000
 CHUNK_ROWS = 4_000_000
 REDELIVERIES = 300
+COMPACTION_MINUTE = 40  # events_compaction_schedule's minute of the hour ("40 * * * *")
 SEED = 2025
 
 
@@ -103,13 +108,14 @@ def _records(rows: pl.DataFrame) -> list[bytes]:
     return out
 
 
-def write_history(lake: Lake, per_day: int, days: int, redelivered: pl.DataFrame) -> float:
-    """``days`` days of ``per_day`` events before BATCH_START (holding ``redelivered``); returns seconds."""
+def write_history(lake: Lake, per_day: int, days: int, redelivered: pl.DataFrame, recent_minutes: int = 0) -> float:
+    """``days`` days of ``per_day`` events before BATCH_START (holding ``redelivered``), less the
+    last ``recent_minutes`` (:func:`feed_recent` runs those as batches); returns seconds."""
     started = time.perf_counter()
     rng = np.random.default_rng(SEED + per_day)
-    end = BATCH_START.timestamp()
-    start = end - days * 86400
-    total = per_day * days - redelivered.height
+    start = BATCH_START.timestamp() - days * 86400
+    end = BATCH_START.timestamp() - recent_minutes * 60
+    total = round(per_day * (end - start) / 86400) - redelivered.height
     chunk = 0
     for lo in range(0, total, CHUNK_ROWS):
         n = min(CHUNK_ROWS, total - lo)
@@ -134,6 +140,35 @@ def _build_seen_index(lake: Lake) -> None:
         build_index(lake, load_settings(lake_uri=lake.uri), progress=None, today=BATCH_START.date())
     except TypeError:  # a build_index without ``today``
         build_index(lake, load_settings(lake_uri=lake.uri), progress=None)
+
+
+def feed_recent(lake_dir: Path, raw: Path, per_day: int, minutes: int) -> tuple[float, int, int]:
+    """The last ``minutes`` before BATCH_START as production leaves them: one one-minute batch at
+    a time through ``ingest_keys`` (``per_day`` / 1440 events each, 2% late), the mart updated
+    after each as the ingest job does, and events and the seen-keys index compacted at minute
+    40 of the hour as ``events_compaction_schedule`` does. So the batch under test finds the
+    files of the last 20 minutes one per batch, and closed dates with the late rows of those
+    batches beside their key files. Returns seconds."""
+    from lake_pipeline.ingest.seen_index import compact_index
+    from lake_pipeline.maintenance.compaction import compact
+
+    started = time.perf_counter()
+    shutil.rmtree(raw, ignore_errors=True)
+    first = BATCH_START - timedelta(minutes=minutes)
+    made = generate(LocalStorage(str(raw)), per_day * minutes // 1440, start=first, duplicates=0.0, malformed=0.0,
+                    late=0.02, seed=SEED + 1 + per_day, object_seconds=60, span_seconds=minutes * 60)
+    settings = load_settings(raw_uri=str(raw), lake_uri=str(lake_dir))
+    lake = Lake(str(lake_dir))
+    batches = compactions = 0
+    for i, key in enumerate(sorted(made.keys)):
+        batches += len(ingest_keys(settings, [key]).batches)
+        marts.update_hourly_counts(lake)
+        at = first + timedelta(minutes=i + 1)
+        if at.minute == COMPACTION_MINUTE:
+            compact(lake, settings.compact_target_file_bytes, settings.compact_group_max_bytes)
+            compact_index(lake, settings.dedupe_horizon_seconds, now=at)
+            compactions += 1
+    return time.perf_counter() - started, batches, compactions
 
 
 def batch_zone(raw: Path, redelivered: pl.DataFrame, events: int) -> list[str]:
@@ -219,11 +254,18 @@ def _paired_processes(lake_dir: Path, empty_dir: Path, raw: Path, home: Path, ru
 
 
 def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int, redelivered: pl.DataFrame,
-            batch_events: int, home: Path | None = None, process_runs: int = 1) -> Row:
+            batch_events: int, home: Path | None = None, process_runs: int = 1, per_day: int = 0,
+            recent_minutes: int = 0) -> Row:
     lake = Lake(str(lake_dir))
     rebuild = None
     if history:
         rebuild = marts.update_hourly_counts(lake).seconds  # the mart from scratch, before the batch
+    if history and recent_minutes:
+        seconds, batches, compactions = feed_recent(lake_dir, lake_dir.with_name("recent-raw"), per_day,
+                                                    recent_minutes)
+        print(f"{name}: fed the last {recent_minutes} minute(s) as {batches} one-minute batch(es), the mart updated "
+              f"after each, compacted {compactions} time(s) at minute {COMPACTION_MINUTE}, in {seconds:.1f} s",
+              flush=True)
     process = pairs = None
     if home is not None and history:
         pairs = _paired_processes(lake_dir, lake_dir.with_name("lake-empty-beside"), raw, home, process_runs)
@@ -326,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1M,4M,9M,16M", help="events per day of each history lake (K/M suffixes)")
     parser.add_argument("--days", type=int, default=3, help="days of history in each lake")
     parser.add_argument("--batch-events", type=int, default=17_000)
+    parser.add_argument("--recent-minutes", type=int, default=60,
+                        help="the last minutes of history fed as one-minute batches (as production leaves them), "
+                             "not written in bulk; 0: all in bulk, as before 2026-12-03")
     parser.add_argument("--work", default=".bench/history")
     parser.add_argument("--keep", action="store_true", help="keep the history lakes")
     parser.add_argument("--out", default=None, help="also write the table to this file")
@@ -361,13 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         lake_dir = work / f"lake-{per_day}"
         shutil.rmtree(lake_dir, ignore_errors=True)
         if per_day:
-            seconds = write_history(Lake(str(lake_dir)), per_day, args.days, redelivered)
+            seconds = write_history(Lake(str(lake_dir)), per_day, args.days, redelivered, args.recent_minutes)
             print(f"{name}: wrote {per_day * args.days:,} events of history (and the seen-keys index, where "
                   f"it exists) in {seconds:.1f} s", flush=True)
         if per_day and args.compare_events:
             rows.append(_events_path(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events))
         rows.append(measure(name, lake_dir, raw, keys, per_day * args.days, redelivered, args.batch_events, home,
-                            args.process_runs))
+                            args.process_runs, per_day, args.recent_minutes))
         r = rows[-1]
         beside = "" if r.paired_ratio is None else f", {r.paired_ratio:.2f}x the empty lake beside it"
         print(f"{name}: batch {r.batch_seconds:.2f} s, lake ingest {_fmt(r.process_seconds)} s{'' if r.process_range is None else f' (median; {_span(r)}{beside})'}, mart rebuild {_fmt(r.mart_rebuild_seconds)} s, "
