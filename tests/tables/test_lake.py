@@ -45,6 +45,19 @@ def test_a_missing_table_reads_as_none_and_nothing_is_created(lake, lake_dir):
     assert not (lake_dir / "t").exists()
 
 
+def test_tables_are_created_with_a_checkpoint_every_ten_commits_and_keep_their_history(lake, lake_dir):
+    from lake_pipeline.tables.lake import CHECKPOINT_INTERVAL
+
+    for i in range(2 * CHECKPOINT_INTERVAL + 1):
+        lake.append("t", _rows([f"k{i}"]), partition_by=["part"])
+    log = sorted(p.name for p in (lake_dir / "t" / "_delta_log").iterdir() if "checkpoint.parquet" in p.name)
+    assert log == [f"{CHECKPOINT_INTERVAL - 1:020d}.checkpoint.parquet",
+                   f"{2 * CHECKPOINT_INTERVAL - 1:020d}.checkpoint.parquet"]
+    assert lake.table("t").metadata().configuration["delta.checkpointInterval"] == str(CHECKPOINT_INTERVAL)
+    assert len(_keys(lake)) == 2 * CHECKPOINT_INTERVAL + 1
+    assert _keys(lake, version=3) == ["k0", "k1", "k2"]  # versions before a checkpoint still open
+
+
 def test_table_scan_and_read_open_the_current_version_or_an_older_one(lake):
     lake.append("t", _rows(["a", "b"]))
     first = lake.table("t").version()
