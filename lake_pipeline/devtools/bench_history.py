@@ -148,7 +148,8 @@ def feed_recent(lake_dir: Path, raw: Path, per_day: int, minutes: int) -> tuple[
     after each as the ingest job does, and events and the seen-keys index compacted at minute
     40 of the hour as ``events_compaction_schedule`` does. So the batch under test finds the
     files of the last 20 minutes one per batch, and closed dates with the late rows of those
-    batches beside their key files. Returns seconds."""
+    batches beside their key files. Returns the seconds it took, the batches it ran and the
+    compactions."""
     from lake_pipeline.ingest.seen_index import compact_index
     from lake_pipeline.maintenance.compaction import compact
 
