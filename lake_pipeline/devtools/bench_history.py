@@ -48,6 +48,8 @@ from lake_pipeline.contract import ORDINAL, PARTITION_COLUMNS, SOURCE_KEY
 from lake_pipeline.devtools.bench import measure_ingest
 from lake_pipeline.devtools.synthetic import event_names, generate
 from lake_pipeline.engines.run import ingest_keys
+from lake_pipeline.ingest.seen_index import compact_index
+from lake_pipeline.maintenance.compaction import SCHEDULE_MINUTE, compact
 from lake_pipeline.marts import hourly as marts
 from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, load_settings
 from lake_pipeline.storage.objects import LocalStorage
@@ -60,7 +62,6 @@ BATCH_START = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 USERS = 50_000
 CHUNK_ROWS = 4_000_000
 REDELIVERIES = 300
-COMPACTION_MINUTE = 40  # events_compaction_schedule's minute of the hour ("40 * * * *")
 SEED = 2025
 
 
@@ -150,9 +151,6 @@ def feed_recent(lake_dir: Path, raw: Path, per_day: int, minutes: int) -> tuple[
     files of the last 20 minutes one per batch, and closed dates with the late rows of those
     batches beside their key files. Returns the seconds it took, the batches it ran and the
     compactions."""
-    from lake_pipeline.ingest.seen_index import compact_index
-    from lake_pipeline.maintenance.compaction import compact
-
     started = time.perf_counter()
     shutil.rmtree(raw, ignore_errors=True)
     first = BATCH_START - timedelta(minutes=minutes)
@@ -165,7 +163,7 @@ def feed_recent(lake_dir: Path, raw: Path, per_day: int, minutes: int) -> tuple[
         batches += len(ingest_keys(settings, [key]).batches)
         marts.update_hourly_counts(lake)
         at = first + timedelta(minutes=i + 1)
-        if at.minute == COMPACTION_MINUTE:
+        if at.minute == SCHEDULE_MINUTE:
             compact(lake, settings.compact_target_file_bytes, settings.compact_group_max_bytes)
             compact_index(lake, settings.dedupe_horizon_seconds, now=at)
             compactions += 1
@@ -265,7 +263,7 @@ def measure(name: str, lake_dir: Path, raw: Path, keys: list[str], history: int,
         seconds, batches, compactions = feed_recent(lake_dir, lake_dir.with_name("recent-raw"), per_day,
                                                     recent_minutes)
         print(f"{name}: fed the last {recent_minutes} minute(s) as {batches} one-minute batch(es), the mart updated "
-              f"after each, compacted {compactions} time(s) at minute {COMPACTION_MINUTE}, in {seconds:.1f} s",
+              f"after each, compacted {compactions} time(s) at minute {SCHEDULE_MINUTE}, in {seconds:.1f} s",
               flush=True)
     process = pairs = None
     if home is not None and history:

@@ -41,6 +41,10 @@ from lake_pipeline.quality.rules import CheckOutcome
 from lake_pipeline.storage.errors import StorageError
 from lake_pipeline.settings import EVENTS_TABLE, USER_EVENTS_TABLE
 
+# The minute of each hour at which events_compaction_schedule compacts (and bench-history's
+# fed lakes are compacted as it does).
+SCHEDULE_MINUTE = 40
+
 DATE, TYPE = "event_date", "event_type"
 Partition = tuple[str, str]  # (event_date as YYYY-MM-DD, event_type)
 

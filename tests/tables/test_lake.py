@@ -10,7 +10,7 @@ import pytest
 from deltalake import Transaction
 
 from lake_pipeline.storage.errors import StorageError
-from lake_pipeline.tables.lake import Lake, RetentionTooShort, add_actions
+from lake_pipeline.tables.lake import CHECKPOINT_INTERVAL, Lake, RetentionTooShort, add_actions
 
 SCHEMA = pa.schema([("k", pa.string()), ("part", pa.string()), ("v", pa.int64())])
 
@@ -46,8 +46,6 @@ def test_a_missing_table_reads_as_none_and_nothing_is_created(lake, lake_dir):
 
 
 def test_tables_are_created_with_a_checkpoint_every_ten_commits_and_keep_their_history(lake, lake_dir):
-    from lake_pipeline.tables.lake import CHECKPOINT_INTERVAL
-
     for i in range(2 * CHECKPOINT_INTERVAL + 1):
         lake.append("t", _rows([f"k{i}"]), partition_by=["part"])
     log = sorted(p.name for p in (lake_dir / "t" / "_delta_log").iterdir() if "checkpoint.parquet" in p.name)
