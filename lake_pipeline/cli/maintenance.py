@@ -47,7 +47,11 @@ def _echo_checks(result) -> bool:
 def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
     """Compact the events partitions micro-batches touched, verify, then vacuum."""
     from lake_pipeline.definitions import defs
-    from lake_pipeline.defs.maintenance.compaction import DEDUPE_INDEX_MAINTENANCE, EVENTS_COMPACTION
+    from lake_pipeline.defs.maintenance.compaction import (
+        DEDUPE_INDEX_MAINTENANCE,
+        EVENTS_COMPACTION,
+        MART_STATE_MAINTENANCE,
+    )
     from lake_pipeline.maintenance.compaction import check_retention
     from lake_pipeline.tables.lake import Lake
 
@@ -74,7 +78,7 @@ def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
         run_config=run_config,
         instance=open_instance(),
         raise_on_error=False,
-        asset_selection=[EVENTS_COMPACTION, DEDUPE_INDEX_MAINTENANCE] if no_vacuum else None,
+        asset_selection=[EVENTS_COMPACTION, DEDUPE_INDEX_MAINTENANCE, MART_STATE_MAINTENANCE] if no_vacuum else None,
         tags={"lake/trigger": "cli"},
     )
     meta = materialization_metadata(result, "events_compaction")
@@ -90,6 +94,11 @@ def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
     if index:
         click.echo(f"seen-keys index: {index['expired_rows_dropped']} expired row(s) dropped, "
                    f"{index['dates_compacted']} date(s) compacted ({index['files_rewritten']} files rewritten)")
+    state = materialization_metadata(result, "mart_state_maintenance")
+    if state:
+        click.echo(f"mart users state: {state['dates_rewritten']} date(s) rewritten in full, {state['dates_merged']} "
+                   f"merged ({state['rows_rewritten']} rows rewritten), {state['key_files_written']} key file(s) written"
+                   + ("; stopped by a mart update, the next compaction finishes" if state["stopped_by_a_mart_update"] else ""))
     vac = materialization_metadata(result, "events_vacuum")
     if vac:
         click.echo(f"vacuum: {vac['files_deleted']} file(s) deleted (retention {vac['retention_hours']} h)")

@@ -13,11 +13,13 @@ from click.testing import CliRunner
 from deltalake import DeltaTable
 
 from lake_pipeline.cli.main import main as lake_cli
-from lake_pipeline.defs.maintenance.compaction import EVENTS_COMPACTION, EVENTS_VACUUM
+from lake_pipeline.defs.maintenance.compaction import EVENTS_COMPACTION, EVENTS_VACUUM, MART_STATE_MAINTENANCE
 from lake_pipeline.maintenance import compaction
+from lake_pipeline.marts import hourly as marts
 from lake_pipeline.maintenance.compaction import GroupResult, RetentionTooShort, file_bound, partition_files
 from lake_pipeline.ops.instance import ensure_dagster_home
-from lake_pipeline.settings import EVENTS_TABLE, WRITER_POOL
+from lake_pipeline.settings import EVENTS_TABLE, HOURLY_USERS_TABLE, WRITER_POOL
+from lake_pipeline.tables.lake import Lake
 from tests.support.runs import ingest_one_object_per_batch, run_job, synthetic_landing_zone
 
 
@@ -119,9 +121,18 @@ def test_checks_catch_a_commit_that_changes_rows_and_a_partition_left_in_pieces(
     assert f"{date}/{etype}" in bound.description and "bound 1" in bound.description
 
 
+def _state(lake_dir) -> pl.DataFrame:
+    table = DeltaTable(str(lake_dir / HOURLY_USERS_TABLE)).to_pyarrow_table()
+    return pl.from_arrow(table).sort("cell", "user_key")
+
+
 def test_job_checks_gate_vacuum_and_metadata_is_plottable(defs, settings, raw_dir, lake_dir, instance):
     synthetic_landing_zone(raw_dir, 300, object_seconds=900)  # 4 objects
     ingest_one_object_per_batch(settings)
+    lake = Lake(str(lake_dir))
+    assert marts.update_hourly_counts(lake).mode == marts.ADD  # the mart, from the feed: its state above level 0
+    state = _state(lake_dir)
+    assert state.get_column("level").unique().to_list() == [2]
     result = run_job(defs, "events_compaction_job", settings, instance)
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
@@ -132,6 +143,14 @@ def test_job_checks_gate_vacuum_and_metadata_is_plottable(defs, settings, raw_di
     assert meta["max_files_per_partition"].value == 1
     assert meta["commits"].value == len(meta["groups"].value) >= 1
     assert mats[EVENTS_VACUUM]["files_deleted"].value == 0
+    # The mart's users state: every date (none has a level 0 yet) rewritten as level 0, same rows.
+    dates = state.get_column("event_date").n_unique()
+    assert mats[MART_STATE_MAINTENANCE]["dates_rewritten"].value == dates > 1
+    assert mats[MART_STATE_MAINTENANCE]["rows_rewritten"].value == state.height
+    after = _state(lake_dir)
+    assert after.get_column("level").unique().to_list() == [0]
+    assert after.drop("level").equals(state.drop("level"))
+    assert marts.counts_match_events(lake).passed and marts.update_hourly_counts(lake).mode == marts.NOTHING
     # The checks are blocking and the vacuum waits for them.
     graph = defs.resolve_asset_graph()
     assert all(graph.get_check_spec(k).blocking for k in graph.asset_check_keys if k.asset_key == EVENTS_COMPACTION)

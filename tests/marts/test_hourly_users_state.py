@@ -35,16 +35,29 @@ def test_reads_by_cell_and_merges_by_level_keep_every_row(lake, lake_dir, monkey
     assert users.state_version(lake, "app") == 1 and users.keep_files_few(lake, "app") is False
     users.replace(lake, [_triples(5000, 0).to_arrow()], "app", 2, {}, users.snapshot(lake))  # level 0: one cell of 5,000 users
     other = _triples(10, 0, name="click")
-    for v in range(3, 6):
+    for v in range(3, 5):
         users.append(lake, users.as_state(_triples(100, 10_000 + 100 * v)), "app", v, {}, users.snapshot(lake))
-    assert users.keep_files_few(lake, "app") is True
-    assert _levels(lake_dir) == [0, 1]  # 300 rows above level 0 are under a quarter of 5,000: level 1
+    assert users.keep_files_few(lake, "app") is False  # two files above level 0, MERGE_FILES is 3
+    # Compaction: 200 rows above level 0 are under 1/16 of 5,000, so the date's upper files are
+    # merged, not the whole date rewritten.
+    assert users.compact_state(lake, "app") == {"dates_rewritten": 0, "dates_merged": 1, "rows_rewritten": 200,
+                                                "key_files_written": 0}  # (H is long before the key files' week)
+    assert _levels(lake_dir) == [0, 1]
+    users.append(lake, users.as_state(_triples(100, 10_000 + 100 * 5)), "app", 5, {}, users.snapshot(lake))
     for v in range(6, 30, 8):
         batch = _triples(400, 20_000 + 400 * v)
         users.append(lake, users.as_state(pl.concat([batch, other]) if v == 6 else batch), "app", v, {},
                      users.snapshot(lake))
-    assert users.keep_files_few(lake, "app") is True
-    assert _levels(lake_dir) == [0]  # now beyond a quarter: the whole date is level 0 again
+        if v == 6:  # level 1 + two level-2 files: the batch merges them, as level 1 again
+            assert users.keep_files_few(lake, "app") is True and _levels(lake_dir) == [0, 1]
+    # 1,510 rows above level 0 in three files, beyond 1/16 of the date: a batch still only merges them ...
+    assert users.keep_files_few(lake, "app") is True and _levels(lake_dir) == [0, 1]
+    # ... and compaction rewrites the whole date as level 0.
+    assert users.compact_state(lake, "app") == {"dates_rewritten": 1, "dates_merged": 0, "rows_rewritten": 6510,
+                                                "key_files_written": 0}
+    assert _levels(lake_dir) == [0]
+    assert users.compact_state(lake, "app") == dict.fromkeys(
+        ("dates_rewritten", "dates_merged", "rows_rewritten", "key_files_written"), 0)
     assert users.state_version(lake, "app") == 22  # merges keep the version the state reflects
     # 6,500 users of the cell are in the state (5,000 + 300 + 1,200); ask for 20 of them and 20 others.
     asked = pl.concat([_triples(10, 0), _triples(10, 20_000 + 400 * 6), _triples(20, 900_000)])
@@ -153,3 +166,70 @@ def test_a_state_written_before_user_key_is_read_by_names_and_a_full_replace_giv
     seen, read = users.seen_users(lake, asked, users.snapshot(lake))
     assert read == 110 and sorted(seen.get_column("user_id").to_list()) == ["u105", "u5", "u6"]
     assert users.state_version(lake, "app") == 30
+
+
+def _parquet_reads(monkeypatch) -> list:
+    reads = []  # (columns, row groups) of each read of a state file (pyarrow's, recorded)
+    read_row_groups = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", lambda self, groups, columns=None, **kw: (
+        reads.append((tuple(columns), tuple(groups))) or read_row_groups(self, groups, columns=columns, **kw)))
+    return reads
+
+
+def test_compaction_writes_key_files_that_answer_as_parquet_does_and_only_while_they_stand_for_the_files(
+        lake, lake_dir, monkeypatch):
+    day = H.date()
+    # Level 0 of one date: a cell of 10,000 users under a name, 10 under another, and two names
+    # whose CRC-32 is the same (one cell key, two cells).
+    a, b = "page:view29685295", "page:view32060020"
+    users.replace(lake, [pl.concat([_triples(10_000, 0), _triples(10, 0, name="click"), _triples(50, 0, name=a)])
+                         .to_arrow()], "app", 1, {}, users.snapshot(lake))
+    asked = pl.concat([_triples(1, 7), _triples(1, 99_999), _triples(1, 3, name="click"), _triples(1, 30, name="click"),
+                       _triples(1, 5, name=a), _triples(1, 5, name=b)])
+    expected = sorted(["click/u3", f"{a}/u5", "page:view/u7"])
+
+    def answer():  # which of the asked triples the state holds (it may return other rows of their cells)
+        seen, read = users.seen_users(lake, asked, users.snapshot(lake))
+        held = seen.join(asked, on=users.CELL + ["user_id"], how="semi").unique()
+        return sorted(f"{n}/{u}" for n, u in held.select("event_name", "user_id").iter_rows()), read
+
+    assert answer() == (expected, 10_060)  # from Parquet: every row group of the cells (one file, 3 groups)
+    done = users.compact_state(lake, "app", key_file_days=2, today=day)
+    assert done == {"dates_rewritten": 0, "dates_merged": 0, "rows_rewritten": 0, "key_files_written": 1}
+    [kf] = lake.side_files(HOURLY_USERS_TABLE, "_key_files")
+    assert kf.startswith(f"_key_files/{day.isoformat()}-")
+    reads = _parquet_reads(monkeypatch)
+    seen, read = answer()
+    assert seen == expected and reads == [] and read <= 3 * 2048  # one 2,048-row batch per pair, no Parquet
+    assert users.compact_state(lake, "app", key_file_days=2, today=day)["key_files_written"] == 0  # still usable
+
+    # A batch's append above level 0: read from Parquet beside the key file.
+    users.append(lake, users.as_state(_triples(1, 99_999)), "app", 2, {}, users.snapshot(lake))
+    expected = sorted([*expected, "page:view/u99999"])
+    assert answer()[0] == expected and len(reads) == 1
+    # A recompute of the hour rewrites the level-0 file: the key file no longer stands for the
+    # date's files, which are read from Parquet again, and the next compaction writes a new one.
+    users.replace(lake, [_triples(20, 0).to_arrow()], "app", 3, {}, users.snapshot(lake), hours=[H.strftime("%Y-%m-%dT%H")])
+    assert answer() == (["page:view/u7"], 20)
+    done = users.compact_state(lake, "app", key_file_days=2, today=day)
+    assert done["key_files_written"] == 1 and len(lake.side_files(HOURLY_USERS_TABLE, "_key_files")) == 2
+    reads.clear()
+    assert answer()[0] == ["page:view/u7"] and reads == []
+    # Dates before the window lose their key files (their look-ups read Parquet).
+    users.compact_state(lake, "app", key_file_days=2, today=day.replace(day=day.day + 5))
+    assert lake.side_files(HOURLY_USERS_TABLE, "_key_files") == []
+    assert answer()[0] == ["page:view/u7"] and reads
+
+
+def test_a_key_file_decides_on_both_hashes_so_a_forged_user_key_is_no_match(lake, monkeypatch):
+    state = users.as_state(_triples(10_000, 0))
+    forged = pl.from_arrow(state).with_columns(
+        pl.when(pl.col("user_id") == "u500").then(users.user_key(pl.Series(["u99999"])).item())
+        .otherwise(pl.col("user_key")).alias("user_key"))
+    users.replace(lake, [forged.select(users.CELL + ["user_id"]).to_arrow()], "app", 1, {}, users.snapshot(lake))
+    users.append(lake, forged.to_arrow().cast(users.USERS_SCHEMA), "app", 2, {}, users.snapshot(lake))
+    users.compact_state(lake, "app", key_file_days=1, today=H.date())  # level 0 again, with the forged key, and a key file
+    assert len(lake.side_files(HOURLY_USERS_TABLE, "_key_files")) == 1
+    reads = _parquet_reads(monkeypatch)
+    seen, _ = users.seen_users(lake, pl.concat([_triples(1, 99_999), _triples(1, 7)]), users.snapshot(lake))
+    assert seen.get_column("user_id").to_list() == ["u7"] and reads == []

@@ -63,10 +63,14 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
     assert "does not exist yet" in first.reason and first.rows_from == HOURLY_FEED_TABLE
 
     # Batch by batch, a quarter of each late by hours to days: each update adds its batch alone.
-    compacted = False
-    for key in keys[1:]:
+    compacted, key_files = False, 0
+    for i, key in enumerate(keys[1:]):
         ingest_keys(settings, [key])
         update = _update_and_compare(lake, lake_dir, marts.ADD)
+        if i % 2:  # the compaction schedule's turn: dates rewritten, key files written (read by the next updates)
+            key_files += users_state.compact_state(lake, marts.MART_APP_ID, key_file_days=30,
+                                                   today=START.date())["key_files_written"]
+            assert_mart_exact(lake_dir)
         batch = DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table(columns=["_batch_id"])
         assert update.rows_read == pl.from_arrow(batch).filter(pl.col("_batch_id").is_in(update.batch_ids)).height
         assert update.rows_from == HOURLY_FEED_TABLE  # the ingest's groups, not the batch's payloads
@@ -74,6 +78,17 @@ def test_adding_batches_equals_a_full_rebuild_through_late_events_redeliveries_c
         assert 0 < update.new_users <= update.rows_read
         compacted |= update.compacted
     assert compacted  # the state bin-packed its small files, and stayed exact
+    assert key_files >= 2 and len(lake.side_files(HOURLY_USERS_TABLE, "_key_files")) >= 2
+    # New events of users already counted in their cells, on dates the key files cover: the key
+    # files say they are not new (a key file that missed them would count them again).
+    users_state.compact_state(lake, marts.MART_APP_ID, key_file_days=30, today=START.date())
+    known = (lake.scan(EVENTS_TABLE).select("event_name", "created_at", pl.col("payload").str.json_path_match("$.user_id"))
+             .drop_nulls().sort("created_at").collect().gather_every(7).head(40))
+    again = write_object(raw_dir, [event(f"again-{i}", name, at + 0.001, user_id=u)
+                                   for i, (name, at, u) in enumerate(known.iter_rows())], hour=START.replace(hour=14), minute=59)
+    assert ingest_keys(settings, [again]).total("inserted") == known.height == 40
+    update = _update_and_compare(lake, lake_dir, marts.ADD)
+    assert update.new_users == 0 and update.rows_read == 40
     # The feed no longer holds the batches the mart added (pruned once it had 3 files).
     fed = pl.from_arrow(DeltaTable(str(lake_dir / HOURLY_FEED_TABLE)).to_pyarrow_table(columns=["_batch_id"]))
     assert fed.filter(pl.col("_batch_id") <= max(update.batch_ids) - 3).height == 0

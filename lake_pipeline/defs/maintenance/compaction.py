@@ -22,11 +22,15 @@ from lake_pipeline.maintenance import compaction
 from lake_pipeline.tables.lake import Lake
 from lake_pipeline.storage.uris import join
 from lake_pipeline.ingest import seen_index
-from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, WRITER_POOL
+from lake_pipeline.marts import users
+from lake_pipeline.marts.hourly import MART_APP_ID
+from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, HOURLY_COUNTS_TABLE, HOURLY_USERS_TABLE, MARTS_POOL, WRITER_POOL
+from lake_pipeline.tables.lake import CommitRace
 
 EVENTS_COMPACTION = dg.AssetKey("events_compaction")
 EVENTS_VACUUM = dg.AssetKey("events_vacuum")
 DEDUPE_INDEX_MAINTENANCE = dg.AssetKey("dedupe_index_maintenance")
+MART_STATE_MAINTENANCE = dg.AssetKey("mart_state_maintenance")
 # Dagster gives a freed pool slot to the pending step with the highest priority: ingest
 # steps (priority 0) go before the next compaction step.
 YIELD_TO_INGEST = {"dagster/priority": "-1"}
@@ -213,11 +217,48 @@ def dedupe_index_maintenance(context: dg.AssetExecutionContext, lake: LakeResour
     )
 
 
+@dg.asset(
+    key=MART_STATE_MAINTENANCE,
+    deps=[dg.AssetKey(HOURLY_COUNTS_TABLE)],
+    pool=MARTS_POOL,
+    group_name="maintenance",
+    kinds={"delta"},
+    description="The hourly mart's users state (_hourly_event_users): rewrites each date whose rows since its "
+    "last full rewrite reached 1/16 of it as one sorted level-0 file set, and merges the small files of the "
+    "others (the batches only merge small files, so that no batch rewrites a whole date); then writes the key "
+    "files (_key_files/) of the dates within LAKE_DEDUPE_RETENTION_DAYS that lack one, which a late event's "
+    "look-up reads instead of the date's Parquet.",
+)
+def mart_state_maintenance(context: dg.AssetExecutionContext, lake: LakeResource):
+    settings = lake.settings()
+    started = time.perf_counter()
+    try:
+        done = users.compact_state(Lake.from_settings(settings), MART_APP_ID,
+                                   key_file_days=settings.dedupe_retention_days)
+        raced = False
+    except CommitRace as exc:  # a mart update committed in between: the next compaction does the rest
+        context.log.warning(f"mart state compaction stopped: {exc}")
+        done, raced = dict.fromkeys(("dates_rewritten", "dates_merged", "rows_rewritten", "key_files_written"), 0), True
+    context.log.info(f"mart users state: {done['dates_rewritten']} date(s) rewritten in full, "
+                     f"{done['dates_merged']} merged ({done['rows_rewritten']} rows rewritten), "
+                     f"{done['key_files_written']} key file(s) written")
+    return dg.MaterializeResult(
+        metadata={
+            "table_uri": dg.MetadataValue.path(join(settings.lake_uri, HOURLY_USERS_TABLE)),
+            **{k: dg.MetadataValue.int(v) for k, v in done.items()},
+            "stopped_by_a_mart_update": dg.MetadataValue.bool(raced),
+            "state_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+        }
+    )
+
+
 events_compaction_job = dg.define_asset_job(
     "events_compaction_job",
-    selection=dg.AssetSelection.assets(EVENTS_COMPACTION, EVENTS_VACUUM, DEDUPE_INDEX_MAINTENANCE),
+    selection=dg.AssetSelection.assets(EVENTS_COMPACTION, EVENTS_VACUUM, DEDUPE_INDEX_MAINTENANCE,
+                                       MART_STATE_MAINTENANCE),
     description="Compacts the events partitions micro-batches touched since the last compaction, checks the "
-    "result, then vacuums (what the schedule and `lake compact` run).",
+    "result, then vacuums; compacts the seen-keys index and the mart's users state (what the schedule and "
+    "`lake compact` run).",
     tags={"lake/kind": "maintenance"},
     executor_def=dg.in_process_executor,
 )
