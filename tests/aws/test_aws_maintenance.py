@@ -20,7 +20,7 @@ from tests.support.runs import ingest_one_object_per_batch, synthetic_landing_zo
 pytestmark = pytest.mark.e2e  # the moto server
 
 
-def test_compaction_vacuum_and_mart_on_s3(aws_env, aws_names, raw_dir):
+def test_compaction_vacuum_and_mart_on_s3(aws_env, aws_names, raw_dir, monkeypatch):
     bucket = aws_names["lake_bucket"]
     client("s3").create_bucket(Bucket=bucket)
     settings = load_settings(raw_uri=str(raw_dir), lake_uri=f"s3://{bucket}/lake")
@@ -48,6 +48,24 @@ def test_compaction_vacuum_and_mart_on_s3(aws_env, aws_names, raw_dir):
     assert marts.counts_match_events(lake, update.hours).passed
     mart = DeltaTable(lake.table_uri(HOURLY_COUNTS_TABLE), storage_options=options).to_pyarrow_table()
     assert mart.column("events").to_pylist() and sum(mart.column("events").to_pylist()) == before.height
+
+    # The users state's compaction on S3: dates rewritten, key files written beside the state,
+    # and a look-up of users the state holds answered from them (no Parquet read).
+    from lake_pipeline.marts import users
+    from lake_pipeline.settings import HOURLY_USERS_TABLE
+
+    newest = before.get_column("event_date").max()
+    done = users.compact_state(lake, marts.MART_APP_ID, key_file_days=30, today=newest)
+    assert done["dates_rewritten"] == done["key_files_written"] == before.get_column("event_date").n_unique()
+    listed = client("s3").list_objects_v2(Bucket=bucket, Prefix=f"lake/{HOURLY_USERS_TABLE}/_key_files/")
+    assert len(listed.get("Contents", [])) == done["key_files_written"]
+    state = pl.from_arrow(DeltaTable(lake.table_uri(HOURLY_USERS_TABLE), storage_options=options).to_pyarrow_table())
+    asked = state.select(users.CELL + ["user_id"]).head(5)
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", lambda *a, **k: pytest.fail("read from Parquet"))
+    seen, read = users.seen_users(lake, asked, users.snapshot(lake))
+    assert seen.join(asked, on=users.CELL + ["user_id"], how="semi").height == 5 and 0 < read <= 5 * 2048
 
 
 def test_key_files_of_closed_dates_on_s3(aws_env, aws_names, raw_dir):
