@@ -63,6 +63,8 @@ FINGERPRINT_SEED = 0x9E3779B97F4A7C15
 BUCKET = "bucket"
 CREATED_DATE = "created_date"
 ROW_GROUP_ROWS = 2048
+# A batch's look-ups keep at most this many keys they read (8 bytes each) for its later chunks.
+KEY_CACHE_ROWS = 8_000_000
 # Look-ups prune on key and created_at; the per-batch agreement check on _batch_id (without its
 # statistics the check read every row group of the batch's dates: 0.14 s of its 0.25 s at 9M
 # events a day). No statistics for the rest keeps footers small.
@@ -250,7 +252,7 @@ class Lookup:
     """What one look-up found: the history rows, and what it read."""
 
     history: pl.DataFrame
-    rows_read: int = 0
+    rows_read: int = 0  # rows decoded: those an earlier chunk of the batch read come from its cache
     key_file_rows_read: int = 0  # of rows_read, those from closed dates' key files (late records' dates)
     row_groups_read: int = 0
     beyond_index: int = 0  # rows of the chunk whose horizon reaches before the index's retention
@@ -277,6 +279,9 @@ class SeenIndex:
     retained_from_day: int
     files_by_day: dict[int, list[_File]] = field(default_factory=dict)
     key_files: dict[int, _KeyFile | None] = field(default_factory=dict)  # by day, opened once
+    # The key column of the row groups read so far, by file and row group (see _keys).
+    key_cache: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)
+    cached_rows: int = 0
 
     @classmethod
     def open(cls, lake: Lake, horizon: float, version: int | None = None) -> SeenIndex | None:
@@ -414,12 +419,10 @@ class SeenIndex:
         if len(wanted) == 0:
             return None
         parquet = self._open(f)
-        out.rows_read += int(rows[wanted].sum())
-        out.row_groups_read += len(wanted)
         # Keys first (8 bytes a row, one read for all the row groups); then, of the row groups
         # where a key matched, the second hash: a match on both (a 128-bit fingerprint) is the
         # same event_uuid (decoding the uuid strings instead cost ~8x as much).
-        keys = parquet.read_row_groups(wanted.tolist(), columns=[KEY]).column(0).to_numpy()
+        keys = self._keys(f, parquet, wanted, rows, out)
         at = np.minimum(np.searchsorted(probe.keys_sorted, keys), len(probe.keys_sorted) - 1)
         hit = probe.keys_sorted[at] == keys  # the chunk's keys are sorted: a binary search each
         if not hit.any():
@@ -428,6 +431,27 @@ class SeenIndex:
         hit_groups = np.unique(group_of_row[hit]).tolist()
         table = parquet.read_row_groups(hit_groups, columns=[KEY, KEY2, CREATED_AT, BATCH_ID])
         return pl.from_arrow(table).join(probe.fingerprints, on=[KEY, KEY2], how="inner")
+
+
+    def _keys(self, f: _File, parquet: pq.ParquetFile, wanted: np.ndarray, rows: np.ndarray,
+              out: Lookup) -> np.ndarray:
+        """The key column of row groups ``wanted`` of ``f``: those an earlier chunk of the batch
+        read from the cache, the others read (and counted in ``out``) in one call. A batch's
+        chunks all look up the current records' last hours, so without it each chunk read the
+        same row groups again (at 9M events a day ~0.8M rows a chunk)."""
+        cached = self.key_cache.setdefault(f.path, {})
+        missing = [g for g in wanted.tolist() if g not in cached]
+        if missing:
+            read = parquet.read_row_groups(missing, columns=[KEY]).column(0).to_numpy()
+            out.rows_read += len(read)
+            out.row_groups_read += len(missing)
+            parts = np.split(read, np.cumsum(rows[missing])[:-1])
+            if self.cached_rows + len(read) <= KEY_CACHE_ROWS:
+                cached.update(zip(missing, parts, strict=True))
+                self.cached_rows += len(read)
+            else:
+                return np.concatenate([cached[g] if g in cached else parts[missing.index(g)] for g in wanted.tolist()])
+        return np.concatenate([cached[g] for g in wanted.tolist()])
 
 
 def _distinct(ordered: np.ndarray) -> np.ndarray:

@@ -137,3 +137,26 @@ def test_vacuum_leaves_the_key_files_and_they_stay_in_use(lake):
     chunk = _chunk(history, 20)
     found, _ = _looked_up(index, chunk)
     assert index.key_files[DAY] is not None and found == _truth(lake, chunk)
+
+
+def test_a_batchs_later_chunks_take_the_keys_its_earlier_chunks_read_from_the_cache(lake, monkeypatch):
+    # A date not closed yet (no compaction): its keys are read from Parquet, per row group.
+    seen_index.create_index(lake, BUCKETS, ready=True)
+    history = pl.concat([_day_rows("a", 3000, 1), _day_rows("b", 2500, 2)])
+    _append(lake, history.filter(pl.col("event_uuid").str.starts_with("a")))
+    _append(lake, history.filter(pl.col("event_uuid").str.starts_with("b")))
+    chunk = _chunk(history, 40)
+    first, second = chunk.gather_every(2), chunk.gather_every(2, offset=1)
+
+    def two_chunks():
+        index = seen_index.SeenIndex.open(lake, HORIZON)
+        a, out_a = _looked_up(index, first)
+        b, out_b = _looked_up(index, second)
+        assert a == _truth(lake, first) and b == _truth(lake, second) and a and b
+        return out_a.rows_read, out_b.rows_read
+
+    read_first, read_second = two_chunks()
+    assert read_first > 0 and read_second < read_first  # the second chunk's row groups were mostly read by the first
+    monkeypatch.setattr(seen_index, "KEY_CACHE_ROWS", 0)  # no cache: each chunk reads its row groups
+    uncached_first, uncached_second = two_chunks()
+    assert uncached_first == read_first and uncached_second > read_second
