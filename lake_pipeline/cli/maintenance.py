@@ -48,6 +48,7 @@ def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
     """Compact the events partitions micro-batches touched, verify, then vacuum."""
     from lake_pipeline.definitions import defs
     from lake_pipeline.defs.maintenance.compaction import (
+        BOOKKEEPING_COMPACTION,
         DEDUPE_INDEX_MAINTENANCE,
         EVENTS_COMPACTION,
         MART_STATE_MAINTENANCE,
@@ -78,7 +79,8 @@ def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
         run_config=run_config,
         instance=open_instance(),
         raise_on_error=False,
-        asset_selection=[EVENTS_COMPACTION, DEDUPE_INDEX_MAINTENANCE, MART_STATE_MAINTENANCE] if no_vacuum else None,
+        asset_selection=([EVENTS_COMPACTION, DEDUPE_INDEX_MAINTENANCE, MART_STATE_MAINTENANCE, BOOKKEEPING_COMPACTION]
+                         if no_vacuum else None),
         tags={"lake/trigger": "cli"},
     )
     meta = materialization_metadata(result, "events_compaction")
@@ -99,6 +101,10 @@ def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
         click.echo(f"mart users state: {state['dates_rewritten']} date(s) rewritten in full, {state['dates_merged']} "
                    f"merged ({state['rows_rewritten']} rows rewritten), {state['key_files_written']} key file(s) written"
                    + ("; stopped by a mart update, the next compaction finishes" if state["stopped_by_a_mart_update"] else ""))
+    books = materialization_metadata(result, "bookkeeping_compaction")
+    if books:
+        click.echo("bookkeeping tables: " + ", ".join(f"{k.removesuffix('_files_compacted')} {v} file(s) compacted"
+                                                      for k, v in books.items() if k.endswith("_files_compacted")))
     vac = materialization_metadata(result, "events_vacuum")
     if vac:
         click.echo(f"vacuum: {vac['files_deleted']} file(s) deleted (retention {vac['retention_hours']} h)")

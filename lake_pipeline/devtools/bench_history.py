@@ -49,7 +49,7 @@ from lake_pipeline.devtools.bench import measure_ingest
 from lake_pipeline.devtools.synthetic import event_names, generate
 from lake_pipeline.engines.run import ingest_keys
 from lake_pipeline.ingest.seen_index import compact_index
-from lake_pipeline.maintenance.compaction import SCHEDULE_MINUTE, compact
+from lake_pipeline.maintenance.compaction import SCHEDULE_MINUTE, compact, compact_bookkeeping
 from lake_pipeline.marts import hourly as marts
 from lake_pipeline.marts import users
 from lake_pipeline.settings import DEDUPE_INDEX_TABLE, EVENTS_TABLE, load_settings
@@ -147,8 +147,8 @@ def _build_seen_index(lake: Lake) -> None:
 def feed_recent(lake_dir: Path, raw: Path, per_day: int, minutes: int) -> tuple[float, int, int]:
     """The last ``minutes`` before BATCH_START as production leaves them: one one-minute batch at
     a time through ``ingest_keys`` (``per_day`` / 1440 events each, 2% late), the mart updated
-    after each as the ingest job does, and events, the seen-keys index and the mart's users state
-    compacted at minute 40 of the hour as ``events_compaction_schedule`` does. So the batch under test finds the
+    after each as the ingest job does, and events, the seen-keys index, the mart's users state
+    and the bookkeeping tables compacted at minute 40 of the hour as ``events_compaction_schedule`` does. So the batch under test finds the
     files of the last 20 minutes one per batch, and closed dates with the late rows of those
     batches beside their key files. Returns the seconds it took, the batches it ran and the
     compactions."""
@@ -169,6 +169,7 @@ def feed_recent(lake_dir: Path, raw: Path, per_day: int, minutes: int) -> tuple[
             compact_index(lake, settings.dedupe_horizon_seconds, now=at)
             users.compact_state(lake, marts.MART_APP_ID, key_file_days=settings.dedupe_retention_days,
                                 today=at.date())
+            compact_bookkeeping(lake, settings.compact_target_file_bytes)
             compactions += 1
     return time.perf_counter() - started, batches, compactions
 

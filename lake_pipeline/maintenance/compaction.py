@@ -39,7 +39,7 @@ from lake_pipeline.tables.lake import Lake, add_actions
 from lake_pipeline.tables.lake import RetentionTooShort  # noqa: F401 (what vacuum raises; callers catch it from here)
 from lake_pipeline.quality.rules import CheckOutcome
 from lake_pipeline.storage.errors import StorageError
-from lake_pipeline.settings import EVENTS_TABLE, USER_EVENTS_TABLE
+from lake_pipeline.settings import EVENTS_TABLE, LEDGER_TABLE, PLANS_TABLE, QUARANTINE_TABLE, USER_EVENTS_TABLE
 
 # The minute of each hour at which events_compaction_schedule compacts (and bench-history's
 # fed lakes are compacted as it does).
@@ -383,6 +383,33 @@ def compact(lake: Lake, target_bytes: int, group_max_bytes: int, run_id: str | N
     """Plan and compact every group (no Dagster; the job runs the same steps one per group)."""
     plan = plan_compaction(lake, target_bytes, group_max_bytes)
     return plan, [compact_group(lake, g, target_bytes, run_id) for g in plan.groups]
+
+
+# --- The bookkeeping tables ---------------------------------------------------------------
+
+# Tables every batch appends a small file to, and that nothing else compacts. Each batch's
+# claim scans the ledger and the plans: after a day of one-minute batches (1,440 files each)
+# claim_plan took 0.20-0.39 s, 0.04 s once compacted, and it grew with every batch.
+BOOKKEEPING_TABLES = (LEDGER_TABLE, PLANS_TABLE, QUARANTINE_TABLE)
+
+
+def compact_bookkeeping(lake: Lake, target_bytes: int, min_files: int = 2) -> dict[str, int]:
+    """Bin-pack the small files of each bookkeeping table with ``min_files`` or more of them
+    (one commit each, rows unchanged), then vacuum it with its own retention (7 days unless
+    set). Returns the files each compacted table had removed from its snapshot."""
+    out = {}
+    for name in BOOKKEEPING_TABLES:
+        table = lake.table(name)
+        if table is None:
+            continue
+        sizes = lake.add_actions(name, snapshot=table).column("size_bytes").to_pylist()
+        if sum(1 for size in sizes if size < target_bytes) < min_files:
+            continue
+        metrics = lake.compact(name, snapshot=table, target_size=target_bytes,
+                               metadata={"lake/operation": "bookkeeping compaction"})
+        out[name] = int(metrics.get("numFilesRemoved", 0))
+        lake.vacuum(name)
+    return out
 
 
 # --- The per-user table's sort (lake_pipeline/serve/users.py) ------------------------

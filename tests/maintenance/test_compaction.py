@@ -13,12 +13,17 @@ from click.testing import CliRunner
 from deltalake import DeltaTable
 
 from lake_pipeline.cli.main import main as lake_cli
-from lake_pipeline.defs.maintenance.compaction import EVENTS_COMPACTION, EVENTS_VACUUM, MART_STATE_MAINTENANCE
+from lake_pipeline.defs.maintenance.compaction import (
+    BOOKKEEPING_COMPACTION,
+    EVENTS_COMPACTION,
+    EVENTS_VACUUM,
+    MART_STATE_MAINTENANCE,
+)
 from lake_pipeline.maintenance import compaction
 from lake_pipeline.marts import hourly as marts
 from lake_pipeline.maintenance.compaction import GroupResult, RetentionTooShort, file_bound, partition_files
 from lake_pipeline.ops.instance import ensure_dagster_home
-from lake_pipeline.settings import EVENTS_TABLE, HOURLY_USERS_TABLE, WRITER_POOL
+from lake_pipeline.settings import EVENTS_TABLE, HOURLY_USERS_TABLE, LEDGER_TABLE, PLANS_TABLE, WRITER_POOL
 from lake_pipeline.tables.lake import Lake
 from tests.support.runs import ingest_one_object_per_batch, run_job, synthetic_landing_zone
 
@@ -133,6 +138,9 @@ def test_job_checks_gate_vacuum_and_metadata_is_plottable(defs, settings, raw_di
     assert marts.update_hourly_counts(lake).mode == marts.ADD  # the mart, from the feed: its state above level 0
     state = _state(lake_dir)
     assert state.get_column("level").unique().to_list() == [2]
+    ledger = {n: pl.from_arrow(DeltaTable(str(lake_dir / n)).to_pyarrow_table()).sort("_batch_id", descending=False)
+              for n in (LEDGER_TABLE, PLANS_TABLE)}
+    assert all(len(DeltaTable(str(lake_dir / n)).file_uris()) == 4 for n in ledger)  # one file per batch
     result = run_job(defs, "events_compaction_job", settings, instance)
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
@@ -151,6 +159,13 @@ def test_job_checks_gate_vacuum_and_metadata_is_plottable(defs, settings, raw_di
     assert after.get_column("level").unique().to_list() == [0]
     assert after.drop("level").equals(state.drop("level"))
     assert marts.counts_match_events(lake).passed and marts.update_hourly_counts(lake).mode == marts.NOTHING
+    # The ledger and the plans: one file each now, the same rows.
+    books = mats[BOOKKEEPING_COMPACTION]
+    assert books["ingest_ledger_files_compacted"].value == books["ingest_plans_files_compacted"].value == 4
+    for name, rows in ledger.items():
+        table = DeltaTable(str(lake_dir / name))
+        assert len(table.file_uris()) == 1
+        assert pl.from_arrow(table.to_pyarrow_table()).sort("_batch_id", descending=False).equals(rows)
     # The checks are blocking and the vacuum waits for them.
     graph = defs.resolve_asset_graph()
     assert all(graph.get_check_spec(k).blocking for k in graph.asset_check_keys if k.asset_key == EVENTS_COMPACTION)
@@ -212,17 +227,23 @@ def test_compaction_steps_wait_for_the_writer_pool_behind_ingest(defs, settings,
             except BaseException as exc:  # reported by the assertion below, not lost in the thread
                 outcome["error"] = exc
 
-        worker = threading.Thread(target=compact)
+        worker = threading.Thread(target=compact, daemon=True)
         worker.start()
-        deadline, waiting = time.time() + 30, []
-        while time.time() < deadline and not waiting:
-            time.sleep(0.2)
-            waiting = [s for s in storage.get_concurrency_info(WRITER_POOL).pending_steps if s.run_id != "ingest-run"]
-        assert waiting and waiting[0].step_key.startswith("events_compaction.compact_partition_group[")
-        assert waiting[0].priority == -1  # an ingest step queued meanwhile (priority 0) gets the slot first
-        time.sleep(1.0)
-        assert DeltaTable(str(lake_dir / EVENTS_TABLE)).version() == version  # nothing written meanwhile
-        storage.free_concurrency_slot_for_step("ingest-run", "ingest_batch")
+        try:
+            deadline, waiting = time.time() + 30, []
+            while time.time() < deadline and not any("compact_partition_group[" in s.step_key for s in waiting):
+                time.sleep(0.2)
+                waiting = [s for s in storage.get_concurrency_info(WRITER_POOL).pending_steps
+                           if s.run_id != "ingest-run"]
+            # The compaction steps (and the bookkeeping tables' step, which needs nothing before it) wait.
+            assert {s.step_key.split("[")[0] for s in waiting} <= {"events_compaction.compact_partition_group",
+                                                                  "bookkeeping_compaction"}
+            assert any(s.step_key.startswith("events_compaction.compact_partition_group[") for s in waiting)
+            assert all(s.priority == -1 for s in waiting)  # an ingest step queued meanwhile (priority 0) goes first
+            time.sleep(1.0)
+            assert DeltaTable(str(lake_dir / EVENTS_TABLE)).version() == version  # nothing written meanwhile
+        finally:  # released even when an assertion failed, so that the run ends
+            storage.free_concurrency_slot_for_step("ingest-run", "ingest_batch")
         worker.join(timeout=180)  # a hang guard, not a timing assertion
         assert not worker.is_alive(), "the compaction run did not finish within 180 s of the slot's release"
         assert "result" in outcome, outcome.get("error")

@@ -31,6 +31,7 @@ EVENTS_COMPACTION = dg.AssetKey("events_compaction")
 EVENTS_VACUUM = dg.AssetKey("events_vacuum")
 DEDUPE_INDEX_MAINTENANCE = dg.AssetKey("dedupe_index_maintenance")
 MART_STATE_MAINTENANCE = dg.AssetKey("mart_state_maintenance")
+BOOKKEEPING_COMPACTION = dg.AssetKey("bookkeeping_compaction")
 # Dagster gives a freed pool slot to the pending step with the highest priority: ingest
 # steps (priority 0) go before the next compaction step.
 YIELD_TO_INGEST = {"dagster/priority": "-1"}
@@ -252,13 +253,39 @@ def mart_state_maintenance(context: dg.AssetExecutionContext, lake: LakeResource
     )
 
 
+@dg.asset(
+    key=BOOKKEEPING_COMPACTION,
+    deps=[EVENTS],
+    pool=WRITER_POOL,
+    op_tags=YIELD_TO_INGEST,
+    group_name="maintenance",
+    kinds={"delta"},
+    description="Bin-packs the small files every batch appends to _ingest_ledger, _ingest_plans and quarantine "
+    "(each batch's claim scans the first two: after a day of one-minute batches it took 0.2-0.4 s, 0.04 s "
+    "compacted), then vacuums them with their own retention.",
+)
+def bookkeeping_compaction(context: dg.AssetExecutionContext, lake: LakeResource):
+    settings = lake.settings()
+    started = time.perf_counter()
+    done = compaction.compact_bookkeeping(Lake.from_settings(settings), settings.compact_target_file_bytes)
+    context.log.info("bookkeeping tables: " + (", ".join(f"{k} {v} file(s) compacted" for k, v in done.items())
+                                               or "nothing to compact"))
+    return dg.MaterializeResult(
+        metadata={
+            **{f"{name.lstrip('_')}_files_compacted": dg.MetadataValue.int(done.get(name, 0))
+               for name in compaction.BOOKKEEPING_TABLES},
+            "bookkeeping_seconds": dg.MetadataValue.float(round(time.perf_counter() - started, 3)),
+        }
+    )
+
+
 events_compaction_job = dg.define_asset_job(
     "events_compaction_job",
     selection=dg.AssetSelection.assets(EVENTS_COMPACTION, EVENTS_VACUUM, DEDUPE_INDEX_MAINTENANCE,
-                                       MART_STATE_MAINTENANCE),
+                                       MART_STATE_MAINTENANCE, BOOKKEEPING_COMPACTION),
     description="Compacts the events partitions micro-batches touched since the last compaction, checks the "
-    "result, then vacuums; compacts the seen-keys index and the mart's users state (what the schedule and "
-    "`lake compact` run).",
+    "result, then vacuums; compacts the seen-keys index, the mart's users state and the bookkeeping tables "
+    "(what the schedule and `lake compact` run).",
     tags={"lake/kind": "maintenance"},
     executor_def=dg.in_process_executor,
 )
