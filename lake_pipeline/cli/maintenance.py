@@ -43,7 +43,7 @@ def _echo_checks(result) -> bool:
 @click.option("--unsafe-retention", is_flag=True,
               help="Allow a retention shorter than the table's minimum (7 days): readers and time travel "
                    "older than it break. Only when nothing else reads the table.")
-@click.option("--no-vacuum", is_flag=True, help="Compact only; delete nothing.")
+@click.option("--no-vacuum", is_flag=True, help="Compact only; delete nothing (events, the mart's state and the bookkeeping tables are not vacuumed).")
 def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
     """Compact the events partitions micro-batches touched, verify, then vacuum."""
     from lake_pipeline.definitions import defs
@@ -70,7 +70,10 @@ def compact(lake, target_bytes, retention_hours, unsafe_retention, no_vacuum):
         fail(str(exc))
     plan_config = {"target_file_bytes": target_bytes or 0}
     run_config = lake_run_config(settings, events_compaction={"ops": {"plan_events_compaction": {"config": plan_config}}})
-    if not no_vacuum:
+    if no_vacuum:
+        for step in ("mart_state_maintenance", "bookkeeping_compaction"):
+            run_config["ops"][step] = {"config": {"vacuum": False}}
+    else:
         run_config["ops"]["events_vacuum"] = {
             "config": {"retention_hours": hours, "enforce_retention_duration": not unsafe_retention}
         }

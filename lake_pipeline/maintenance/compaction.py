@@ -393,10 +393,10 @@ def compact(lake: Lake, target_bytes: int, group_max_bytes: int, run_id: str | N
 BOOKKEEPING_TABLES = (LEDGER_TABLE, PLANS_TABLE, QUARANTINE_TABLE)
 
 
-def compact_bookkeeping(lake: Lake, target_bytes: int, min_files: int = 2) -> dict[str, int]:
+def compact_bookkeeping(lake: Lake, target_bytes: int, min_files: int = 2, vacuum: bool = True) -> dict[str, int]:
     """Bin-pack the small files of each bookkeeping table with ``min_files`` or more of them
-    (one commit each, rows unchanged), then vacuum it with its own retention (7 days unless
-    set). Returns the files each compacted table had removed from its snapshot."""
+    (one commit each, rows unchanged), then (``vacuum``) vacuum it with its own retention (7 days
+    unless set). Returns the files each compacted table had removed from its snapshot."""
     out = {}
     for name in BOOKKEEPING_TABLES:
         table = lake.table(name)
@@ -408,7 +408,8 @@ def compact_bookkeeping(lake: Lake, target_bytes: int, min_files: int = 2) -> di
         metrics = lake.compact(name, snapshot=table, target_size=target_bytes,
                                metadata={"lake/operation": "bookkeeping compaction"})
         out[name] = int(metrics.get("numFilesRemoved", 0))
-        lake.vacuum(name)
+        if vacuum:
+            lake.vacuum(name)
     return out
 
 

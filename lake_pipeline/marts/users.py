@@ -390,7 +390,7 @@ def keep_files_few(lake: Lake, app_id: str, table: DeltaTable | None = None) -> 
 
 
 def compact_state(lake: Lake, app_id: str, table: DeltaTable | None = None,
-                  key_file_days: int = 7, today: date | None = None) -> dict[str, int]:
+                  key_file_days: int = 7, today: date | None = None, vacuum: bool = True) -> dict[str, int]:
     """Compaction of the state (the compaction schedule's and `lake compact`'s): each date whose
     rows above level 0 are 1/COMPACT_SHARE of its level-0 rows, or that has no level 0, is
     rewritten as level 0 (one commit per date, so that memory follows one date); the upper
@@ -399,7 +399,7 @@ def compact_state(lake: Lake, app_id: str, table: DeltaTable | None = None,
     (marts/user_keys.py), and older dates' key files are deleted. Returns the dates rewritten,
     the dates merged, the rows rewritten and the key files written. A :class:`CommitRace` when
     an update committed to the state in between: what was committed before it stays, and the
-    next compaction does the rest."""
+    next compaction does the rest. ``vacuum``: vacuum the state after rewriting (its retention)."""
     table = table if table is not None else snapshot(lake)
     done = {"dates_rewritten": 0, "dates_merged": 0, "rows_rewritten": 0, "key_files_written": 0}
     if table is None:
@@ -415,7 +415,7 @@ def compact_state(lake: Lake, app_id: str, table: DeltaTable | None = None,
         _merge_dates(lake, table, merged.get_column("day").to_list(), app_id, full=False)
         done["dates_merged"] = merged.height
         done["rows_rewritten"] += int(merged.get_column("upper_rows").sum())
-    if full.height or merged.height:
+    if vacuum and (full.height or merged.height):
         lake.vacuum(HOURLY_USERS_TABLE)  # the table's retention (7 days unless configured), enforced
     if _has_keys(table):
         first = (today or datetime.now(UTC).date()) - timedelta(days=key_file_days - 1)

@@ -44,6 +44,12 @@ class CompactionConfig(dg.Config):
     group_max_bytes: int = 0
 
 
+class MaintenanceConfig(dg.Config):
+    """vacuum=False (`lake compact --no-vacuum`): rewrite, but delete no file."""
+
+    vacuum: bool = True
+
+
 class VacuumConfig(dg.Config):
     """retention_hours -1 = LAKE_VACUUM_RETENTION_HOURS. A retention shorter than the table's
     minimum (7 days) needs enforce_retention_duration=False (`lake compact --unsafe-retention`)."""
@@ -230,12 +236,12 @@ def dedupe_index_maintenance(context: dg.AssetExecutionContext, lake: LakeResour
     "files (_key_files/) of the dates within LAKE_DEDUPE_RETENTION_DAYS that lack one, which a late event's "
     "look-up reads instead of the date's Parquet.",
 )
-def mart_state_maintenance(context: dg.AssetExecutionContext, lake: LakeResource):
+def mart_state_maintenance(context: dg.AssetExecutionContext, config: MaintenanceConfig, lake: LakeResource):
     settings = lake.settings()
     started = time.perf_counter()
     try:
         done = users.compact_state(Lake.from_settings(settings), MART_APP_ID,
-                                   key_file_days=settings.dedupe_retention_days)
+                                   key_file_days=settings.dedupe_retention_days, vacuum=config.vacuum)
         raced = False
     except CommitRace as exc:  # a mart update committed in between: the next compaction does the rest
         context.log.warning(f"mart state compaction stopped: {exc}")
@@ -264,10 +270,11 @@ def mart_state_maintenance(context: dg.AssetExecutionContext, lake: LakeResource
     "(each batch's claim scans the first two: after a day of one-minute batches it took 0.2-0.4 s, 0.04 s "
     "compacted), then vacuums them with their own retention.",
 )
-def bookkeeping_compaction(context: dg.AssetExecutionContext, lake: LakeResource):
+def bookkeeping_compaction(context: dg.AssetExecutionContext, config: MaintenanceConfig, lake: LakeResource):
     settings = lake.settings()
     started = time.perf_counter()
-    done = compaction.compact_bookkeeping(Lake.from_settings(settings), settings.compact_target_file_bytes)
+    done = compaction.compact_bookkeeping(Lake.from_settings(settings), settings.compact_target_file_bytes,
+                                          vacuum=config.vacuum)
     context.log.info("bookkeeping tables: " + (", ".join(f"{k} {v} file(s) compacted" for k, v in done.items())
                                                or "nothing to compact"))
     return dg.MaterializeResult(
