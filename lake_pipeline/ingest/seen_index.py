@@ -227,10 +227,7 @@ def _unpacked(text: bytes) -> np.ndarray:
 
 def drop_key_files(lake: Lake, before: date) -> int:
     """Delete the key files of dates before ``before`` (retention dropped their rows). Returns how many."""
-    old = [p for p in lake.side_files(DEDUPE_INDEX_TABLE, KEY_FILES_DIR) if p.rsplit("/", 1)[-1][:10] < before.isoformat()]
-    for path in old:
-        lake.delete_side_file(DEDUPE_INDEX_TABLE, path)
-    return len(old)
+    return lake.delete_dated_side_files(DEDUPE_INDEX_TABLE, KEY_FILES_DIR, before)
 
 
 # --- Looking keys up ----------------------------------------------------------------------

@@ -99,10 +99,7 @@ def write(lake: Lake, table: DeltaTable, day: date, rows: pl.DataFrame, covers: 
 
 def drop_before(lake: Lake, first: date) -> int:
     """Delete the key files of dates before ``first`` (their dates are read from Parquet). Returns how many."""
-    old = [p for p in lake.side_files(HOURLY_USERS_TABLE, KEY_FILES_DIR) if p.rsplit("/", 1)[-1][:10] < first.isoformat()]
-    for p in old:
-        lake.delete_side_file(HOURLY_USERS_TABLE, p)
-    return len(old)
+    return lake.delete_dated_side_files(HOURLY_USERS_TABLE, KEY_FILES_DIR, first)
 
 
 @dataclass

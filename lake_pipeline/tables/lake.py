@@ -398,6 +398,14 @@ class Lake:
         with self._errors(name, f"delete {path} of"):
             self._files(name).delete_file(path)
 
+    def delete_dated_side_files(self, name: str, directory: str, before: date) -> int:
+        """Delete the files in ``directory`` whose names start with an ISO date before ``before``
+        (key files, named ``<date>-<token>.arrow``). Returns how many."""
+        old = [p for p in self.side_files(name, directory) if p.rsplit("/", 1)[-1][:10] < before.isoformat()]
+        for path in old:
+            self.delete_side_file(name, path)
+        return len(old)
+
     # --- Append -------------------------------------------------------------------------
 
     def check_writable(self) -> None:
