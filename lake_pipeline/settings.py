@@ -227,3 +227,17 @@ def dagster_home(environ: dict[str, str] | None = None) -> Path:
     """DAGSTER_HOME, defaulting to ./dagster_home of the working directory."""
     env = os.environ if environ is None else environ
     return Path(env.get("DAGSTER_HOME") or "dagster_home").resolve()
+
+
+def dump_stacks_after(environ: dict[str, str] | None = None) -> float | None:
+    """LAKE_DUMP_STACKS_AFTER_SECONDS: a `lake` process still running after that many seconds
+    prints every thread's Python stack to stderr, once (faulthandler; for diagnosing a hang
+    where py-spy can't read the process). Unset or empty: never."""
+    env = os.environ if environ is None else environ
+    raw = env.get("LAKE_DUMP_STACKS_AFTER_SECONDS", "")
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"LAKE_DUMP_STACKS_AFTER_SECONDS={raw!r} is not a number of seconds") from None

@@ -7,11 +7,13 @@ what they share.
 
 from __future__ import annotations
 
+import faulthandler
+
 import click
 
 from lake_pipeline.cli import aws, data, ingest, maintenance, serve
 from lake_pipeline.cli.common import STANDALONE, fail
-from lake_pipeline.settings import load_settings
+from lake_pipeline.settings import dump_stacks_after, load_settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,6 +33,12 @@ for command in (data.generate, ingest.ingest, ingest.backfill, data.query, maint
 def run() -> None:
     """The `lake` console command (``main`` itself is also driven in-process by tests)."""
     STANDALONE["on"] = True
+    try:
+        after = dump_stacks_after()
+    except ValueError as exc:
+        fail(str(exc))
+    if after is not None:
+        faulthandler.dump_traceback_later(after)  # every thread's stack to stderr, once, if still running
     main()
 
 

@@ -139,3 +139,15 @@ def test_a_process_whose_child_holds_its_output_open_fails_the_wait_and_the_chil
         time.sleep(0.1)
     else:
         raise AssertionError(f"the child {pid} still runs")
+
+
+def test_a_lake_process_still_running_after_lake_dump_stacks_after_seconds_prints_its_stacks(tmp_path):
+    # `lake ingest` of an empty landing zone takes a second or two (Dagster's start-up): long enough.
+    (tmp_path / "raw").mkdir()
+    env = {"LAKE_DUMP_STACKS_AFTER_SECONDS": "0.2", "DAGSTER_HOME": str(tmp_path / "home")}
+    [(proc, _, err)] = wait_all([run_lake_async("ingest", "--raw", "raw", "--lake", "lake", cwd=tmp_path, env=env)],
+                                timeout=120)
+    assert proc.returncode == 0 and "most recent call first" in err, err
+    [(proc, _, err)] = wait_all([run_lake_async("ingest", "--raw", "raw", "--lake", "lake", cwd=tmp_path,
+                                                env={**env, "LAKE_DUMP_STACKS_AFTER_SECONDS": ""})], timeout=120)
+    assert proc.returncode == 0 and "most recent call first" not in err, err

@@ -56,7 +56,9 @@ def run_lake_async(*args: str, cwd: Path, env: dict | None = None) -> subprocess
     """:func:`run_lake` without waiting: the running process (its output is piped)."""
     tiers.require(tiers.E2E, "runs the `lake` command in a subprocess")
     return subprocess.Popen(
-        [*LAKE, *args], cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # A process still running after 100 s prints its Python stacks (before wait_all's 120-180 s give up).
+        [*LAKE, *args], cwd=cwd, env={**os.environ, "LAKE_DUMP_STACKS_AFTER_SECONDS": "100", **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, start_new_session=True,  # a group of its own: wait_all kills its workers with it
     )
 
