@@ -442,13 +442,13 @@ class SeenIndex:
             read = parquet.read_row_groups(missing, columns=[KEY]).column(0).to_numpy()
             out.rows_read += len(read)
             out.row_groups_read += len(missing)
-            parts = np.split(read, np.cumsum(rows[missing])[:-1])
+            fresh = dict(zip(missing, np.split(read, np.cumsum(rows[missing])[:-1]), strict=True))
             if self.cached_rows + len(read) <= KEY_CACHE_ROWS:
-                cached.update(zip(missing, parts, strict=True))
+                cached.update(fresh)
                 self.cached_rows += len(read)
-            else:
-                return np.concatenate([cached[g] if g in cached else parts[missing.index(g)] for g in wanted.tolist()])
-        return np.concatenate([cached[g] for g in wanted.tolist()])
+        else:
+            fresh = {}
+        return np.concatenate([cached[g] if g in cached else fresh[g] for g in wanted.tolist()])
 
 
 def _distinct(ordered: np.ndarray) -> np.ndarray:
