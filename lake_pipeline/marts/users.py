@@ -355,11 +355,11 @@ def _per_date(lake: Lake, table: DeltaTable) -> pl.DataFrame:
         pl.col("rows").filter(~upper).sum().alias("base_rows")).sort("day")
 
 
-def _merge_dates(lake: Lake, table: DeltaTable, days: list, app_id: str, full: bool) -> None:
+def _merge_dates(lake: Lake, table: DeltaTable, days: list, app_id: str, full: bool) -> pa.Table:
     """Rewrite the rows above level 0 of ``days`` as level 1 (``full``: every row of them as
     level 0), in one commit on ``table``, with the state's own transaction (``app_id`` at the
     version it reflects), so that an update's append of one of those dates in between makes it
-    a CommitRace instead of being overwritten by rows read before it."""
+    a CommitRace instead of being overwritten by rows read before it. Returns the rows written."""
     listed = ", ".join(f"'{d.isoformat()}'" for d in sorted(days))
     scan = lake.scan(HOURLY_USERS_TABLE, snapshot=table).filter(pl.col("event_date").is_in(list(days)))
     version = table.transaction_version(app_id)
@@ -369,9 +369,10 @@ def _merge_dates(lake: Lake, table: DeltaTable, days: list, app_id: str, full: b
     level = 0 if full else 1
     rows = (scan if full else scan.filter(pl.col("level") >= 1)).select(columns).collect()
     predicate = f"event_date IN ({listed})" + ("" if full else " AND level >= 1")
-    lake.overwrite(HOURLY_USERS_TABLE, _fit(as_state(rows, level=level), schema), predicate=predicate,
-                   snapshot=table, txn=txn, metadata={"lake/operation": "hourly users merge", "level": str(level)},
-                   layout=LAYOUT)
+    written = _fit(as_state(rows, level=level), schema)
+    lake.overwrite(HOURLY_USERS_TABLE, written, predicate=predicate, snapshot=table, txn=txn,
+                   metadata={"lake/operation": "hourly users merge", "level": str(level)}, layout=LAYOUT)
+    return written
 
 
 def keep_files_few(lake: Lake, app_id: str, table: DeltaTable | None = None) -> bool:
@@ -407,37 +408,51 @@ def compact_state(lake: Lake, app_id: str, table: DeltaTable | None = None,
     dates = _per_date(lake, table).filter(pl.col("upper_files") >= 1)
     full = dates.filter(pl.col("upper_rows") * COMPACT_SHARE >= pl.col("base_rows"))
     merged = dates.filter((pl.col("upper_rows") * COMPACT_SHARE < pl.col("base_rows")) & (pl.col("upper_files") >= 2))
+    keyed = _has_keys(table)
+    first = (today or datetime.now(UTC).date()) - timedelta(days=key_file_days - 1)
     for day, upper_rows, base_rows in full.select("day", "upper_rows", "base_rows").iter_rows():
-        _merge_dates(lake, table, [day], app_id, full=True)
+        rows = _merge_dates(lake, table, [day], app_id, full=True)
         done["dates_rewritten"] += 1
         done["rows_rewritten"] += int(upper_rows or 0) + int(base_rows or 0)
+        if keyed and day >= first:  # its key file from the rows just written, not read back
+            base = _level0_files(lake, table).filter(pl.col("day") == day)
+            done["key_files_written"] += _write_key_file(lake, table, app_id, day, base, pl.from_arrow(rows))
     if merged.height:
         _merge_dates(lake, table, merged.get_column("day").to_list(), app_id, full=False)
         done["dates_merged"] = merged.height
         done["rows_rewritten"] += int(merged.get_column("upper_rows").sum())
     if vacuum and (full.height or merged.height):
         lake.vacuum(HOURLY_USERS_TABLE)  # the table's retention (7 days unless configured), enforced
-    if _has_keys(table):
-        first = (today or datetime.now(UTC).date()) - timedelta(days=key_file_days - 1)
-        done["key_files_written"] = _write_key_files(lake, table, app_id, first)
+    if keyed:
+        done["key_files_written"] += _write_key_files(lake, table, app_id, first)
         user_keys.drop_before(lake, first)
     return done
 
 
+def _level0_files(lake: Lake, table: DeltaTable) -> pl.DataFrame:
+    return _files(lake, table).filter(pl.col("level") == 0)
+
+
 def _write_key_files(lake: Lake, table: DeltaTable, app_id: str, first: date) -> int:
-    """A key file for each date from ``first`` whose level-0 files have none that is usable."""
-    files = _files(lake, table).filter((pl.col("day") >= first) & (pl.col("level") == 0))
-    version = table.transaction_version(app_id)
-    written = 0
-    for (day,), base in files.sort("day").group_by("day", maintain_order=True):
-        paths = base.get_column("path").to_list()
-        if user_keys.open_for(lake, table, day, set(paths)) is not None:
-            continue
+    """A key file for each date from ``first`` whose level-0 files have none that is usable. Returns how many."""
+    files = _level0_files(lake, table).filter(pl.col("day") >= first).sort("day")
+    return sum(_write_key_file(lake, table, app_id, day, base) for (day,), base in
+               files.group_by("day", maintain_order=True))
+
+
+def _write_key_file(lake: Lake, table: DeltaTable, app_id: str, day: date, base: pl.DataFrame,
+                    rows: pl.DataFrame | None = None) -> int:
+    """The key file of ``day`` (``base``: its level-0 files), unless it has a usable one; from
+    ``rows`` (its level-0 rows, as just written) or else read back. Returns 1 when written."""
+    paths = base.get_column("path").to_list()
+    if not paths or user_keys.open_for(lake, table, day, set(paths)) is not None:
+        return 0
+    if rows is None:
         rows = (lake.scan(HOURLY_USERS_TABLE, snapshot=table)
                 .filter((pl.col("event_date") == day) & (pl.col("level") == 0))
                 .select("cell", USER_KEY, "event_name", "user_id").collect())
-        if rows.height != int(base.get_column("rows").sum()):  # no row counts in the log: not covered
-            continue
-        user_keys.write(lake, table, day, rows, paths, _txn(app_id, version) if version is not None else None)
-        written += 1
-    return written
+    if rows.height != int(base.get_column("rows").sum()):  # no row counts in the log: not covered
+        return 0
+    version = table.transaction_version(app_id)
+    user_keys.write(lake, table, day, rows, paths, _txn(app_id, version) if version is not None else None)
+    return 1
