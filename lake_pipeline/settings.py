@@ -231,8 +231,8 @@ def dagster_home(environ: dict[str, str] | None = None) -> Path:
 
 def dump_stacks_after(environ: dict[str, str] | None = None) -> float | None:
     """LAKE_DUMP_STACKS_AFTER_SECONDS: a `lake` process still running after that many seconds
-    prints every thread's Python stack to stderr, once (faulthandler; for diagnosing a hang
-    where py-spy can't read the process). Unset or empty: never."""
+    prints every thread's Python stack to stderr, once (from a Python timer thread; for
+    diagnosing a hang where py-spy can't read the process). Unset or empty: never."""
     env = os.environ if environ is None else environ
     raw = env.get("LAKE_DUMP_STACKS_AFTER_SECONDS", "")
     if not raw:

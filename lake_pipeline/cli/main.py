@@ -7,7 +7,9 @@ what they share.
 
 from __future__ import annotations
 
-import faulthandler
+import sys
+import threading
+import traceback
 
 import click
 
@@ -38,8 +40,25 @@ def run() -> None:
     except ValueError as exc:
         fail(str(exc))
     if after is not None:
-        faulthandler.dump_traceback_later(after)  # every thread's stack to stderr, once, if still running
+        timer = threading.Timer(after, _print_stacks, args=(after,))
+        timer.daemon = True  # never keeps the process alive
+        timer.start()
     main()
+
+
+def _print_stacks(after: float) -> None:
+    """Every thread's Python stack to stderr. Runs in a Python thread, holding the GIL, so the frames it
+    reads stand still. (faulthandler.dump_traceback_later reads them from a C thread without the GIL, and
+    CI saw it crash a process with SIGSEGV while the main thread was importing.)"""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    lines = [f"lake: still running after {after:g} s; every thread's stack (most recent call last):\n"]
+    for ident, frame in sys._current_frames().items():
+        if ident == threading.get_ident():
+            continue  # this timer's own thread
+        lines.append(f"\nThread {names.get(ident, ident)}:\n")
+        lines.extend(traceback.format_stack(frame))
+    sys.stderr.write("".join(lines))
+    sys.stderr.flush()
 
 
 if __name__ == "__main__":
