@@ -230,6 +230,31 @@ def test_a_key_match_alone_is_not_a_duplicate_both_hashes_must_match(settings, r
     assert found.history.get_column("event_uuid").to_list() == ["victim"]
 
 
+def test_small_files_read_whole_in_one_call_find_what_reading_them_one_by_one_finds(settings, raw_dir, lake):
+    # Five one-object batches: five small index files (of the batch's date and, for the late
+    # events, of the days before), all within reach of the chunk below.
+    old = []
+    for m in range(5):
+        recs = [event(f"m{m}-{i}", at=T0 + m * 60 + i) for i in range(40)]
+        recs += [event(f"m{m}-late-{i}", at=T0 - (i + 1) * 3000.0 - m) for i in range(3)]
+        write_object(raw_dir, recs, minute=m)
+        _ingest(settings)
+        old += recs
+    again = old[3::7]  # redeliveries spread over every file
+    chunk = pl.DataFrame({"event_uuid": [r["event_uuid"] for r in again] + ["new-1", "new-2"],
+                          "created_at": [float(r["created_at"]) for r in again] + [T0 + 1.0, T0 + 2.0]})
+    answers = {}
+    for small_file_rows in (seen_index.SMALL_FILE_ROWS, 0):
+        index = seen_index.SeenIndex.open(lake, 3600.0)
+        index.small_file_rows = small_file_rows
+        found = index.lookup(chunk, batch_id=100)
+        answers[small_file_rows] = (found.small_files_read, found.history.sort("event_uuid"))
+    (whole, together), (none, one_by_one) = answers[seen_index.SMALL_FILE_ROWS], answers[0]
+    assert whole >= 5 and none == 0
+    assert together.get_column("event_uuid").to_list() == sorted(r["event_uuid"] for r in again)
+    assert together.equals(one_by_one)
+
+
 def test_the_probe_holds_the_chunks_keys_distinct_and_sorted_and_each_hours_keys_sorted():
     import numpy as np
 
