@@ -14,7 +14,9 @@ hour by hour. A current record reads the few recent hours' row groups that hold 
 near its own; a record days late reads one row group of its date once the date is closed
 (sorted by key). The key column is read first; ``key2`` only of the row groups where a key
 matched: a match on both 64-bit hashes is taken as the same event_uuid (a chance of about
-2^-128 per pair that it isn't, far below the uuids' own chance of colliding).
+2^-128 per pair that it isn't, far below the uuids' own chance of colliding). Files of at
+most SMALL_FILE_ROWS rows (two row groups: a late record's append to a closed date, say) skip all
+that: they are read whole, all in one call, and matched on both hashes.
 
 Key files: a closed date is also written, once compaction (or `lake index build`) has it whole
 in key order, as one Arrow IPC file under ``_key_files/`` (key, key2, created_at, _batch_id, in
