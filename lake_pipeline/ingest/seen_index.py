@@ -334,8 +334,8 @@ class SeenIndex:
         probe.fingerprints = pl.DataFrame({KEY: keys, KEY2: uuid_hash(uuids, FINGERPRINT_SEED).view(np.int64),
                                            EVENT_UUID: uuids}).unique([KEY, KEY2])
         files = [f for f in files if probe.any_within(f.min_at, f.max_at)]
-        small = [f for f in files if f.rows <= self.small_file_rows]
-        parts = [found for found in [self._read_small_files(small, probe, out)] if found is not None]
+        found = self._read_small_files([f for f in files if f.rows <= self.small_file_rows], probe, out)
+        parts = [] if found is None else [found]
         for f in files:
             if f.rows > self.small_file_rows and (found := self._read_file(f, probe, out)) is not None:
                 parts.append(found)
@@ -397,7 +397,7 @@ class SeenIndex:
         if not hits:
             return None
         rows = pa.Table.from_batches(hits).replace_schema_metadata(None)
-        return pl.from_arrow(rows).join(probe.fingerprints, on=[KEY, KEY2], how="inner")
+        return probe.matching(rows)
 
     def _open(self, f: _File) -> pq.ParquetFile:
         if f.parquet is None:
@@ -435,8 +435,7 @@ class SeenIndex:
         group_of_row = np.repeat(wanted, rows[wanted])
         hit_groups = np.unique(group_of_row[hit]).tolist()
         table = parquet.read_row_groups(hit_groups, columns=[KEY, KEY2, CREATED_AT, BATCH_ID])
-        return pl.from_arrow(table).join(probe.fingerprints, on=[KEY, KEY2], how="inner")
-
+        return probe.matching(table)
 
     def _read_small_files(self, files: list[_File], probe: _Probe, out: Lookup) -> pl.DataFrame | None:
         """The rows of small ``files`` that share a fingerprint with a row of the chunk, all files read
@@ -448,7 +447,7 @@ class SeenIndex:
         out.rows_read += sum(f.rows for f in files)
         out.small_files_read += len(files)
         out.row_groups_read += sum(-(-f.rows // ROW_GROUP_ROWS) for f in files)
-        return pl.from_arrow(table).join(probe.fingerprints, on=[KEY, KEY2], how="inner")
+        return probe.matching(table)
 
     def _keys(self, f: _File, parquet: pq.ParquetFile, wanted: np.ndarray, rows: np.ndarray,
               out: Lookup) -> np.ndarray:
@@ -497,6 +496,10 @@ class _Probe:
             int(hours[a]): np.sort(by_hour[a:b]) for a, b in zip([0, *cuts], [*cuts, len(hours)], strict=True)
             if b > a
         }
+
+    def matching(self, rows: pa.Table) -> pl.DataFrame:
+        """The index ``rows`` that share a fingerprint (key and key2) with a row of the chunk, with its event_uuid."""
+        return pl.from_arrow(rows).join(self.fingerprints, on=[KEY, KEY2], how="inner")
 
     def any_within(self, lo: float, hi: float) -> bool:
         """Does any row's horizon overlap [lo, hi]?"""
