@@ -162,8 +162,9 @@ def ingest(raw, lake, quiet, engine, no_mart):
         open_storage(settings.raw_uri).check_readable()
         lake_ = Lake.from_settings(settings)
         lake_.check_writable()
-        pending = list_pending(settings, lake_)
-        recover = unfinished_plans(lake_)
+        looking = lake_.pinned()  # these two only read the ledger and the plans: one open each
+        pending = list_pending(settings, looking)
+        recover = unfinished_plans(looking)
     except StorageError as exc:
         fail(str(exc))
     batches = plan_batches(pending, settings.batch_max_objects, settings.batch_max_bytes)

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from urllib.parse import quote, unquote
 
@@ -306,6 +306,16 @@ class Lake:
             return None
         with self._errors(name, "open" if version is None else f"open version {version} of"):
             return DeltaTable(self.table_uri(name), version=version, storage_options=self.storage_options)
+
+    def pinned(self, *names: str) -> Lake:
+        """This lake, with the tables ``names`` (every table when none are named) opened once: each
+        read of one of them through the returned lake sees the version its first open found.
+
+        For code that only *reads* those tables (the batch checks, the mart's reads of ``events``):
+        an open replays the table's log, 10-16 ms for ``events`` at 9M events a day, and such code
+        opened it four times. Never write a pinned table through it: a commit would go on top of
+        the pinned version, conflict with every later one, and give up."""
+        return PinnedLake(self.uri, self.storage_options, frozenset(names), {})
 
     def _snapshot(self, name: str, version: int | None, snapshot: DeltaTable | None) -> DeltaTable | None:
         return snapshot if snapshot is not None else self.table(name, version)
@@ -724,6 +734,21 @@ class Lake:
                 full=full,
                 commit_properties=_commit_properties(None, metadata),
             )
+
+
+@dataclass(frozen=True)
+class PinnedLake(Lake):
+    """A :class:`Lake` whose tables ``names`` (all when empty) are opened once (:meth:`Lake.pinned`)."""
+
+    names: frozenset[str] = frozenset()
+    opened: dict[str, DeltaTable | None] = field(default_factory=dict, compare=False, repr=False)
+
+    def table(self, name: str, version: int | None = None) -> DeltaTable | None:
+        if version is not None or (self.names and name not in self.names):
+            return super().table(name, version)
+        if name not in self.opened:
+            self.opened[name] = super().table(name)
+        return self.opened[name]
 
 
 def _holds(table: DeltaTable, batch_id: int) -> bool:

@@ -113,6 +113,26 @@ def test_crashed_batch_is_finished_with_the_same_id_and_no_double_writes(setting
     assert ledger.unfinished_plans(lake) == []
 
 
+def test_batch_ids_never_repeat_whether_or_not_the_plans_table_records_them(settings, raw_dir, lake_dir):
+    from lake_pipeline.settings import PLANS_TABLE
+
+    write_object(raw_dir, [event("a")], minute=1)
+    summary = _ingest_all(settings)
+    lake = Lake.from_settings(settings)
+    first = summary.batches[0].batch_id
+    # The plans table records every planned id: the next one is above it without asking other tables.
+    assert ledger.next_batch_id(lake) == first + 1
+    write_object(raw_dir, [event("b")], minute=2)
+    assert [b.batch_id for b in _ingest_all(settings).batches] == [first + 1]
+    # A lake whose batches predate the plans table: the ids its tables committed are still never reused.
+    shutil.rmtree(lake_dir / PLANS_TABLE)
+    assert lake.table(PLANS_TABLE) is None
+    assert ledger.next_batch_id(lake) == first + 2
+    write_object(raw_dir, [event("c")], minute=3)
+    assert [b.batch_id for b in _ingest_all(settings).batches] == [first + 2]
+    assert sorted(_events(lake_dir)["event_uuid"]) == ["a", "b", "c"]
+
+
 def test_plan_batches_bounds_objects_and_bytes():
     from lake_pipeline.storage.objects import ObjectInfo
 

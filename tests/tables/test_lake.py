@@ -70,6 +70,19 @@ def test_table_scan_and_read_open_the_current_version_or_an_older_one(lake):
     assert lake.read_arrow("t", ["k"]).column_names == ["k"]
 
 
+def test_a_pinned_lake_reads_its_tables_at_the_version_it_first_opened_and_the_others_current(lake):
+    lake.append("t", _rows(["a"]))
+    lake.append("u", _rows(["x"]))
+    pinned = lake.pinned("t")
+    assert _keys(pinned) == ["a"] and pinned.table("t") is pinned.table("t")
+    lake.append("t", _rows(["b"]))
+    lake.append("u", _rows(["y"]))
+    assert _keys(pinned) == ["a"] and _keys(lake) == ["a", "b"]  # t: as first opened
+    assert _keys(pinned, "u") == ["x", "y"]  # u is not pinned: the current version
+    assert _keys(pinned, version=lake.table("t").version()) == ["a", "b"]  # time travel opens that version
+    assert _keys(lake.pinned(), "u") == ["x", "y"] and lake.pinned().table("missing") is None
+
+
 def test_add_actions_list_one_row_per_data_file_with_partition_and_counts(lake):
     _small_files(lake, 2)
     files = lake.add_actions("t")

@@ -62,7 +62,7 @@ BATCH_CHECKS = {
     description="The blocking checks of a batch: required columns, derived columns, conservation, index agreement.",
 )
 def events_batch_checks(context: dg.AssetCheckExecutionContext, lake: LakeResource):
-    lake_ = Lake.from_settings(lake.settings())
+    lake_ = Lake.from_settings(lake.settings()).pinned()  # the checks read each table at one version, opened once
     scope = _scope(context)
     for key in context.selected_asset_check_keys:
         yield check_result(BATCH_CHECKS[key.name][1](lake_, **scope), check_name=key.name, asset_key=key.asset_key)

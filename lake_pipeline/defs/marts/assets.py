@@ -19,7 +19,7 @@ from lake_pipeline.defs.resources import LakeResource
 from lake_pipeline.marts import hourly as marts
 from lake_pipeline.tables.lake import CommitRace, Lake
 from lake_pipeline.storage.uris import join
-from lake_pipeline.settings import HOURLY_COUNTS_TABLE, MARTS_POOL
+from lake_pipeline.settings import EVENTS_TABLE, HOURLY_COUNTS_TABLE, MARTS_POOL
 
 HOURLY_EVENT_COUNTS = dg.AssetKey(HOURLY_COUNTS_TABLE)
 # Reads `events` for the hours the latest update touched.
@@ -37,13 +37,15 @@ MART_AUTOMATION = (
 ).with_label("eager unless a blocking check of events failed")
 
 
-def _update(context: dg.AssetExecutionContext, lake: Lake) -> marts.MartUpdate:
+def _update(context: dg.AssetExecutionContext, lake: Lake) -> tuple[marts.MartUpdate, Lake]:
     """The update, done again on a new snapshot when another mart writer (an ingest with another
     Dagster instance, outside this pool) committed first: each commit names the events version
-    it brings the mart to, so the loser's second look adds only what is left (often nothing)."""
+    it brings the mart to, so the loser's second look adds only what is left (often nothing).
+    Also the lake it read ``events`` through: the mart only reads it, so each attempt opens it once."""
     for attempt in range(1, MART_ATTEMPTS + 1):
+        reading = lake.pinned(EVENTS_TABLE)
         try:
-            return marts.update_hourly_counts(lake, run_id=context.run.run_id)
+            return marts.update_hourly_counts(reading, run_id=context.run.run_id), reading
         except CommitRace as exc:
             if attempt == MART_ATTEMPTS:
                 raise
@@ -72,14 +74,14 @@ MART_ATTEMPTS = 5
 def hourly_event_counts(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     settings = lake.settings()
     lake_ = Lake.from_settings(settings)
-    update = _update(context, lake_)
+    update, reading = _update(context, lake_)
     context.log.info(
         f"events v{update.since_version} -> v{update.events_version} ({update.mode}): {update.reason}; "
         f"{len(update.hours)} hour(s) updated, {update.rows_written} row(s) written in {update.seconds:.2f}s "
         f"({update.rows_read} new row(s) read from {update.rows_from or '-'} and {update.state_rows_read} state row(s), "
         f"{update.new_users} new user(s))"
     )
-    newest = marts.newest_event_hour(lake_)
+    newest = marts.newest_event_hour(reading)  # of the events version the mart was brought to
     return dg.MaterializeResult(
         metadata={
             "table_uri": dg.MetadataValue.path(join(settings.lake_uri, HOURLY_COUNTS_TABLE)),
