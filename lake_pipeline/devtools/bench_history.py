@@ -45,7 +45,7 @@ import orjson
 import polars as pl
 
 from lake_pipeline.contract import ORDINAL, PARTITION_COLUMNS, SOURCE_KEY
-from lake_pipeline.devtools.bench import measure_ingest
+from lake_pipeline.devtools.bench import copy_lake, measure_ingest
 from lake_pipeline.devtools.synthetic import event_names, generate
 from lake_pipeline.engines.run import ingest_keys
 from lake_pipeline.ingest.seen_index import compact_index
@@ -233,7 +233,7 @@ def _one_process(lake_dir: Path, raw: Path, home: Path) -> float:
     copy = lake_dir.with_name(lake_dir.name + "-process")
     shutil.rmtree(copy, ignore_errors=True)
     if lake_dir.exists():
-        shutil.copytree(lake_dir, copy)
+        copy_lake(lake_dir, copy)
     try:
         seconds, _, _ = measure_ingest(raw, copy, home)  # make bench's: a failed run exits with its stderr
     finally:

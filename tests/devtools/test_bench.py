@@ -47,3 +47,29 @@ def test_one_round_gives_that_round_unchanged():
     assert by[("realistic", INGEST)]["low"] == by[("realistic", INGEST)]["high"] == 12
     assert derived["dirty / clean"] == 1.5
     assert derived["realistic: this code / baseline"] == 1.2
+
+
+def test_a_lake_copied_for_a_run_takes_a_batch_and_leaves_the_source_as_it_was(settings, raw_dir, lake_dir, tmp_path):
+    import os
+
+    from deltalake import DeltaTable
+
+    from lake_pipeline.devtools.bench import copy_lake
+    from lake_pipeline.engines.run import ingest_keys
+    from lake_pipeline.settings import EVENTS_TABLE
+    from tests.support.records import event, write_object
+
+    first = write_object(raw_dir, [event("a"), event("b")], minute=1)
+    ingest_keys(settings, [first])
+    before = {p: p.stat().st_size for p in lake_dir.rglob("*") if p.is_file()}
+    copy = tmp_path / "copy"
+    copy_lake(lake_dir, copy)
+    log = next(copy.rglob("_delta_log/00000000000000000000.json"))
+    data = next(p for p in (copy / EVENTS_TABLE).rglob("*.parquet"))
+    assert not os.path.samefile(log, lake_dir / log.relative_to(copy))  # the logs are copies
+    assert os.path.samefile(data, lake_dir / data.relative_to(copy))  # the data files links
+    second = write_object(raw_dir, [event("c")], minute=2)
+    ingest_keys(settings.with_overrides(lake_uri=str(copy)), [second])
+    assert sorted(DeltaTable(str(copy / EVENTS_TABLE)).to_pyarrow_table().column("event_uuid").to_pylist()) == ["a", "b", "c"]
+    assert {p: p.stat().st_size for p in lake_dir.rglob("*") if p.is_file()} == before
+    assert sorted(DeltaTable(str(lake_dir / EVENTS_TABLE)).to_pyarrow_table().column("event_uuid").to_pylist()) == ["a", "b"]
