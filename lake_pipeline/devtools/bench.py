@@ -219,7 +219,9 @@ def copy_lake(source: Path, target: Path) -> None:
     """A copy of the lake ``source`` at ``target`` for one measured run: its Delta logs copied, every
     other file hard-linked (the lake only ever adds files and deletes them, never changes one in
     place, so the source stays as it was), then synced. A plain copy of a 9M-events-a-day lake
-    wrote 6.4 GB, whose write-back ran during the measured process and spread its times."""
+    wrote 6.4 GB before every run; this writes its logs (a few MB). Whether the spread of the runs'
+    times narrows is not settled: the first bench-history 9M run after it spread 2.25-2.45 s, the
+    next 2.71-3.12 s."""
     shutil.copytree(source, target, copy_function=_link_or_copy)
     for log in sorted(target.rglob("_delta_log")):
         shutil.rmtree(log)
