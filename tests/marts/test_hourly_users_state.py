@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from lake_pipeline.marts import users
+from lake_pipeline.marts import user_keys, users
 from lake_pipeline.settings import HOURLY_USERS_TABLE
 from lake_pipeline.tables.lake import CommitRace
 
@@ -200,7 +200,7 @@ def test_compaction_writes_key_files_that_answer_as_parquet_does_and_only_while_
     assert kf.startswith(f"_key_files/{day.isoformat()}-")
     reads = _parquet_reads(monkeypatch)
     seen, read = answer()
-    assert seen == expected and reads == [] and read <= 3 * 2048  # one 2,048-row batch per pair, no Parquet
+    assert seen == expected and reads == [] and read <= 3 * user_keys.BATCH_ROWS  # one batch per pair, no Parquet
     assert users.compact_state(lake, "app", key_file_days=2, today=day)["key_files_written"] == 0  # still usable
 
     # A batch's append above level 0: read from Parquet beside the key file.
